@@ -1,0 +1,19 @@
+//! MetricANN: recognise things from one to three examples per class.
+//!
+//! The modules follow the pipeline: [`image`] (decode, resize, normalise) →
+//! [`model`] (backbone, head, bundle) → [`embed`] → [`index`] (segments,
+//! distance kernels) → [`gallery`] (classes, class-level top-K, open-set
+//! threshold) → [`store`] (file system, memory, IndexedDB) → `web` (bindings).
+//! Lower layers never import higher ones.
+
+pub mod backend;
+pub mod embed;
+pub mod error;
+pub mod gallery;
+pub mod image;
+pub mod index;
+pub mod metrics;
+pub mod model;
+pub mod store;
+
+pub use error::{Error, Result};
