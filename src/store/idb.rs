@@ -1,0 +1,549 @@
+//! The browser store: one IndexedDB database per gallery, one object store of
+//! named blobs (key: the blob name, value: its bytes as a `Uint8Array`).
+//!
+//! - [`IdbStore::load_all`] reads every blob in one read-only transaction into a
+//!   [`MemoryStore`], from which the gallery is opened.
+//! - [`IdbStore::apply`] writes a whole [`ChangeSet`] in one read-write
+//!   transaction and resolves when the transaction has *completed* (durable).
+//!   Inside that transaction it first re-reads the manifest and aborts when it is
+//!   not the one this store last read or wrote: another tab changed the gallery
+//!   behind our back, which is reported as [`Error::Locked`] instead of
+//!   overwriting its work.
+//! - [`WriteLock`]: a Web Lock (`navigator.locks`, exclusive, `ifAvailable`)
+//!   named after the gallery; the JS binding holds it while the gallery is open
+//!   so that a second tab opens the gallery read-only and its writes fail with
+//!   `LOCKED`.
+//!
+//! A `QuotaExceededError` from the browser becomes [`Error::QuotaExceeded`].
+
+use std::cell::RefCell;
+
+use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    DomException, IdbDatabase, IdbFactory, IdbObjectStore, IdbOpenDbRequest, IdbRequest,
+    IdbTransaction, IdbTransactionMode,
+};
+
+use super::MemoryStore;
+use crate::blob::{ChangeSet, MANIFEST};
+use crate::{Error, Result};
+
+/// The object store holding the blobs.
+pub const OBJECT_STORE: &str = "blobs";
+/// Schema version of the database.
+pub const DB_VERSION: u32 = 1;
+/// Database names are this prefix plus the gallery name.
+pub const DB_PREFIX: &str = "metricann:";
+
+/// A blob record that is not bytes (damaged by hand or another program).
+#[derive(Debug, Clone)]
+pub struct BadRecord {
+    /// The record's key.
+    pub name: String,
+    /// What was found instead of bytes.
+    pub found: String,
+}
+
+/// One gallery's IndexedDB database.
+#[derive(Debug)]
+pub struct IdbStore {
+    db: IdbDatabase,
+    gallery: String,
+    /// The manifest as last read or written: the precondition of the next write.
+    manifest: RefCell<Option<Vec<u8>>>,
+}
+
+/// The database name of gallery `gallery`.
+pub fn database_name(gallery: &str) -> String {
+    format!("{DB_PREFIX}{gallery}")
+}
+
+/// Checks a gallery name (it becomes a database and a lock name).
+pub fn check_gallery_name(gallery: &str) -> Result<()> {
+    if gallery.is_empty() || gallery.len() > 200 || gallery.chars().any(char::is_control) {
+        return Err(Error::BadInput(format!(
+            "gallery name {gallery:?} must be 1 to 200 characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether this JS environment has IndexedDB.
+pub fn available() -> bool {
+    factory().is_ok()
+}
+
+fn factory() -> Result<IdbFactory> {
+    let global = js_sys::global();
+    let value = Reflect::get(&global, &JsValue::from_str("indexedDB"))
+        .map_err(|e| Error::Internal(format!("reading globalThis.indexedDB: {}", describe(&e))))?;
+    if value.is_undefined() || value.is_null() {
+        return Err(Error::BadInput(
+            "IndexedDB is not available in this environment (Node.js?): open the gallery \
+             without a name for an in-memory gallery, and persist it with export()/import()"
+                .into(),
+        ));
+    }
+    value
+        .dyn_into::<IdbFactory>()
+        .map_err(|_| Error::Internal("globalThis.indexedDB is not an IDBFactory".into()))
+}
+
+/// A readable description of a thrown JS value.
+pub fn describe(value: &JsValue) -> String {
+    if let Some(e) = value.dyn_ref::<DomException>() {
+        return format!("{}: {}", e.name(), e.message());
+    }
+    if let Some(e) = value.dyn_ref::<js_sys::Error>() {
+        return String::from(e.message());
+    }
+    value.as_string().unwrap_or_else(|| format!("{value:?}"))
+}
+
+/// Maps a DOM exception from IndexedDB to a library error.
+fn idb_error(gallery: &str, what: &str, value: &JsValue) -> Error {
+    if let Some(e) = value.dyn_ref::<DomException>()
+        && e.name() == "QuotaExceededError"
+    {
+        return Error::QuotaExceeded(format!(
+            "IndexedDB refused to store {what} of gallery {gallery:?}: {}",
+            e.message()
+        ));
+    }
+    Error::Internal(format!(
+        "IndexedDB {what} of gallery {gallery:?} failed: {}",
+        describe(value)
+    ))
+}
+
+/// A promise settled by a request's `success` (with its result) or `error`.
+fn request_promise(request: &IdbRequest) -> Promise {
+    let request = request.clone();
+    Promise::new(&mut |resolve: Function, reject: Function| {
+        let ok_request = request.clone();
+        let on_success = Closure::once_into_js(move |_event: JsValue| {
+            let result = ok_request.result().unwrap_or(JsValue::UNDEFINED);
+            let _ = resolve.call1(&JsValue::UNDEFINED, &result);
+        });
+        let err_request = request.clone();
+        let on_error = Closure::once_into_js(move |_event: JsValue| {
+            let error = err_request
+                .error()
+                .ok()
+                .flatten()
+                .map(JsValue::from)
+                .unwrap_or_else(|| JsValue::from_str("unknown IndexedDB error"));
+            let _ = reject.call1(&JsValue::UNDEFINED, &error);
+        });
+        request.set_onsuccess(Some(on_success.unchecked_ref()));
+        request.set_onerror(Some(on_error.unchecked_ref()));
+    })
+}
+
+/// A promise settled when a transaction completes (resolves) or aborts (rejects
+/// with the transaction's error).
+fn transaction_promise(tx: &IdbTransaction) -> Promise {
+    let tx = tx.clone();
+    Promise::new(&mut |resolve: Function, reject: Function| {
+        let on_complete = Closure::once_into_js(move |_event: JsValue| {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        });
+        let abort_tx = tx.clone();
+        let on_abort = Closure::once_into_js(move |_event: JsValue| {
+            let error = abort_tx
+                .error()
+                .map(JsValue::from)
+                .unwrap_or_else(|| JsValue::from_str("the transaction was aborted"));
+            let _ = reject.call1(&JsValue::UNDEFINED, &error);
+        });
+        tx.set_oncomplete(Some(on_complete.unchecked_ref()));
+        tx.set_onabort(Some(on_abort.unchecked_ref()));
+    })
+}
+
+fn bytes_of(value: &JsValue) -> Option<Vec<u8>> {
+    if let Some(a) = value.dyn_ref::<Uint8Array>() {
+        return Some(a.to_vec());
+    }
+    if value.is_instance_of::<js_sys::ArrayBuffer>() {
+        return Some(Uint8Array::new(value).to_vec());
+    }
+    None
+}
+
+fn type_name(value: &JsValue) -> String {
+    if value.is_null() {
+        return "null".into();
+    }
+    if value.is_undefined() {
+        return "undefined".into();
+    }
+    if let Some(o) = value.dyn_ref::<js_sys::Object>() {
+        let ctor = String::from(o.constructor().name());
+        if !ctor.is_empty() {
+            return ctor;
+        }
+    }
+    value.js_typeof().as_string().unwrap_or_else(|| "?".into())
+}
+
+impl IdbStore {
+    /// Opens (creating if needed) the database of gallery `gallery`.
+    pub async fn open(gallery: &str) -> Result<IdbStore> {
+        check_gallery_name(gallery)?;
+        let factory = factory()?;
+        let name = database_name(gallery);
+        let request: IdbOpenDbRequest = factory
+            .open_with_u32(&name, DB_VERSION)
+            .map_err(|e| idb_error(gallery, "opening the database", &e))?;
+        let upgrade_request = request.clone();
+        let on_upgrade = Closure::once_into_js(move |_event: JsValue| {
+            if let Ok(result) = upgrade_request.result()
+                && let Ok(db) = result.dyn_into::<IdbDatabase>()
+                && !db.object_store_names().contains(OBJECT_STORE)
+            {
+                // An error here aborts the upgrade, which fails the open request.
+                let _ = db.create_object_store(OBJECT_STORE);
+            }
+        });
+        request.set_onupgradeneeded(Some(on_upgrade.unchecked_ref()));
+        let on_blocked = Closure::once_into_js(move |_event: JsValue| {
+            web_sys_log(
+                "metricann: the IndexedDB upgrade waits for another tab to close the gallery",
+            );
+        });
+        request.set_onblocked(Some(on_blocked.unchecked_ref()));
+        let request: &IdbRequest = request.as_ref();
+        let db = JsFuture::from(request_promise(request))
+            .await
+            .map_err(|e| idb_error(gallery, "opening the database", &e))?
+            .dyn_into::<IdbDatabase>()
+            .map_err(|_| Error::Internal("IndexedDB open did not yield a database".into()))?;
+        if !db.object_store_names().contains(OBJECT_STORE) {
+            return Err(Error::corrupt(
+                name,
+                format!("the database has no {OBJECT_STORE:?} object store"),
+            ));
+        }
+        // Another tab deleting or upgrading the database: let it, we are done.
+        let close_db = db.clone();
+        let on_version_change = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
+            close_db.close();
+        });
+        db.set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
+        on_version_change.forget();
+        Ok(IdbStore {
+            db,
+            gallery: gallery.to_string(),
+            manifest: RefCell::new(None),
+        })
+    }
+
+    /// The gallery this database holds.
+    pub fn gallery(&self) -> &str {
+        &self.gallery
+    }
+
+    fn transaction(&self, mode: IdbTransactionMode) -> Result<(IdbTransaction, IdbObjectStore)> {
+        let tx = self
+            .db
+            .transaction_with_str_and_mode(OBJECT_STORE, mode)
+            .map_err(|e| idb_error(&self.gallery, "starting a transaction", &e))?;
+        let store = tx
+            .object_store(OBJECT_STORE)
+            .map_err(|e| idb_error(&self.gallery, "opening the object store", &e))?;
+        Ok((tx, store))
+    }
+
+    /// Reads every blob into memory. Records whose value is not bytes are
+    /// returned separately (the caller reports them as damaged).
+    pub async fn load_all(&self) -> Result<(MemoryStore, Vec<BadRecord>)> {
+        let (_tx, store) = self.transaction(IdbTransactionMode::Readonly)?;
+        let keys_request = store
+            .get_all_keys()
+            .map_err(|e| idb_error(&self.gallery, "listing blobs", &e))?;
+        let values_request = store
+            .get_all()
+            .map_err(|e| idb_error(&self.gallery, "reading blobs", &e))?;
+        let keys = JsFuture::from(request_promise(&keys_request))
+            .await
+            .map_err(|e| idb_error(&self.gallery, "listing blobs", &e))?;
+        let values = JsFuture::from(request_promise(&values_request))
+            .await
+            .map_err(|e| idb_error(&self.gallery, "reading blobs", &e))?;
+        let keys: Array = keys.unchecked_into();
+        let values: Array = values.unchecked_into();
+        if keys.length() != values.length() {
+            return Err(Error::Internal(format!(
+                "IndexedDB listed {} keys but {} values",
+                keys.length(),
+                values.length()
+            )));
+        }
+        let mut memory = MemoryStore::new();
+        let mut bad = Vec::new();
+        for (key, value) in keys.iter().zip(values.iter()) {
+            let name = key.as_string().unwrap_or_else(|| format!("{key:?}"));
+            match bytes_of(&value) {
+                Some(bytes) => {
+                    memory.raw_mut().insert(name, bytes);
+                }
+                None => bad.push(BadRecord {
+                    name,
+                    found: type_name(&value),
+                }),
+            }
+        }
+        let manifest = memory.raw_mut().get(MANIFEST).cloned();
+        *self.manifest.borrow_mut() = manifest;
+        Ok((memory, bad))
+    }
+
+    /// Applies `changes` in one read-write transaction; resolves once the
+    /// transaction has completed. Puts first (the manifest among them), then
+    /// deletes, exactly as [`MemoryStore`] applies them. With `replace_all`, the
+    /// object store is cleared first (import, re-embedding).
+    ///
+    /// Fails with [`Error::Locked`] (and changes nothing) when the stored
+    /// manifest is not the one this store last read or wrote.
+    pub async fn apply(&self, changes: &ChangeSet, replace_all: bool) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let (tx, store) = self.transaction(IdbTransactionMode::Readwrite)?;
+        let conflict = std::rc::Rc::new(RefCell::new(None::<Error>));
+        let done = transaction_promise(&tx);
+
+        // The writes, staged as JS values before the transaction can auto-commit.
+        let puts: Vec<(String, Uint8Array)> = changes
+            .puts
+            .iter()
+            .map(|(n, b)| (n.clone(), Uint8Array::from(b.as_slice())))
+            .collect();
+        let deletes = changes.deletes.clone();
+        let expected = self.manifest.borrow().clone();
+        let gallery = self.gallery.clone();
+
+        let check = store
+            .get(&JsValue::from_str(MANIFEST))
+            .map_err(|e| idb_error(&self.gallery, "reading the manifest", &e))?;
+        let check_request = check.clone();
+        let write_tx = tx.clone();
+        let write_store = store.clone();
+        let conflict_slot = conflict.clone();
+        let on_checked = Closure::once_into_js(move |_event: JsValue| {
+            let found = check_request.result().ok().and_then(|v| bytes_of(&v));
+            if found != expected {
+                *conflict_slot.borrow_mut() = Some(Error::Locked(format!(
+                    "gallery {gallery:?} was changed by another tab or window since this one \
+                     read it; reopen the gallery"
+                )));
+                let _ = write_tx.abort();
+                return;
+            }
+            let result = (|| -> std::result::Result<(), JsValue> {
+                if replace_all {
+                    write_store.clear()?;
+                }
+                for (name, bytes) in &puts {
+                    write_store.put_with_key(bytes, &JsValue::from_str(name))?;
+                }
+                for name in &deletes {
+                    write_store.delete(&JsValue::from_str(name))?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                *conflict_slot.borrow_mut() = Some(idb_error(&gallery, "writing", &e));
+                let _ = write_tx.abort();
+            }
+        });
+        check.set_onsuccess(Some(on_checked.unchecked_ref()));
+
+        let outcome = JsFuture::from(done).await;
+        if let Some(e) = conflict.borrow_mut().take() {
+            return Err(e);
+        }
+        outcome.map_err(|e| {
+            idb_error(
+                &self.gallery,
+                &format!("a {}-byte change", changes.put_bytes()),
+                &e,
+            )
+        })?;
+        if let Some(m) = changes.manifest() {
+            *self.manifest.borrow_mut() = Some(m.to_vec());
+        } else if replace_all {
+            *self.manifest.borrow_mut() = None;
+        }
+        Ok(())
+    }
+
+    /// Closes the database connection.
+    pub fn close(&self) {
+        self.db.close();
+    }
+}
+
+impl Drop for IdbStore {
+    fn drop(&mut self) {
+        self.db.close();
+    }
+}
+
+/// Deletes the database of gallery `gallery` (resolves when deleted).
+pub async fn delete_database(gallery: &str) -> Result<()> {
+    check_gallery_name(gallery)?;
+    let factory = factory()?;
+    let request = factory
+        .delete_database(&database_name(gallery))
+        .map_err(|e| idb_error(gallery, "deleting the database", &e))?;
+    JsFuture::from(request_promise(request.as_ref()))
+        .await
+        .map_err(|e| idb_error(gallery, "deleting the database", &e))?;
+    Ok(())
+}
+
+fn web_sys_log(message: &str) {
+    let console = Reflect::get(&js_sys::global(), &JsValue::from_str("console")).ok();
+    if let Some(console) = console
+        && let Ok(warn) = Reflect::get(&console, &JsValue::from_str("warn"))
+        && let Ok(warn) = warn.dyn_into::<Function>()
+    {
+        let _ = warn.call1(&console, &JsValue::from_str(message));
+    }
+}
+
+/// How a gallery is held for writing.
+#[derive(Debug)]
+pub enum LockState {
+    /// This context holds the gallery's Web Lock until it is dropped.
+    Held(WriteLock),
+    /// Another tab, window or worker holds it: this one is read-only.
+    HeldElsewhere,
+    /// No Web Locks API here (Node.js, old browsers): no cross-tab exclusion
+    /// beyond the manifest check in [`IdbStore::apply`].
+    Unsupported,
+}
+
+impl LockState {
+    /// Whether this context may write.
+    pub fn may_write(&self) -> bool {
+        !matches!(self, LockState::HeldElsewhere)
+    }
+}
+
+/// A held Web Lock; released on drop.
+#[derive(Debug)]
+pub struct WriteLock {
+    release: Function,
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        let _ = self.release.call0(&JsValue::UNDEFINED);
+    }
+}
+
+/// A promise and its `resolve` function.
+fn deferred() -> Result<(Promise, Function)> {
+    let mut resolve_fn = None;
+    let promise = Promise::new(&mut |resolve: Function, _reject: Function| {
+        resolve_fn = Some(resolve);
+    });
+    let resolve =
+        resolve_fn.ok_or_else(|| Error::Internal("Promise executor did not run".into()))?;
+    Ok((promise, resolve))
+}
+
+/// Tries once to take the exclusive Web Lock of `gallery` without waiting.
+pub async fn try_lock(gallery: &str) -> Result<LockState> {
+    let global = js_sys::global();
+    let navigator =
+        Reflect::get(&global, &JsValue::from_str("navigator")).unwrap_or(JsValue::UNDEFINED);
+    if navigator.is_undefined() || navigator.is_null() {
+        return Ok(LockState::Unsupported);
+    }
+    let locks = Reflect::get(&navigator, &JsValue::from_str("locks")).unwrap_or(JsValue::UNDEFINED);
+    if locks.is_undefined() || locks.is_null() {
+        return Ok(LockState::Unsupported);
+    }
+    let request = Reflect::get(&locks, &JsValue::from_str("request"))
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok())
+        .ok_or_else(|| Error::Internal("navigator.locks.request is not a function".into()))?;
+
+    let (decided, decide) = deferred()?;
+    let (held, release) = deferred()?;
+    let callback = Closure::once_into_js(move |lock: JsValue| -> JsValue {
+        let granted = !lock.is_null() && !lock.is_undefined();
+        let _ = decide.call1(&JsValue::UNDEFINED, &JsValue::from_bool(granted));
+        if granted {
+            held.into()
+        } else {
+            JsValue::from_bool(false)
+        }
+    });
+    let options = js_sys::Object::new();
+    let _ = Reflect::set(
+        &options,
+        &JsValue::from_str("mode"),
+        &JsValue::from_str("exclusive"),
+    );
+    let _ = Reflect::set(&options, &JsValue::from_str("ifAvailable"), &JsValue::TRUE);
+    let name = JsValue::from_str(&format!("{DB_PREFIX}{gallery}"));
+    let outcome = request
+        .call3(&locks, &name, &options, &callback)
+        .map_err(|e| {
+            Error::Internal(format!("navigator.locks.request failed: {}", describe(&e)))
+        })?;
+    // The request's own promise settles only when the lock is released; make
+    // sure a rejection there is not reported as unhandled.
+    if let Ok(p) = outcome.dyn_into::<Promise>() {
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = JsFuture::from(p).await;
+        });
+    }
+    let granted = JsFuture::from(decided)
+        .await
+        .map_err(|e| Error::Internal(format!("navigator.locks.request failed: {}", describe(&e))))?
+        .as_bool()
+        .unwrap_or(false);
+    Ok(if granted {
+        LockState::Held(WriteLock { release })
+    } else {
+        LockState::HeldElsewhere
+    })
+}
+
+/// Waits `ms` milliseconds (setTimeout).
+pub async fn sleep(ms: i32) {
+    let global = js_sys::global();
+    let Some(set_timeout) = Reflect::get(&global, &JsValue::from_str("setTimeout"))
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok())
+    else {
+        return;
+    };
+    let promise = Promise::new(&mut |resolve: Function, _reject: Function| {
+        let _ = set_timeout.call2(&JsValue::UNDEFINED, &resolve, &JsValue::from(ms));
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Takes the gallery's lock, retrying for up to `patience_ms` (a page that was
+/// just reloaded may still be releasing the previous document's lock).
+pub async fn lock(gallery: &str, patience_ms: i32) -> Result<LockState> {
+    let mut waited = 0;
+    loop {
+        let state = try_lock(gallery).await?;
+        if !matches!(state, LockState::HeldElsewhere) || waited >= patience_ms {
+            return Ok(state);
+        }
+        sleep(50).await;
+        waited += 50;
+    }
+}
