@@ -1,0 +1,208 @@
+// Type declarations of the metricann npm package.
+
+/** An image MetricAnn can read. Node.js: Uint8Array/ArrayBuffer/Blob of encoded bytes, or RGBA pixels. */
+export type ImageInput =
+  | ImageData
+  | ImageBitmap
+  | HTMLImageElement
+  | HTMLVideoElement
+  | HTMLCanvasElement
+  | OffscreenCanvas
+  | Blob
+  | File
+  | Uint8Array
+  | ArrayBuffer
+  | RgbaPixels;
+
+/** Raw RGBA pixels, row by row (what `ImageData` holds). */
+export interface RgbaPixels {
+  width: number;
+  height: number;
+  data: Uint8ClampedArray | Uint8Array;
+}
+
+export type ErrorCode =
+  | 'BAD_IMAGE'
+  | 'BAD_INPUT'
+  | 'CORRUPT'
+  | 'MODEL_MISMATCH'
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'QUOTA_EXCEEDED'
+  | 'LOCKED'
+  | 'IO'
+  | 'INTERNAL';
+
+/** Every error MetricAnn throws or rejects with. */
+export interface MetricAnnError extends Error {
+  name: 'MetricAnnError';
+  code: ErrorCode;
+  /** For CORRUPT: the name of the damaged stored record. */
+  blob?: string;
+}
+
+export declare const ERROR_CODES: readonly ErrorCode[];
+
+export interface Progress {
+  loaded: number;
+  /** Bytes in all, when the server says (Content-Length), else null. */
+  total: number | null;
+}
+
+export interface OpenOptions {
+  /** URL of a model bundle (Node.js: also a file path or file: URL), or its bytes. */
+  model: string | URL | Uint8Array | ArrayBuffer | Blob;
+  /** IndexedDB database to keep the gallery in; omitted: an in-memory gallery. */
+  gallery?: string;
+  /** "auto" (default): WebGPU when the browser has it, else the CPU. */
+  backend?: 'auto' | 'webgpu' | 'cpu';
+  /** Called as the model downloads. */
+  onProgress?: (progress: Progress) => void;
+  /** Open a gallery with damaged records, leaving them out (they are listed in stats().damaged). */
+  skipDamaged?: boolean;
+  /** When the gallery was built by another model: re-embed its kept images with this one. */
+  reembed?: boolean;
+  /** When the gallery was built by another model: open it anyway (search/enroll refuse until reembed()). */
+  allowModelMismatch?: boolean;
+}
+
+export interface ImportOptions extends OpenOptions {
+  /** Replace a gallery of that name that already exists. */
+  overwrite?: boolean;
+}
+
+export interface EnrollOptions {
+  /** JSON-compatible data returned with every match of the class (replaces the previous). */
+  metadata?: unknown;
+  /** Store the encoded images too, so that reembed() can rebuild the class with another model. */
+  keepImages?: boolean;
+}
+
+export interface SearchOptions {
+  /** How many classes to return (default 5). */
+  k?: number;
+  /** Open-set threshold on the score: below it, `unknown` is true. */
+  threshold?: number;
+}
+
+export interface ClassMatch {
+  label: string;
+  /** Cosine similarity of the class's best example to the query. */
+  score: number;
+  /** 1 − score. */
+  distance: number;
+  metadata: unknown | null;
+}
+
+export interface SearchResult {
+  matches: ClassMatch[];
+  /** Nothing matched, or the best score is below the threshold. */
+  unknown: boolean;
+}
+
+export interface ClassInfo {
+  label: string;
+  examples: number;
+  metadata: unknown | null;
+  hasImages: boolean;
+}
+
+export interface Stats {
+  classes: number;
+  vectors: number;
+  deleted: number;
+  segments: { name: string; kind: string; vectors: number; bytes: number; [k: string]: unknown }[];
+  bytes: number;
+  backend: 'webgpu' | 'cpu';
+  /** Why "auto" did not take WebGPU. */
+  backendFallback: string | null;
+  gallery: string | null;
+  persistent: boolean;
+  /** false while another tab/window/worker holds the gallery for writing. */
+  writable: boolean;
+  lock: 'held' | 'held-elsewhere' | 'unsupported';
+  dim: number;
+  fingerprint: string;
+  modelFingerprint: string;
+  model: string;
+  /** The gallery holds another model's vectors (opened with allowModelMismatch). */
+  stale: boolean;
+  needsMaintenance: boolean;
+  damaged: { blob: string; reason: string }[];
+}
+
+export interface VectorEntry {
+  label: string;
+  vectors: (Float32Array | number[])[];
+  metadata?: unknown;
+}
+
+/** The methods shared by MetricAnn and the worker proxy. */
+export interface MetricAnnApi {
+  embed(image: ImageInput): Promise<Float32Array>;
+  enroll(
+    label: string,
+    images: ImageInput | ImageInput[],
+    options?: EnrollOptions,
+  ): Promise<{ label: string; examples: number }>;
+  /** Precomputed vectors, several classes in one transaction; resolves to the class count. */
+  enrollVectors(entries: VectorEntry[]): Promise<number>;
+  search(image: ImageInput, options?: SearchOptions): Promise<SearchResult>;
+  searchVector(vector: Float32Array | number[], options?: SearchOptions): Promise<SearchResult>;
+  remove(label: string): Promise<void>;
+  rename(oldLabel: string, newLabel: string): Promise<void>;
+  setMetadata(label: string, metadata: unknown | null): Promise<void>;
+  classes(): Promise<ClassInfo[]>;
+  stats(): Promise<Stats>;
+  /** The whole gallery as one file (a Blob; a Uint8Array with { format: "bytes" }). */
+  export(options?: { format?: 'blob' | 'bytes' }): Promise<Blob | Uint8Array>;
+  /** Rebuild every class from its kept images with the current model (one transaction). */
+  reembed(): Promise<{ classes: number; vectors: number }>;
+  /** Run pending index sealing/merging now; resolves to whether there was any. */
+  maintain(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export declare class MetricAnn implements MetricAnnApi {
+  private constructor();
+  static open(options: OpenOptions): Promise<MetricAnn>;
+  /** A gallery from an export() file, into IndexedDB (options.gallery) or memory. */
+  static import(data: Blob | Uint8Array | ArrayBuffer, options: ImportOptions): Promise<MetricAnn>;
+  /** Delete a gallery's IndexedDB database. */
+  static deleteGallery(name: string): Promise<void>;
+  static readonly version: string;
+  embed(image: ImageInput): Promise<Float32Array>;
+  enroll(
+    label: string,
+    images: ImageInput | ImageInput[],
+    options?: EnrollOptions,
+  ): Promise<{ label: string; examples: number }>;
+  enrollVectors(entries: VectorEntry[]): Promise<number>;
+  search(image: ImageInput, options?: SearchOptions): Promise<SearchResult>;
+  searchVector(vector: Float32Array | number[], options?: SearchOptions): Promise<SearchResult>;
+  remove(label: string): Promise<void>;
+  rename(oldLabel: string, newLabel: string): Promise<void>;
+  setMetadata(label: string, metadata: unknown | null): Promise<void>;
+  classes(): Promise<ClassInfo[]>;
+  stats(): Promise<Stats>;
+  export(options?: { format?: 'blob' | 'bytes' }): Promise<Blob | Uint8Array>;
+  reembed(): Promise<{ classes: number; vectors: number }>;
+  maintain(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface MetricAnnWorker {
+  readonly worker: Worker;
+  open(options: OpenOptions): Promise<MetricAnnApi>;
+  import(data: Blob | Uint8Array | ArrayBuffer, options: ImportOptions): Promise<MetricAnnApi>;
+  deleteGallery(name: string): Promise<void>;
+  terminate(): void;
+}
+
+/** Run MetricAnn in a module Web Worker with the same Promise API. */
+export declare function createWorker(options?: { worker?: Worker }): MetricAnnWorker;
+
+/** Load the WebAssembly module now (open/import do it on demand). */
+export declare function initialize(wasm?: string | URL | Response | BufferSource | WebAssembly.Module): Promise<void>;
+
+export default MetricAnn;

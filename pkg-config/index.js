@@ -1,0 +1,349 @@
+// metricann: the typed ESM entry. A thin Promise wrapper over the wasm class,
+// turning a Rust panic (a WebAssembly RuntimeError) into an INTERNAL error.
+import init, {
+  MetricAnn as Core,
+  takePanicMessage,
+  version as coreVersion,
+} from './metricann.js';
+
+/** Every `code` a MetricAnn error can carry. */
+export const ERROR_CODES = Object.freeze([
+  'BAD_IMAGE',
+  'BAD_INPUT',
+  'CORRUPT',
+  'MODEL_MISMATCH',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'QUOTA_EXCEEDED',
+  'LOCKED',
+  'IO',
+  'INTERNAL',
+]);
+
+let wasmSource = undefined;
+let modelLoader = null;
+let ready = null;
+let crashed = null;
+
+/** @internal Node's entry points these at the file system. */
+export function __configure({ wasm, loadModel } = {}) {
+  if (wasm !== undefined) wasmSource = wasm;
+  if (loadModel !== undefined) modelLoader = loadModel;
+}
+
+/**
+ * Loads and instantiates the WebAssembly module (once). Called by `open` and
+ * `import`; call it early to overlap the download with other work.
+ */
+export function initialize(wasm) {
+  if (!ready) {
+    ready = (async () => {
+      let source = wasm ?? wasmSource;
+      if (typeof source === 'function') source = await source();
+      await init(source === undefined ? undefined : { module_or_path: source });
+    })();
+    ready.catch(() => {
+      ready = null;
+    });
+  }
+  return ready;
+}
+
+function metricannError(code, message) {
+  const err = new Error(message);
+  err.name = 'MetricAnnError';
+  err.code = code;
+  return err;
+}
+
+function convert(e) {
+  if (typeof WebAssembly !== 'undefined' && e instanceof WebAssembly.RuntimeError) {
+    let panic = null;
+    try {
+      panic = takePanicMessage();
+    } catch {
+      // the module is unusable
+    }
+    crashed = metricannError(
+      'INTERNAL',
+      `metricann crashed: ${panic ?? e.message}; reload the page (or restart the worker) to use it again`,
+    );
+    return crashed;
+  }
+  if (e instanceof Error) return e;
+  return metricannError('INTERNAL', String(e));
+}
+
+async function call(fn) {
+  if (crashed) throw crashed;
+  try {
+    return await fn();
+  } catch (e) {
+    throw convert(e);
+  }
+}
+
+async function prepare(options) {
+  if (options === null || typeof options !== 'object') {
+    throw metricannError('BAD_INPUT', 'options must be an object: { model, gallery?, backend? }');
+  }
+  await initialize();
+  const opts = { ...options };
+  if (typeof opts.model === 'string' && modelLoader) {
+    const bytes = await modelLoader(opts.model, opts.onProgress);
+    if (bytes) opts.model = bytes;
+  } else if (opts.model instanceof URL) {
+    opts.model = opts.model.href;
+    if (modelLoader) {
+      const bytes = await modelLoader(opts.model, opts.onProgress);
+      if (bytes) opts.model = bytes;
+    }
+  }
+  return opts;
+}
+
+/** One model and one gallery (IndexedDB when named, else in memory). */
+export class MetricAnn {
+  #core;
+
+  /** @internal use MetricAnn.open / MetricAnn.import */
+  constructor(core) {
+    if (!(core instanceof Core)) {
+      throw metricannError('BAD_INPUT', 'use MetricAnn.open(options) or MetricAnn.import(data, options)');
+    }
+    this.#core = core;
+  }
+
+  static async open(options) {
+    const opts = await prepare(options);
+    return new MetricAnn(await call(() => Core.open(opts)));
+  }
+
+  static async import(data, options) {
+    const opts = await prepare(options);
+    return new MetricAnn(await call(() => Core.importGallery(data, opts)));
+  }
+
+  static async deleteGallery(name) {
+    await initialize();
+    return call(() => Core.deleteGallery(name));
+  }
+
+  static get version() {
+    return coreVersion();
+  }
+
+  #live() {
+    if (!this.#core) throw metricannError('BAD_INPUT', 'this MetricAnn instance is closed');
+    return this.#core;
+  }
+
+  embed(image) {
+    return call(() => this.#live().embed(image));
+  }
+
+  enroll(label, images, options = {}) {
+    return call(() => this.#live().enroll(label, images, options));
+  }
+
+  enrollVectors(entries) {
+    return call(() => this.#live().enrollVectors(entries));
+  }
+
+  search(image, options = {}) {
+    return call(() => this.#live().search(image, options));
+  }
+
+  searchVector(vector, options = {}) {
+    return call(() => this.#live().searchVector(vector, options));
+  }
+
+  remove(label) {
+    return call(() => this.#live().remove(label));
+  }
+
+  rename(oldLabel, newLabel) {
+    return call(() => this.#live().rename(oldLabel, newLabel));
+  }
+
+  setMetadata(label, metadata) {
+    return call(() => this.#live().setMetadata(label, metadata ?? null));
+  }
+
+  classes() {
+    return call(() => this.#live().classes());
+  }
+
+  stats() {
+    return call(() => this.#live().stats());
+  }
+
+  export(options = {}) {
+    return call(() => this.#live().exportGallery(options));
+  }
+
+  reembed() {
+    return call(() => this.#live().reembed());
+  }
+
+  maintain() {
+    return call(() => this.#live().maintain());
+  }
+
+  async close() {
+    const core = this.#core;
+    if (!core) return;
+    this.#core = null;
+    await call(() => core.close());
+    core.free();
+  }
+}
+
+// ---- Web Worker proxy ----
+
+function isDomImage(x) {
+  return (
+    (typeof HTMLImageElement !== 'undefined' && x instanceof HTMLImageElement) ||
+    (typeof HTMLVideoElement !== 'undefined' && x instanceof HTMLVideoElement) ||
+    (typeof HTMLCanvasElement !== 'undefined' && x instanceof HTMLCanvasElement) ||
+    (typeof OffscreenCanvas !== 'undefined' && x instanceof OffscreenCanvas)
+  );
+}
+
+async function transferable(image) {
+  if (Array.isArray(image)) return Promise.all(image.map(transferable));
+  if (isDomImage(image)) {
+    if (typeof HTMLImageElement !== 'undefined' && image instanceof HTMLImageElement && !image.complete) {
+      await image.decode();
+    }
+    return createImageBitmap(image);
+  }
+  return image;
+}
+
+class RemoteMetricAnn {
+  #send;
+  #handle;
+  constructor(send, handle) {
+    this.#send = send;
+    this.#handle = handle;
+  }
+  #call(method, ...args) {
+    return this.#send({ target: this.#handle, method, args });
+  }
+  async embed(image) {
+    return this.#call('embed', await transferable(image));
+  }
+  async enroll(label, images, options = {}) {
+    return this.#call('enroll', label, await transferable(images), options);
+  }
+  enrollVectors(entries) {
+    return this.#call('enrollVectors', entries);
+  }
+  async search(image, options = {}) {
+    return this.#call('search', await transferable(image), options);
+  }
+  searchVector(vector, options = {}) {
+    return this.#call('searchVector', vector, options);
+  }
+  remove(label) {
+    return this.#call('remove', label);
+  }
+  rename(oldLabel, newLabel) {
+    return this.#call('rename', oldLabel, newLabel);
+  }
+  setMetadata(label, metadata) {
+    return this.#call('setMetadata', label, metadata ?? null);
+  }
+  classes() {
+    return this.#call('classes');
+  }
+  stats() {
+    return this.#call('stats');
+  }
+  export(options = {}) {
+    return this.#call('export', options);
+  }
+  reembed() {
+    return this.#call('reembed');
+  }
+  maintain() {
+    return this.#call('maintain');
+  }
+  close() {
+    return this.#call('close');
+  }
+}
+
+/**
+ * Runs MetricAnn in a module Web Worker: the same Promise API, with the model,
+ * the gallery and index maintenance off the main thread. DOM images are turned
+ * into ImageBitmaps before they are sent.
+ */
+export function createWorker(options = {}) {
+  const worker =
+    options.worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'metricann' });
+  let next = 1;
+  const pending = new Map();
+  worker.addEventListener('message', (event) => {
+    const msg = event.data;
+    const p = pending.get(msg.id);
+    if (!p) return;
+    if ('progress' in msg) {
+      p.onProgress?.(msg.progress);
+      return;
+    }
+    pending.delete(msg.id);
+    if (msg.ok) p.resolve(msg.value);
+    else {
+      const err = metricannError(msg.error.code ?? 'INTERNAL', msg.error.message);
+      if (msg.error.blob) err.blob = msg.error.blob;
+      p.reject(err);
+    }
+  });
+  worker.addEventListener('error', (event) => {
+    const err = metricannError('INTERNAL', `the metricann worker failed: ${event.message ?? 'unknown error'}`);
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+  });
+  const send = (msg, onProgress) =>
+    new Promise((resolve, reject) => {
+      const id = next++;
+      pending.set(id, { resolve, reject, onProgress });
+      const transfer = [];
+      const collect = (x) => {
+        if (typeof ImageBitmap !== 'undefined' && x instanceof ImageBitmap) transfer.push(x);
+        else if (Array.isArray(x)) x.forEach(collect);
+      };
+      (msg.args ?? []).forEach(collect);
+      worker.postMessage({ id, ...msg }, transfer);
+    });
+  const strip = (opts) => {
+    const { onProgress, ...rest } = opts ?? {};
+    return { rest: { ...rest, wantProgress: typeof onProgress === 'function' }, onProgress };
+  };
+  return {
+    worker,
+    async open(opts) {
+      const { rest, onProgress } = strip(opts);
+      const { handle } = await send({ target: null, method: 'open', args: [rest] }, onProgress);
+      return new RemoteMetricAnn(send, handle);
+    },
+    async import(data, opts) {
+      const { rest, onProgress } = strip(opts);
+      const { handle } = await send({ target: null, method: 'import', args: [data, rest] }, onProgress);
+      return new RemoteMetricAnn(send, handle);
+    },
+    deleteGallery(name) {
+      return send({ target: null, method: 'deleteGallery', args: [name] });
+    },
+    terminate() {
+      worker.terminate();
+      const err = metricannError('BAD_INPUT', 'the metricann worker was terminated');
+      for (const p of pending.values()) p.reject(err);
+      pending.clear();
+    },
+  };
+}
+
+export default MetricAnn;

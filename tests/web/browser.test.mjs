@@ -1,0 +1,293 @@
+// The npm package in headless Chromium (Debian's), against the real IndexedDB.
+// Needs pkg/ (scripts/build-pkg.sh) and the test bundles (make web-model).
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { HERE, PKG, MODELS, FIXTURES, serve, listFixture, launch, watch, cosine, BASE_ARGS, WEBGPU_ARGS } from './lib.mjs';
+
+const CLASSES = Object.entries(await listFixture()).slice(0, 20);
+const MODEL = '/models/default.bundle';
+const OTHER = '/models/other.bundle';
+
+async function openPage(context, origin, tag) {
+  const page = await context.newPage();
+  watch(page, tag);
+  await page.goto(`${origin}/index.html`);
+  await page.waitForFunction(() => window.ready === true);
+  return page;
+}
+
+async function reload(page) {
+  await page.reload();
+  await page.waitForFunction(() => window.ready === true);
+}
+
+/** Runs the whole suite on one backend; resolves to embeddings of a few fixture images. */
+async function suite(t, context, origin, backend) {
+  const g = `suite-${backend}`;
+  const page = await openPage(context, origin, backend);
+  const open = (extra = {}) =>
+    page.evaluate(
+      async ([g, model, backend, extra]) => {
+        window.ann = await h.MetricAnn.open({ model, gallery: g, backend, ...extra });
+        return window.ann.stats();
+      },
+      [g, MODEL, backend, extra],
+    );
+  const search = () => page.evaluate((classes) => h.searchAll(window.ann, classes), CLASSES);
+  let first;
+
+  await t.test(`[${backend}] enroll ${CLASSES.length} classes, each finds its own image at top-1`, async () => {
+    assert.equal(CLASSES.length, 20, 'the fixture has at least 20 classes');
+    const progress = await page.evaluate(async ([g, model, backend]) => {
+      const seen = [];
+      window.ann = await h.MetricAnn.open({ model, gallery: g, backend, onProgress: (p) => seen.push(p) });
+      return seen;
+    }, [g, MODEL, backend]);
+    assert.ok(progress.length > 0 && progress.at(-1).loaded === progress.at(-1).total, 'download progress reported');
+    const stats = await page.evaluate((classes) => h.enrollAll(window.ann, classes), CLASSES);
+    console.log(`# backend=${stats.backend} (asked for ${backend}) classes=${stats.classes} vectors=${stats.vectors} lock=${stats.lock}${stats.backendFallback ? ` fallback: ${stats.backendFallback}` : ''}`);
+    assert.equal(stats.backend, backend);
+    assert.equal(stats.classes, 20);
+    assert.equal(stats.persistent, true);
+    first = await search();
+    for (const r of first) {
+      assert.equal(r.top, r.label, `class ${r.label}: top-1 was ${r.top}`);
+      assert.ok(r.score > 0.999, `class ${r.label}: own image scores ${r.score}`);
+      assert.equal(r.unknown, false);
+    }
+    assert.equal(first[0].metadata.first, CLASSES[0][1][0], 'metadata comes back with matches');
+  });
+
+  await t.test(`[${backend}] after a reload (new JS context) the reopened gallery gives the same results`, async () => {
+    await reload(page);
+    const stats = await open();
+    assert.equal(stats.classes, 20);
+    const again = await search();
+    assert.deepEqual(again.map((r) => r.top), first.map((r) => r.top));
+    for (let i = 0; i < again.length; i++) assert.ok(Math.abs(again[i].score - first[i].score) < 1e-5);
+  });
+
+  const removed = CLASSES[0][0];
+  await t.test(`[${backend}] a removed class is gone after a reload`, async () => {
+    await page.evaluate((label) => window.ann.remove(label), removed);
+    await reload(page);
+    await open();
+    const labels = await page.evaluate(async () => (await window.ann.classes()).map((c) => c.label));
+    assert.equal(labels.length, 19);
+    assert.ok(!labels.includes(removed));
+    const r = await search();
+    assert.notEqual(r[0].top, removed);
+    for (const x of r.slice(1)) assert.equal(x.top, x.label);
+  });
+
+  await t.test(`[${backend}] a second tab gets LOCKED for writes while the first holds the gallery`, async () => {
+    const other = await openPage(context, origin, `${backend}-tab2`);
+    const res = await other.evaluate(
+      async ([g, model, backend, url]) => {
+        const ann = await h.MetricAnn.open({ model, gallery: g, backend });
+        const stats = await ann.stats();
+        const write = await h.attempt(async () => ann.enroll('tab2', await h.input(url)));
+        const search = await ann.search(await h.input(url));
+        await ann.close();
+        return { writable: stats.writable, lock: stats.lock, write, top: search.matches[0].label };
+      },
+      [g, MODEL, backend, CLASSES[1][1][0]],
+    );
+    await other.close();
+    assert.equal(res.writable, false);
+    assert.equal(res.lock, 'held-elsewhere');
+    assert.equal(res.write.ok, false);
+    assert.equal(res.write.error.code, 'LOCKED', JSON.stringify(res.write));
+    assert.equal(res.top, CLASSES[1][0], 'a read-only tab still searches');
+  });
+
+  await t.test(`[${backend}] errors carry codes: BAD_IMAGE, BAD_INPUT, NOT_FOUND, ALREADY_EXISTS`, async () => {
+    const errs = await page.evaluate(async (labels) => ({
+      text: await h.attempt(() => window.ann.enroll('x', new TextEncoder().encode('not an image'))),
+      empty: await h.attempt(() => window.ann.search(new Uint8Array(0))),
+      kind: await h.attempt(() => window.ann.search({ hello: 1 })),
+      k: await h.attempt(async () => window.ann.searchVector(new Float32Array(4), { k: 0 })),
+      missing: await h.attempt(() => window.ann.remove('no such class')),
+      taken: await h.attempt(() => window.ann.rename(labels[0], labels[1])),
+      classes: (await window.ann.classes()).length,
+    }), [CLASSES[1][0], CLASSES[2][0]]);
+    assert.equal(errs.text.error.code, 'BAD_IMAGE');
+    assert.match(errs.text.error.message, /class "x"/);
+    assert.equal(errs.text.error.name, 'MetricAnnError');
+    assert.equal(errs.empty.error.code, 'BAD_IMAGE');
+    assert.match(errs.empty.error.message, /empty/);
+    assert.equal(errs.kind.error.code, 'BAD_IMAGE');
+    assert.match(errs.kind.error.message, /unsupported input Object/);
+    assert.equal(errs.k.error.code, 'BAD_INPUT');
+    assert.equal(errs.missing.error.code, 'NOT_FOUND');
+    assert.equal(errs.taken.error.code, 'ALREADY_EXISTS');
+    assert.equal(errs.classes, 19, 'failed calls changed nothing');
+  });
+
+  await t.test(`[${backend}] export → import into another gallery gives the same results`, async () => {
+    const res = await page.evaluate(
+      async ([model, backend, g, urls]) => {
+        const blob = await window.ann.export();
+        const copy = await h.MetricAnn.import(blob, { model, backend, gallery: `${g}-copy` });
+        const stats = await copy.stats();
+        const top = (await copy.search(await h.input(urls[0]))).matches[0].label;
+        const busy = await h.attempt(() => h.MetricAnn.import(blob, { model, backend, gallery: `${g}-copy`, overwrite: true }));
+        await copy.close();
+        const again = await h.attempt(() => h.MetricAnn.import(blob, { model, backend, gallery: `${g}-copy` }));
+        const replaced = await h.MetricAnn.import(blob, { model, backend, gallery: `${g}-copy`, overwrite: true });
+        const replacedClasses = (await replaced.stats()).classes;
+        await replaced.close();
+        return { isBlob: blob instanceof Blob, size: blob.size, classes: stats.classes, top, busy, again, replacedClasses };
+      },
+      [MODEL, backend, g, CLASSES[1][1]],
+    );
+    assert.ok(res.isBlob && res.size > 0);
+    assert.equal(res.classes, 19);
+    assert.equal(res.top, CLASSES[1][0]);
+    assert.equal(res.busy.error.code, 'LOCKED', 'the copy is open for writing in this page');
+    assert.equal(res.again.error.code, 'ALREADY_EXISTS');
+    assert.equal(res.replacedClasses, 19);
+  });
+
+  let damaged;
+  await t.test(`[${backend}] a damaged stored record: open fails with CORRUPT naming it; skipDamaged keeps the rest searchable`, async () => {
+    await page.evaluate(() => window.ann.close());
+    damaged = await page.evaluate((g) => h.damage(g, 'class-'), g);
+    await reload(page);
+    const strict = await page.evaluate(
+      ([g, model, backend]) => h.attempt(() => h.MetricAnn.open({ model, gallery: g, backend })),
+      [g, MODEL, backend],
+    );
+    assert.equal(strict.ok, false);
+    assert.equal(strict.error.code, 'CORRUPT');
+    assert.equal(strict.error.blob, damaged.key);
+    assert.ok(strict.error.message.includes(damaged.key), strict.error.message);
+    console.log(`# damaged ${damaged.key}: ${strict.error.message}`);
+    const stats = await open({ skipDamaged: true });
+    assert.equal(stats.classes, 18);
+    assert.deepEqual(stats.damaged.map((d) => d.blob), [damaged.key]);
+    const r = await search();
+    const alive = r.filter((x) => x.label !== removed && x.top !== null);
+    const lost = r.filter((x) => x.label !== removed && x.top !== x.label);
+    assert.equal(lost.length, 1, `exactly the damaged class is lost: ${JSON.stringify(lost)}`);
+    assert.ok(alive.length >= 18);
+    await page.evaluate(() => window.ann.close());
+  });
+
+  await t.test(`[${backend}] a bundle with another fingerprint is refused with MODEL_MISMATCH; reembed rebuilds from kept images`, async () => {
+    const res = await page.evaluate(
+      async ([g, model, other, backend, classes]) => {
+        const name = `${g}-mismatch`;
+        const a = await h.MetricAnn.open({ model, gallery: name, backend });
+        for (const [label, urls] of classes) await a.enroll(label, await h.input(urls[0]), { keepImages: true });
+        await a.close();
+        const refused = await h.attempt(() => h.MetricAnn.open({ model: other, gallery: name, backend }));
+        const stale = await h.MetricAnn.open({ model: other, gallery: name, backend, allowModelMismatch: true });
+        const staleStats = await stale.stats();
+        const staleSearch = await h.attempt(async () => stale.search(await h.input(classes[0][1][0])));
+        const rebuilt = await stale.reembed();
+        const tops = [];
+        for (const [, urls] of classes) tops.push((await stale.search(await h.input(urls[0]))).matches[0].label);
+        const after = await stale.stats();
+        await stale.close();
+        const reopened = await h.attempt(async () => {
+          const b = await h.MetricAnn.open({ model: other, gallery: name, backend });
+          await b.close();
+          return true;
+        });
+        return { refused, stale: staleStats.stale, staleSearch, rebuilt, tops, fp: after.fingerprint, modelFp: after.modelFingerprint, reopened };
+      },
+      [g, MODEL, OTHER, backend, CLASSES.slice(0, 3)],
+    );
+    assert.equal(res.refused.error.code, 'MODEL_MISMATCH', JSON.stringify(res.refused));
+    assert.match(res.refused.error.message, /gallery/);
+    assert.equal(res.stale, true);
+    assert.equal(res.staleSearch.error.code, 'MODEL_MISMATCH');
+    assert.equal(res.rebuilt.classes, 3);
+    assert.deepEqual(res.tops, CLASSES.slice(0, 3).map(([c]) => c));
+    assert.equal(res.fp, res.modelFp);
+    assert.equal(res.reopened.ok, true);
+  });
+
+  await t.test(`[${backend}] createWorker(): the same API in a Web Worker`, async () => {
+    const res = await page.evaluate(
+      async ([model, backend, classes]) => {
+        const remote = h.createWorker();
+        const ann = await remote.open({ model, backend, gallery: 'worker-gallery' });
+        for (const [i, [label, urls]] of classes.entries()) await ann.enroll(label, await h.input(urls[0], i ? 'img' : 'canvas'));
+        const top = (await ann.search(await h.input(classes[1][1][0], 'img'))).matches[0].label;
+        const err = await h.attempt(() => ann.remove('nope'));
+        const stats = await ann.stats();
+        await ann.close();
+        remote.terminate();
+        return { top, err, backend: stats.backend };
+      },
+      [MODEL, backend, CLASSES.slice(0, 3)],
+    );
+    assert.equal(res.top, CLASSES[1][0]);
+    assert.equal(res.err.error.code, 'NOT_FOUND');
+    assert.equal(res.backend, backend);
+  });
+
+  const embeddings = await page.evaluate(
+    async ([model, backend, urls]) => {
+      const ann = await h.MetricAnn.open({ model, backend });
+      const out = [];
+      for (const u of urls) out.push(Array.from(await ann.embed(await h.input(u))));
+      await ann.close();
+      return out;
+    },
+    [MODEL, backend, CLASSES.slice(0, 5).map(([, urls]) => urls[0])],
+  );
+  await page.close();
+  return embeddings;
+}
+
+test('metricann in headless Chromium', async (t) => {
+  const server = await serve({ '/pkg/': PKG, '/models/': MODELS, '/fixtures/': FIXTURES, '/': join(HERE, 'pages') });
+  t.after(() => server.close());
+
+  const cpuContext = await launch(BASE_ARGS);
+  let cpu;
+  try {
+    await t.test('backend "auto" without a GPU falls back to the CPU', async () => {
+      const page = await openPage(cpuContext, server.origin, 'auto');
+      const stats = await page.evaluate(async (model) => {
+        const ann = await h.MetricAnn.open({ model });
+        const s = await ann.stats();
+        await ann.close();
+        return s;
+      }, MODEL);
+      console.log(`# auto picked ${stats.backend}${stats.backendFallback ? ` (${stats.backendFallback})` : ''}`);
+      assert.equal(stats.persistent, false);
+      await page.close();
+    });
+    cpu = await suite(t, cpuContext, server.origin, 'cpu');
+  } finally {
+    await cpuContext.close();
+  }
+
+  // WebGPU: does headless Chromium expose an adapter here (SwiftShader / lavapipe)?
+  const gpuContext = await launch(WEBGPU_ARGS);
+  try {
+    const page = await openPage(gpuContext, server.origin, 'gpu-probe');
+    const info = await page.evaluate(() => h.gpuInfo());
+    await page.close();
+    console.log(`# WebGPU in headless Chromium (${WEBGPU_ARGS.filter((a) => /webgpu|vulkan|angle/i.test(a)).join(' ')}): ${JSON.stringify(info)}`);
+    if (!info.available) {
+      t.diagnostic(`WebGPU not exposed by headless Chromium here: ${info.reason}; the browser suite ran on the CPU backend only`);
+      return;
+    }
+    const gpu = await suite(t, gpuContext, server.origin, 'webgpu');
+    await t.test('WebGPU and CPU embeddings agree (cosine ≥ 0.999)', () => {
+      for (let i = 0; i < cpu.length; i++) {
+        const c = cosine(cpu[i], gpu[i]);
+        console.log(`# image ${i}: cosine(cpu, webgpu) = ${c.toFixed(6)}`);
+        assert.ok(c >= 0.999, `image ${i}: cosine ${c}`);
+      }
+    });
+  } finally {
+    await gpuContext.close();
+  }
+});

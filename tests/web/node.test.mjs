@@ -1,0 +1,73 @@
+// The packed npm package in Node.js: CPU backend, in-memory gallery, export/import.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { MODELS, FIXTURES, listFixture } from './lib.mjs';
+import { pack, project } from './pack.mjs';
+
+const SCRIPT = `
+import { MetricAnn, ERROR_CODES } from 'metricann';
+import { readFile } from 'node:fs/promises';
+const [model, other, ...images] = process.argv.slice(2);
+const pairs = [];
+for (let i = 0; i < images.length; i += 2) pairs.push([images[i], images[i + 1]]);
+const out = { codes: ERROR_CODES };
+const ann = await MetricAnn.open({ model, backend: 'auto' });
+for (const [label, file] of pairs) await ann.enroll(label, await readFile(file), { metadata: { file } });
+out.stats = await ann.stats();
+out.tops = [];
+for (const [label, file] of pairs) {
+  const r = await ann.search(new Uint8Array(await readFile(file)), { k: 2 });
+  out.tops.push([label, r.matches[0].label, r.matches[0].score]);
+}
+const exported = await ann.export({ format: 'bytes' });
+const blob = await ann.export();
+out.exported = { bytes: exported.length, blobIsBlob: blob instanceof Blob };
+await ann.close();
+const copy = await MetricAnn.import(blob, { model });
+out.copyClasses = (await copy.classes()).length;
+out.copyTop = (await copy.search(await readFile(pairs[1][1]))).matches[0].label;
+const idb = await MetricAnn.open({ model, gallery: 'x' }).catch((e) => ({ code: e.code, message: e.message }));
+out.idb = idb;
+const mismatch = await MetricAnn.import(exported, { model: other }).catch((e) => ({ code: e.code, message: e.message }));
+out.mismatch = mismatch;
+const missing = await MetricAnn.open({ model: '/no/such/model.bundle' }).catch((e) => ({ code: e.code, message: e.message }));
+out.missing = missing;
+const bad = await copy.search(new Uint8Array([1, 2, 3])).catch((e) => ({ code: e.code, message: e.message }));
+out.bad = bad;
+console.log(JSON.stringify(out));
+`;
+
+test('the packed package installs and runs in Node.js', async () => {
+  const { tarball, files, size } = await pack();
+  console.log(`# npm pack: ${tarball} (${size} bytes): ${files.join(', ')}`);
+  for (const f of ['package.json', 'index.js', 'index.d.ts', 'node.js', 'worker.js', 'metricann.js', 'metricann_bg.wasm', 'README.md']) {
+    assert.ok(files.includes(f), `${f} is in the tarball`);
+  }
+  const dir = await project(tarball, { 'check.mjs': SCRIPT });
+  const classes = Object.entries(await listFixture()).slice(0, 5);
+  const args = classes.flatMap(([label, urls]) => [label, join(FIXTURES, decodeURIComponent(urls[0].replace('/fixtures/', '')))]);
+  const stdout = execFileSync(process.execPath, ['check.mjs', join(MODELS, 'default.bundle'), join(MODELS, 'other.bundle'), ...args], {
+    cwd: dir,
+    encoding: 'utf8',
+  });
+  const out = JSON.parse(stdout.trim().split('\n').at(-1));
+  console.log(`# node: backend=${out.stats.backend} classes=${out.stats.classes} export=${out.exported.bytes} bytes`);
+  assert.equal(out.stats.backend, 'cpu');
+  assert.equal(out.stats.persistent, false);
+  assert.equal(out.stats.classes, 5);
+  for (const [label, top, score] of out.tops) {
+    assert.equal(top, label);
+    assert.ok(score > 0.999);
+  }
+  assert.ok(out.exported.bytes > 0 && out.exported.blobIsBlob);
+  assert.equal(out.copyClasses, 5);
+  assert.equal(out.copyTop, classes[1][0]);
+  assert.equal(out.idb.code, 'BAD_INPUT');
+  assert.match(out.idb.message, /IndexedDB/);
+  assert.equal(out.mismatch.code, 'MODEL_MISMATCH');
+  assert.equal(out.missing.code, 'NOT_FOUND');
+  assert.equal(out.bad.code, 'BAD_IMAGE');
+  assert.ok(out.codes.includes('QUOTA_EXCEEDED'));
+});
