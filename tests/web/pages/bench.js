@@ -44,22 +44,33 @@ export async function embed({ model, backend, url, runs }) {
   return { backend: stats.backend, ...summary(t) };
 }
 
-export async function build({ model, gallery, n, batch }) {
+/** `n` random vectors as n / perClass classes (each a cluster around a random centre). */
+export async function build({ model, gallery, n, batch, perClass }) {
   await MetricAnn.deleteGallery(gallery);
   const ann = await MetricAnn.open({ model, gallery, backend: 'cpu' });
   const dim = (await ann.stats()).dim;
   const r = rng(n);
+  const classes = Math.ceil(n / perClass);
   const t0 = performance.now();
-  for (let done = 0; done < n; done += batch) {
+  for (let done = 0; done < classes; done += batch) {
     const entries = [];
-    for (let i = done; i < Math.min(n, done + batch); i++) entries.push({ label: `c${i}`, vectors: [unit(r, dim)] });
+    for (let c = done; c < Math.min(classes, done + batch); c++) {
+      const centre = unit(r, dim);
+      const vectors = [];
+      for (let j = 0; j < perClass; j++) {
+        const noise = unit(r, dim);
+        const v = centre.map((x, d) => x + 0.3 * noise[d]);
+        vectors.push(v);
+      }
+      entries.push({ label: `c${c}`, vectors });
+    }
     await ann.enrollVectors(entries);
     while (await ann.maintain()) {}
   }
   const ms = performance.now() - t0;
   const stats = await ann.stats();
   await ann.close();
-  return { ms, vectors: stats.vectors, segments: stats.segments.length, bytes: stats.bytes };
+  return { ms, classes: stats.classes, vectors: stats.vectors, segments: stats.segments.length, bytes: stats.bytes };
 }
 
 export async function ops({ model, gallery, url, runs }) {
