@@ -15,20 +15,21 @@ wasm="target/wasm32-unknown-unknown/$dir/metricann.wasm"
 
 rm -rf "$out"
 mkdir -p "$out"
-wasm-bindgen --target web --out-dir "$out" --out-name metricann "$wasm"
-
 case "$profile" in
   wasm|release)
-    # Rust's wasm32 target emits these post-MVP features by default.
-    before=$(stat -c %s "$out/metricann_bg.wasm")
-    wasm-opt -Oz --strip-debug --strip-producers \
-      --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    # wasm-opt runs on cargo's output, before wasm-bindgen: Debian's binaryen 108
+    # rewrites wasm-bindgen's externref table on a round trip (even with no pass),
+    # and the module then fails to instantiate ("Table.set(): Argument 1 is invalid").
+    # The flags are the post-MVP features Rust's wasm32 target emits by default.
+    opt="target/wasm32-unknown-unknown/$dir/metricann.opt.wasm"
+    wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
       --enable-mutable-globals --enable-reference-types --enable-multivalue \
-      "$out/metricann_bg.wasm" -o "$out/metricann_bg.opt.wasm"
-    mv "$out/metricann_bg.opt.wasm" "$out/metricann_bg.wasm"
-    echo "build-pkg: wasm-opt $before → $(stat -c %s "$out/metricann_bg.wasm") bytes"
+      "$wasm" -o "$opt"
+    echo "build-pkg: wasm-opt $(stat -c %s "$wasm") → $(stat -c %s "$opt") bytes"
+    wasm="$opt"
     ;;
 esac
+wasm-bindgen --target web --out-dir "$out" --out-name metricann "$wasm"
 
 cp pkg-config/index.js pkg-config/index.d.ts pkg-config/node.js pkg-config/worker.js pkg-config/README.md "$out/"
 version=$(awk -F'"' '/^\[workspace.package\]/{w=1} w && /^version/{print $2; exit}' Cargo.toml)
