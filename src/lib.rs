@@ -15,5 +15,7 @@ pub mod index;
 pub mod metrics;
 pub mod model;
 pub mod store;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use error::{Error, Result};
