@@ -1123,10 +1123,10 @@ impl MetricAnn {
 
 impl Session {
     async fn reload_or_reset(&mut self) {
-        if self.store.is_some() {
-            if let Err(e) = self.reload().await {
-                web_warn(&format!("metricann: re-reading the gallery failed: {e}"));
-            }
+        if self.store.is_some()
+            && let Err(e) = self.reload().await
+        {
+            web_warn(&format!("metricann: re-reading the gallery failed: {e}"));
         }
         // An in-memory gallery keeps the entries enrolled before the bad one.
     }
