@@ -1,0 +1,35 @@
+# The npm package (issue 3), included by the Makefile.
+.PHONY: pkg web-pkg web-model test-web lint-wasm bench-web
+
+# `make pkg`: the release package in pkg/ (cargo → wasm-bindgen → wasm-opt → pkg-config/ files),
+# built with the size-optimised `wasm` profile; `make pkg WASM_PROFILE=web-test` for a quick one.
+WASM_PROFILE ?= wasm
+WEB_TEST_PKG := target/pkg-web-test
+WEB_MODEL_DIR := target/web-model
+
+pkg:
+	scripts/build-pkg.sh $(WASM_PROFILE)
+	node --input-type=module -e "import { initialize, MetricAnn } from '$(CURDIR)/pkg/node.js'; \
+	  await initialize(); console.log('pkg: loads in Node.js, version', MetricAnn.version)"
+	cd pkg && npm pack --dry-run --json >/dev/null && echo "pkg: npm pack --dry-run ok"
+
+## The package the web tests use (light optimisation: quick to compile).
+web-pkg:
+	PKG_DIR=$(WEB_TEST_PKG) scripts/build-pkg.sh web-test
+
+## Model bundles for the web tests: default.bundle and other.bundle (another fingerprint).
+web-model:
+	scripts/web-model.sh $(WEB_MODEL_DIR)
+
+## Browser (headless Debian Chromium, IndexedDB), Node and Vite-consumer tests of the package.
+test-web: setup web-pkg web-model
+	cd tests/web && METRICANN_PKG=$(CURDIR)/$(WEB_TEST_PKG) METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) \
+	  node --test --test-concurrency=1 browser.test.mjs node.test.mjs vite.test.mjs
+
+lint-wasm:
+	cargo clippy -p metricann --lib --target wasm32-unknown-unknown -- -D warnings
+
+## In-browser benchmark (embed/search/enroll at 10k and 100k vectors, reload, wasm size); not in `make test`.
+bench-web: setup web-model
+	scripts/build-pkg.sh wasm
+	cd tests/web && METRICANN_PKG=$(CURDIR)/pkg METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) node bench.mjs
