@@ -7,6 +7,7 @@
 //! Lower layers never import higher ones.
 
 pub mod backend;
+pub mod blob;
 pub mod embed;
 pub mod error;
 pub mod gallery;
