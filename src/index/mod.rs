@@ -1,0 +1,1293 @@
+//! The log-structured vector index.
+//!
+//! instant-distance builds a HNSW graph once and cannot insert or delete, so the
+//! index is log-structured, the way Lucene, Qdrant and Milvus are:
+//!
+//! - a **growing segment**: a flat array searched exactly. [`Index::add`] appends
+//!   to it and returns a small *chunk* blob (`grow-<seq>`) holding just the added
+//!   vectors, so an insert is durable as soon as that chunk and the manifest are
+//!   stored;
+//! - **sealed segments** (`seg-<seq>`): when the growing segment reaches
+//!   [`IndexConfig::growing_capacity`] it is sealed into an instant-distance HNSW
+//!   graph; sealed segments are merged by size tiers (tier *t* holds segments of
+//!   about `capacity · merge_factor^t` vectors; `merge_factor` segments of one
+//!   tier merge into one of the next), so each vector is rebuilt O(log n) times;
+//! - **tombstones** for deleted ids, applied at query time and dropped when the
+//!   segment holding the id is rebuilt (sealed, merged, or compacted once more
+//!   than half of it is deleted);
+//! - a query searches every segment and merges the top-K.
+//!
+//! The index does not own storage: mutations return the blobs they create and
+//! delete as a [`ChangeSet`], and [`Index::manifest`] describes the current
+//! state for the caller (the gallery) to persist in its manifest.
+//!
+//! Vectors must have the index dimension and be finite and non-zero; they are
+//! L2-normalised on insert unless already unit length, so scores are cosine
+//! similarities. Queries are normalised the same way.
+
+pub mod distance;
+pub(crate) mod segment;
+
+use std::collections::{BTreeSet, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::blob::{BlobRead, ChangeSet, Damage};
+use crate::{Error, Result};
+use segment::{Flat, Sealed, TopK};
+
+pub use segment::{FLAT_MAX, Point};
+
+/// Parameters of the index. Stored in the gallery manifest; fixed at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IndexConfig {
+    /// Vectors in the growing segment before it is sealed into a graph.
+    pub growing_capacity: usize,
+    /// HNSW `efConstruction`.
+    pub ef_construction: usize,
+    /// HNSW `ef` at query time (baked into each sealed graph when it is built).
+    pub ef_search: usize,
+    /// How many segments of one size tier merge into one of the next.
+    pub merge_factor: usize,
+    /// Seed of the graph builder (each segment uses `seed + its sequence number`),
+    /// so that builds are reproducible.
+    pub seed: u64,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self {
+            growing_capacity: 1024,
+            ef_construction: 100,
+            ef_search: 64,
+            merge_factor: 4,
+            seed: 0x6d65_7472_6963_616e, // "metrican"
+        }
+    }
+}
+
+impl IndexConfig {
+    /// Checks that every parameter is usable.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str, v: usize, min: usize| {
+            Err(Error::BadInput(format!(
+                "index {what} must be at least {min}, got {v}"
+            )))
+        };
+        if self.growing_capacity < 1 {
+            return bad("growing_capacity", self.growing_capacity, 1);
+        }
+        if self.growing_capacity > 1 << 24 {
+            return Err(Error::BadInput(format!(
+                "index growing_capacity {} is too large (at most {})",
+                self.growing_capacity,
+                1 << 24
+            )));
+        }
+        if self.ef_construction < 1 {
+            return bad("ef_construction", self.ef_construction, 1);
+        }
+        if self.ef_search < 1 {
+            return bad("ef_search", self.ef_search, 1);
+        }
+        if self.merge_factor < 2 {
+            return bad("merge_factor", self.merge_factor, 2);
+        }
+        Ok(())
+    }
+
+    /// The size tier of a segment with `count` vectors: how many times
+    /// `merge_factor` fits in `count / growing_capacity`.
+    pub fn tier(&self, count: usize) -> u32 {
+        let mut x = count / self.growing_capacity.max(1);
+        let mf = self.merge_factor.max(2);
+        let mut t = 0;
+        while x >= mf {
+            x /= mf;
+            t += 1;
+        }
+        t
+    }
+}
+
+/// One search result: a vector id and its cosine similarity to the query.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Hit {
+    pub id: u64,
+    pub score: f32,
+}
+
+/// The kind of a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentKind {
+    /// The growing segment (or one of its persisted chunks): exact scan.
+    Growing,
+    /// A sealed segment too small for a graph: exact scan.
+    Flat,
+    /// A sealed HNSW graph.
+    Hnsw,
+}
+
+impl std::fmt::Display for SegmentKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SegmentKind::Growing => "growing",
+            SegmentKind::Flat => "flat",
+            SegmentKind::Hnsw => "hnsw",
+        })
+    }
+}
+
+/// What [`Index::segments`] reports about one segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SegmentInfo {
+    /// Blob name (`seg-<seq>`), or `"growing"` for the growing segment.
+    pub name: String,
+    pub kind: SegmentKind,
+    /// Vectors stored, tombstoned ones included.
+    pub vectors: usize,
+}
+
+/// A blob of the index as the manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentEntry {
+    pub name: String,
+    pub kind: SegmentKind,
+    pub vectors: u64,
+    pub bytes: u64,
+}
+
+/// The index's part of the gallery manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexManifest {
+    pub config: IndexConfig,
+    /// Next blob sequence number (blob names are never reused).
+    pub next_seq: u64,
+    /// Sealed segments.
+    pub segments: Vec<SegmentEntry>,
+    /// Chunks of the growing segment, in insertion order.
+    pub growing: Vec<SegmentEntry>,
+    /// Deleted ids still present in some segment, ascending.
+    pub tombstones: Vec<u64>,
+}
+
+struct SealedEntry {
+    entry: SegmentEntry,
+    seg: Sealed,
+    sorted_ids: Vec<u64>,
+    /// How many of this segment's ids are tombstoned.
+    deleted: usize,
+}
+
+impl SealedEntry {
+    fn contains(&self, id: u64) -> bool {
+        self.sorted_ids.binary_search(&id).is_ok()
+    }
+    fn live(&self) -> usize {
+        self.seg.len() - self.deleted
+    }
+}
+
+/// The log-structured index. See the [module documentation](self).
+pub struct Index {
+    dim: usize,
+    fingerprint: String,
+    config: IndexConfig,
+    /// The growing segment's vectors (all chunks, in order).
+    growing: Flat,
+    /// The growing segment's ids, for membership tests.
+    growing_ids: HashSet<u64>,
+    /// The chunks the growing segment is persisted as.
+    chunks: Vec<SegmentEntry>,
+    sealed: Vec<SealedEntry>,
+    tombstones: BTreeSet<u64>,
+    next_seq: u64,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("dim", &self.dim)
+            .field("fingerprint", &self.fingerprint)
+            .field("config", &self.config)
+            .field("segments", &self.segments())
+            .field("tombstones", &self.tombstones.len())
+            .finish()
+    }
+}
+
+/// Checks a vector's length and values; returns it unit-length.
+fn checked_unit(v: &[f32], dim: usize, what: &str) -> Result<Vec<f32>> {
+    if v.len() != dim {
+        return Err(Error::BadInput(format!(
+            "{what} has {} values, the index dimension is {dim}",
+            v.len()
+        )));
+    }
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(Error::BadInput(format!(
+            "{what} has a non-finite value ({}) at position {i}",
+            v[i]
+        )));
+    }
+    // Norm in f64: a vector of huge-but-finite values must not overflow to inf.
+    let n2: f64 = v.iter().map(|&x| x as f64 * x as f64).sum();
+    if n2 == 0.0 || !n2.is_finite() {
+        return Err(Error::BadInput(format!(
+            "{what} has zero length and no direction"
+        )));
+    }
+    if (n2 - 1.0).abs() <= 1e-6 {
+        return Ok(v.to_vec());
+    }
+    let inv = 1.0 / n2.sqrt();
+    Ok(v.iter().map(|&x| (x as f64 * inv) as f32).collect())
+}
+
+impl Index {
+    /// An empty index of `dim`-dimensional vectors produced by the model `fingerprint`.
+    pub fn new(dim: usize, fingerprint: impl Into<String>, config: IndexConfig) -> Result<Self> {
+        if dim == 0 {
+            return Err(Error::BadInput("index dimension must be at least 1".into()));
+        }
+        config.validate()?;
+        Ok(Self {
+            dim,
+            fingerprint: fingerprint.into(),
+            config,
+            growing: Flat::default(),
+            growing_ids: HashSet::new(),
+            chunks: Vec::new(),
+            sealed: Vec::new(),
+            tombstones: BTreeSet::new(),
+            next_seq: 1,
+        })
+    }
+
+    /// Loads the index a manifest describes.
+    ///
+    /// With `skip_damaged = false` the first damaged blob (missing, corrupt, of
+    /// another dimension or model) fails the load. With `true` damaged blobs are
+    /// left out and reported, and the rest is loaded; [`Index::manifest`] then no
+    /// longer lists them. I/O errors always fail the load.
+    pub fn load(
+        dim: usize,
+        fingerprint: &str,
+        manifest: &IndexManifest,
+        blobs: &dyn BlobRead,
+        skip_damaged: bool,
+    ) -> Result<(Self, Vec<Damage>)> {
+        manifest
+            .config
+            .validate()
+            .map_err(|e| Error::corrupt(crate::blob::MANIFEST, format!("index config: {e}")))?;
+        let mut index = Index::new(dim, fingerprint, manifest.config.clone())?;
+        let mut damage = Vec::new();
+        let mut seen: HashSet<u64> = HashSet::new();
+        let mut max_seq = 0;
+
+        // Decide whether an error is damage to skip or the end of the load.
+        let handle = |name: &str, err: Error, damage: &mut Vec<Damage>| -> Result<()> {
+            let is_damage = matches!(err, Error::Corrupt { .. } | Error::ModelMismatch { .. });
+            if skip_damaged && is_damage {
+                damage.push(Damage::from_error(name, &err));
+                Ok(())
+            } else {
+                Err(err)
+            }
+        };
+
+        for entry in &manifest.segments {
+            max_seq = max_seq.max(seq_of(&entry.name));
+            match index.load_sealed(entry, blobs, &mut seen) {
+                Ok(s) => index.sealed.push(s),
+                Err(e) => handle(&entry.name, e, &mut damage)?,
+            }
+        }
+        for entry in &manifest.growing {
+            max_seq = max_seq.max(seq_of(&entry.name));
+            match index.load_chunk(entry, blobs, &mut seen) {
+                Ok(flat) => {
+                    index.growing.ids.extend_from_slice(&flat.ids);
+                    index.growing_ids.extend(flat.ids.iter().copied());
+                    index.growing.data.extend_from_slice(&flat.data);
+                    index.chunks.push(entry.clone());
+                }
+                Err(e) => handle(&entry.name, e, &mut damage)?,
+            }
+        }
+        index.next_seq = manifest.next_seq.max(max_seq + 1);
+        // Tombstones of ids that are no longer anywhere are dropped.
+        for &id in &manifest.tombstones {
+            if seen.contains(&id) {
+                index.tombstone(id);
+            }
+        }
+        Ok((index, damage))
+    }
+
+    /// Fetches and checks one blob listed by the manifest.
+    fn fetch(&self, entry: &SegmentEntry, blobs: &dyn BlobRead) -> Result<Vec<u8>> {
+        let bytes = blobs
+            .get(&entry.name)?
+            .ok_or_else(|| Error::corrupt(&entry.name, "missing (listed in the manifest)"))?;
+        if bytes.len() as u64 != entry.bytes {
+            return Err(Error::corrupt(
+                &entry.name,
+                format!("{} bytes, the manifest says {}", bytes.len(), entry.bytes),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Checks what every decoded segment must satisfy.
+    fn check_decoded(
+        &self,
+        entry: &SegmentEntry,
+        fingerprint: &str,
+        dim: usize,
+        ids: &[u64],
+        seen: &mut HashSet<u64>,
+    ) -> Result<()> {
+        if fingerprint != self.fingerprint {
+            return Err(Error::ModelMismatch {
+                what: format!("index segment {}", entry.name),
+                expected: self.fingerprint.clone(),
+                found: fingerprint.to_string(),
+            });
+        }
+        if dim != self.dim {
+            return Err(Error::corrupt(
+                &entry.name,
+                format!("dimension {dim}, the index has {}", self.dim),
+            ));
+        }
+        if ids.len() as u64 != entry.vectors {
+            return Err(Error::corrupt(
+                &entry.name,
+                format!("{} vectors, the manifest says {}", ids.len(), entry.vectors),
+            ));
+        }
+        let mut local = HashSet::with_capacity(ids.len());
+        for &id in ids {
+            if seen.contains(&id) || !local.insert(id) {
+                return Err(Error::corrupt(
+                    &entry.name,
+                    format!("vector id {id} is stored twice"),
+                ));
+            }
+        }
+        seen.extend(local);
+        Ok(())
+    }
+
+    fn load_sealed(
+        &self,
+        entry: &SegmentEntry,
+        blobs: &dyn BlobRead,
+        seen: &mut HashSet<u64>,
+    ) -> Result<SealedEntry> {
+        let bytes = self.fetch(entry, blobs)?;
+        let (fp, dim, seg) = Sealed::decode(&entry.name, entry.kind, &bytes)?;
+        let sorted_ids = seg.sorted_ids();
+        self.check_decoded(entry, &fp, dim, &sorted_ids, seen)?;
+        Ok(SealedEntry {
+            entry: entry.clone(),
+            seg,
+            sorted_ids,
+            deleted: 0,
+        })
+    }
+
+    fn load_chunk(
+        &self,
+        entry: &SegmentEntry,
+        blobs: &dyn BlobRead,
+        seen: &mut HashSet<u64>,
+    ) -> Result<Flat> {
+        if entry.kind != SegmentKind::Growing {
+            return Err(Error::corrupt(
+                &entry.name,
+                "listed as a growing chunk but of another kind",
+            ));
+        }
+        let bytes = self.fetch(entry, blobs)?;
+        let (fp, dim, flat) = segment::decode_flat(&entry.name, segment::KIND_GROW, &bytes)?;
+        self.check_decoded(entry, &fp, dim, &flat.ids, seen)?;
+        Ok(flat)
+    }
+
+    /// The manifest section describing the current state.
+    pub fn manifest(&self) -> IndexManifest {
+        IndexManifest {
+            config: self.config.clone(),
+            next_seq: self.next_seq,
+            segments: self.sealed.iter().map(|s| s.entry.clone()).collect(),
+            growing: self.chunks.clone(),
+            tombstones: self.tombstones.iter().copied().collect(),
+        }
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Fingerprint of the model whose vectors this index holds.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The index parameters.
+    pub fn config(&self) -> &IndexConfig {
+        &self.config
+    }
+
+    /// Vectors stored, tombstoned ones included.
+    pub fn stored(&self) -> usize {
+        self.growing.len() + self.sealed.iter().map(|s| s.seg.len()).sum::<usize>()
+    }
+
+    /// Live (searchable) vectors.
+    pub fn len(&self) -> usize {
+        self.stored() - self.tombstones.len()
+    }
+
+    /// Whether no vector is searchable.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Tombstones not yet dropped by a rebuild.
+    pub fn deleted(&self) -> usize {
+        self.tombstones.len()
+    }
+
+    /// Whether `id` is stored (tombstoned or not).
+    fn stores(&self, id: u64) -> bool {
+        self.growing_ids.contains(&id) || self.sealed.iter().any(|s| s.contains(id))
+    }
+
+    /// Whether `id` is live (stored and not deleted).
+    pub fn contains(&self, id: u64) -> bool {
+        !self.tombstones.contains(&id) && self.stores(id)
+    }
+
+    /// The largest id stored (tombstoned or not), if any.
+    pub fn max_id(&self) -> Option<u64> {
+        self.growing_ids
+            .iter()
+            .copied()
+            .chain(
+                self.sealed
+                    .iter()
+                    .filter_map(|s| s.sorted_ids.last().copied()),
+            )
+            .max()
+    }
+
+    /// Every live id, ascending.
+    pub fn ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .growing
+            .ids
+            .iter()
+            .chain(self.sealed.iter().flat_map(|s| s.sorted_ids.iter()))
+            .copied()
+            .filter(|id| !self.tombstones.contains(id))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn next_name(&mut self, prefix: &str) -> (String, u64) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        (format!("{prefix}-{seq}"), seq)
+    }
+
+    /// Adds vectors under the given ids (which must be new). All are checked
+    /// before anything changes. Returns the change set writing their chunk;
+    /// sealing is left to [`Index::maintain`].
+    pub fn add(&mut self, ids: &[u64], vectors: &[Vec<f32>]) -> Result<ChangeSet> {
+        if ids.len() != vectors.len() {
+            return Err(Error::BadInput(format!(
+                "{} ids for {} vectors",
+                ids.len(),
+                vectors.len()
+            )));
+        }
+        if ids.is_empty() {
+            return Err(Error::BadInput("no vectors to add".into()));
+        }
+        let mut batch = HashSet::with_capacity(ids.len());
+        for &id in ids {
+            if !batch.insert(id) {
+                return Err(Error::BadInput(format!("vector id {id} given twice")));
+            }
+            if self.stores(id) {
+                return Err(Error::BadInput(format!("vector id {id} is already stored")));
+            }
+        }
+        let mut data = Vec::with_capacity(ids.len() * self.dim);
+        for (i, v) in vectors.iter().enumerate() {
+            data.extend(checked_unit(v, self.dim, &format!("vector {i}"))?);
+        }
+        let (name, _) = self.next_name("grow");
+        let bytes = segment::encode_flat_parts(
+            segment::KIND_GROW,
+            &self.fingerprint,
+            self.dim,
+            ids,
+            &data,
+        )?;
+        self.chunks.push(SegmentEntry {
+            name: name.clone(),
+            kind: SegmentKind::Growing,
+            vectors: ids.len() as u64,
+            bytes: bytes.len() as u64,
+        });
+        self.growing.ids.extend_from_slice(ids);
+        self.growing_ids.extend(ids.iter().copied());
+        self.growing.data.extend(data);
+        let mut cs = ChangeSet::new();
+        cs.put(name, bytes);
+        Ok(cs)
+    }
+
+    fn tombstone(&mut self, id: u64) -> bool {
+        if self.tombstones.contains(&id) {
+            return false;
+        }
+        if let Some(s) = self.sealed.iter_mut().find(|s| s.contains(id)) {
+            s.deleted += 1;
+        } else if !self.growing_ids.contains(&id) {
+            return false;
+        }
+        self.tombstones.insert(id);
+        true
+    }
+
+    /// Deletes ids (tombstones them). Unknown or already deleted ids are ignored;
+    /// returns how many were deleted now. Persisted through [`Index::manifest`].
+    pub fn remove(&mut self, ids: &[u64]) -> usize {
+        ids.iter().filter(|&&id| self.tombstone(id)).count()
+    }
+
+    /// Indices of `merge_factor` segments of the lowest tier that has that many.
+    fn merge_plan(&self) -> Option<Vec<usize>> {
+        let mf = self.config.merge_factor;
+        let mut by_tier: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+        for (i, s) in self.sealed.iter().enumerate() {
+            by_tier
+                .entry(self.config.tier(s.live()))
+                .or_default()
+                .push(i);
+        }
+        let (_, mut group) = by_tier.into_iter().find(|(_, g)| g.len() >= mf)?;
+        group.sort_by_key(|&i| (self.sealed[i].live(), i));
+        group.truncate(mf);
+        Some(group)
+    }
+
+    /// A segment more than half deleted.
+    fn compaction_target(&self) -> Option<usize> {
+        self.sealed
+            .iter()
+            .position(|s| s.deleted > 0 && s.deleted * 2 > s.seg.len())
+    }
+
+    /// Whether [`Index::maintain`] has work: a full growing segment, a tier with
+    /// `merge_factor` segments, or a segment more than half deleted.
+    pub fn needs_maintenance(&self) -> bool {
+        self.growing.len() >= self.config.growing_capacity
+            || self.merge_plan().is_some()
+            || self.compaction_target().is_some()
+    }
+
+    /// Seals a full growing segment, merges tiers and compacts mostly deleted
+    /// segments, until nothing is left to do. `None` when there was nothing.
+    pub fn maintain(&mut self) -> Result<Option<ChangeSet>> {
+        let mut cs = ChangeSet::new();
+        let mut did = false;
+        if self.growing.len() >= self.config.growing_capacity {
+            self.seal_into(&mut cs)?;
+            did = true;
+        }
+        loop {
+            if let Some(group) = self.merge_plan() {
+                self.rebuild(&group, &mut cs)?;
+            } else if let Some(i) = self.compaction_target() {
+                self.rebuild(&[i], &mut cs)?;
+            } else {
+                break;
+            }
+            did = true;
+        }
+        Ok(did.then_some(cs))
+    }
+
+    /// Seals the growing segment now, whatever its size (e.g. before a bulk
+    /// export), then does any merging that follows. `None` when it was empty.
+    pub fn seal(&mut self) -> Result<Option<ChangeSet>> {
+        if self.chunks.is_empty() {
+            return Ok(None);
+        }
+        let mut cs = ChangeSet::new();
+        self.seal_into(&mut cs)?;
+        if let Some(more) = self.maintain()? {
+            cs.extend(more);
+        }
+        Ok(Some(cs))
+    }
+
+    /// Drops the tombstoned vectors of `flat` (and their tombstones).
+    fn drop_deleted(&mut self, flat: Flat) -> Flat {
+        if self.tombstones.is_empty() {
+            return flat;
+        }
+        let mut out = Flat::default();
+        for (id, v) in flat.iter(self.dim) {
+            if !self.tombstones.remove(&id) {
+                out.ids.push(id);
+                out.data.extend_from_slice(v);
+            }
+        }
+        out
+    }
+
+    fn push_sealed(&mut self, flat: Flat, cs: &mut ChangeSet) -> Result<()> {
+        if flat.len() == 0 {
+            return Ok(());
+        }
+        let (name, seq) = self.next_name("seg");
+        let seg = Sealed::build(
+            flat,
+            self.dim,
+            &self.config,
+            self.config.seed.wrapping_add(seq),
+        );
+        let bytes = seg.encode(&self.fingerprint, self.dim)?;
+        let entry = SegmentEntry {
+            name: name.clone(),
+            kind: seg.kind(),
+            vectors: seg.len() as u64,
+            bytes: bytes.len() as u64,
+        };
+        cs.put(name, bytes);
+        let sorted_ids = seg.sorted_ids();
+        self.sealed.push(SealedEntry {
+            entry,
+            seg,
+            sorted_ids,
+            deleted: 0,
+        });
+        Ok(())
+    }
+
+    fn seal_into(&mut self, cs: &mut ChangeSet) -> Result<()> {
+        let flat = std::mem::take(&mut self.growing);
+        self.growing_ids.clear();
+        for chunk in std::mem::take(&mut self.chunks) {
+            cs.delete(chunk.name);
+        }
+        let flat = self.drop_deleted(flat);
+        self.push_sealed(flat, cs)
+    }
+
+    /// Rebuilds the given sealed segments into one, without their deleted vectors.
+    fn rebuild(&mut self, group: &[usize], cs: &mut ChangeSet) -> Result<()> {
+        let mut idx = group.to_vec();
+        idx.sort_unstable_by(|a, b| b.cmp(a));
+        let mut flat = Flat::default();
+        let mut parts = Vec::with_capacity(idx.len());
+        for i in idx {
+            parts.push(self.sealed.remove(i));
+        }
+        // Oldest first, so a rebuild of the same input is reproducible.
+        parts.reverse();
+        for part in parts {
+            part.seg.for_each(self.dim, |id, v| {
+                flat.ids.push(id);
+                flat.data.extend_from_slice(v);
+            });
+            cs.delete(part.entry.name);
+        }
+        let flat = self.drop_deleted(flat);
+        self.push_sealed(flat, cs)
+    }
+
+    fn query(&self, query: &[f32]) -> Result<Vec<f32>> {
+        checked_unit(query, self.dim, "query")
+    }
+
+    /// The `k` live vectors most similar to `query` (HNSW for sealed segments),
+    /// best first. Wrong dimension, non-finite or zero queries are `BadInput`.
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        self.search_impl(query, k, false)
+    }
+
+    /// Like [`Index::search`], by brute force over every vector: the ground truth
+    /// that recall is measured against.
+    pub fn search_exact(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        self.search_impl(query, k, true)
+    }
+
+    fn search_impl(&self, query: &[f32], k: usize, exact: bool) -> Result<Vec<Hit>> {
+        let q = self.query(query)?;
+        let mut top = TopK::new(k);
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        self.growing.scan(self.dim, &q, &self.tombstones, &mut top);
+        for s in &self.sealed {
+            if s.live() > 0 {
+                s.seg
+                    .search(self.dim, &q, k, exact, &self.tombstones, &mut top);
+            }
+        }
+        Ok(top.into_hits())
+    }
+
+    /// The segments, sealed first, then the growing one (if it holds anything).
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let mut out: Vec<SegmentInfo> = self
+            .sealed
+            .iter()
+            .map(|s| SegmentInfo {
+                name: s.entry.name.clone(),
+                kind: s.seg.kind(),
+                vectors: s.seg.len(),
+            })
+            .collect();
+        if !self.growing.ids.is_empty() {
+            out.push(SegmentInfo {
+                name: "growing".into(),
+                kind: SegmentKind::Growing,
+                vectors: self.growing.len(),
+            });
+        }
+        out
+    }
+
+    /// Total bytes of the index's blobs.
+    pub fn bytes(&self) -> u64 {
+        self.sealed.iter().map(|s| s.entry.bytes).sum::<u64>()
+            + self.chunks.iter().map(|c| c.bytes).sum::<u64>()
+    }
+
+    /// Every blob of the current state, encoded again (for export). The bytes are
+    /// identical to those written when the blobs were created.
+    pub fn blobs(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::with_capacity(self.sealed.len() + self.chunks.len());
+        for s in &self.sealed {
+            out.push((
+                s.entry.name.clone(),
+                s.seg.encode(&self.fingerprint, self.dim)?,
+            ));
+        }
+        let mut start = 0usize;
+        for c in &self.chunks {
+            let end = start + c.vectors as usize;
+            let bytes = segment::encode_flat_parts(
+                segment::KIND_GROW,
+                &self.fingerprint,
+                self.dim,
+                &self.growing.ids[start..end],
+                &self.growing.data[start * self.dim..end * self.dim],
+            )?;
+            out.push((c.name.clone(), bytes));
+            start = end;
+        }
+        Ok(out)
+    }
+}
+
+/// The sequence number in a blob name `prefix-<seq>` (0 when there is none).
+fn seq_of(name: &str) -> u64 {
+    name.rsplit('-')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct Blobs(HashMap<String, Vec<u8>>);
+
+    impl BlobRead for Blobs {
+        fn get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+            Ok(self.0.get(name).cloned())
+        }
+    }
+
+    impl Blobs {
+        fn new() -> Self {
+            Blobs(HashMap::new())
+        }
+        fn apply(&mut self, cs: ChangeSet) {
+            for (n, b) in cs.puts {
+                self.0.insert(n, b);
+            }
+            for n in cs.deletes {
+                self.0.remove(&n);
+            }
+        }
+    }
+
+    /// Random unit vectors (xorshift + Box–Muller, so directions are uniform).
+    pub(crate) fn random_unit(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        (0..n)
+            .map(|_| {
+                let v: Vec<f32> = (0..dim)
+                    .map(|_| {
+                        let (u1, u2) = (next(), next());
+                        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+                    })
+                    .collect();
+                let n = distance::norm_squared(&v).sqrt();
+                v.into_iter().map(|x| x / n).collect()
+            })
+            .collect()
+    }
+
+    fn small_config() -> IndexConfig {
+        IndexConfig {
+            growing_capacity: 100,
+            merge_factor: 2,
+            ..Default::default()
+        }
+    }
+
+    fn fill(
+        index: &mut Index,
+        blobs: &mut Blobs,
+        vectors: &[Vec<f32>],
+        first_id: u64,
+        batch: usize,
+    ) {
+        for (b, chunk) in vectors.chunks(batch).enumerate() {
+            let ids: Vec<u64> = (0..chunk.len())
+                .map(|i| first_id + (b * batch + i) as u64)
+                .collect();
+            blobs.apply(index.add(&ids, chunk).unwrap());
+            if let Some(cs) = index.maintain().unwrap() {
+                blobs.apply(cs);
+            }
+        }
+    }
+
+    fn ids(hits: &[Hit]) -> Vec<u64> {
+        hits.iter().map(|h| h.id).collect()
+    }
+
+    #[test]
+    fn tiers() {
+        let c = IndexConfig::default();
+        assert_eq!(SegmentKind::Hnsw.to_string(), "hnsw");
+        assert_eq!(
+            serde_json::to_string(&SegmentKind::Growing).unwrap(),
+            "\"growing\""
+        );
+        assert_eq!(c.tier(0), 0);
+        assert_eq!(c.tier(1024), 0);
+        assert_eq!(c.tier(4 * 1024 - 1), 0);
+        assert_eq!(c.tier(4 * 1024), 1);
+        assert_eq!(c.tier(16 * 1024), 2);
+        assert_eq!(c.tier(50_000), 2);
+        assert_eq!(c.tier(100_000), 3);
+        assert_eq!(c.tier(65_536), 3);
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(IndexConfig::default().validate().is_ok());
+        for bad in [
+            IndexConfig {
+                growing_capacity: 0,
+                ..Default::default()
+            },
+            IndexConfig {
+                merge_factor: 1,
+                ..Default::default()
+            },
+            IndexConfig {
+                ef_search: 0,
+                ..Default::default()
+            },
+        ] {
+            assert!(matches!(bad.validate(), Err(Error::BadInput(_))));
+        }
+        assert!(Index::new(0, "fp", IndexConfig::default()).is_err());
+    }
+
+    #[test]
+    fn bad_vectors_are_rejected_and_change_nothing() {
+        let mut index = Index::new(4, "fp", IndexConfig::default()).unwrap();
+        let good = vec![1.0, 0.0, 0.0, 0.0];
+        for (ids, vs) in [
+            (vec![1], vec![vec![1.0, 0.0, 0.0]]),
+            (vec![1], vec![vec![f32::NAN, 0.0, 0.0, 0.0]]),
+            (vec![1], vec![vec![f32::INFINITY, 0.0, 0.0, 0.0]]),
+            (vec![1], vec![vec![0.0; 4]]),
+            (
+                vec![1, 2],
+                vec![good.clone(), vec![0.0, f32::NAN, 0.0, 0.0]],
+            ),
+            (vec![1, 1], vec![good.clone(), good.clone()]),
+            (vec![1], vec![]),
+            (vec![], vec![]),
+        ] {
+            assert!(matches!(index.add(&ids, &vs), Err(Error::BadInput(_))));
+            assert_eq!(index.stored(), 0);
+        }
+        assert_eq!(index.max_id(), None);
+        index.add(&[1], std::slice::from_ref(&good)).unwrap();
+        assert_eq!(index.max_id(), Some(1));
+        let err = index.add(&[1], std::slice::from_ref(&good)).unwrap_err();
+        assert!(err.to_string().contains("already stored"));
+        assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn vectors_are_normalised_and_queries_checked() {
+        let mut index = Index::new(2, "fp", IndexConfig::default()).unwrap();
+        index.add(&[7], &[vec![3.0, 4.0]]).unwrap();
+        let hits = index.search(&[0.6, 0.8], 1).unwrap();
+        assert_eq!(hits[0].id, 7);
+        assert!((hits[0].score - 1.0).abs() < 1e-6);
+        // A non-unit query is normalised too: the score is the cosine.
+        let hits = index.search(&[6.0, 8.0], 1).unwrap();
+        assert!((hits[0].score - 1.0).abs() < 1e-6);
+        let hits = index.search(&[1.0, 0.0], 1).unwrap();
+        assert!((hits[0].score - 0.6).abs() < 1e-6);
+        for q in [vec![1.0], vec![f32::NAN, 1.0], vec![0.0, 0.0]] {
+            assert!(matches!(index.search(&q, 1), Err(Error::BadInput(_))));
+        }
+        assert!(index.search(&[1.0, 0.0], 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn growing_search_is_exact_and_ordered() {
+        let mut index = Index::new(8, "fp", IndexConfig::default()).unwrap();
+        let vs = random_unit(50, 8, 1);
+        let ids: Vec<u64> = (100..150).collect();
+        index.add(&ids, &vs).unwrap();
+        let q = &random_unit(1, 8, 2)[0];
+        let got = index.search(q, 10).unwrap();
+        let mut want: Vec<(f32, u64)> = vs
+            .iter()
+            .zip(&ids)
+            .map(|(v, &id)| (distance::dot(q, v), id))
+            .collect();
+        want.sort_by(|a, b| b.0.total_cmp(&a.0));
+        assert_eq!(
+            ids_of(&got),
+            want[..10].iter().map(|w| w.1).collect::<Vec<_>>()
+        );
+        assert!(got.windows(2).all(|w| w[0].score >= w[1].score));
+        assert_eq!(got, index.search_exact(q, 10).unwrap());
+    }
+
+    fn ids_of(h: &[Hit]) -> Vec<u64> {
+        ids(h)
+    }
+
+    #[test]
+    fn sealing_and_tiered_merging() {
+        let cfg = IndexConfig {
+            growing_capacity: 20,
+            merge_factor: 2,
+            ..Default::default()
+        };
+        let mut index = Index::new(4, "fp", cfg).unwrap();
+        let mut blobs = Blobs::new();
+        let vs = random_unit(300, 4, 3);
+        fill(&mut index, &mut blobs, &vs, 0, 5);
+        assert_eq!(index.len(), 300);
+        assert!(!index.needs_maintenance());
+        // capacity 20, factor 2: 15 seals of 20 merge like a binary counter
+        // into segments of 160 + 80 + 40 + 20.
+        let mut sizes: Vec<usize> = index
+            .segments()
+            .iter()
+            .filter(|s| s.kind != SegmentKind::Growing)
+            .map(|s| s.vectors)
+            .collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes, vec![20, 40, 80, 160]);
+        let kinds: Vec<SegmentKind> = index.segments().iter().map(|s| s.kind).collect();
+        assert_eq!(kinds.iter().filter(|k| **k == SegmentKind::Hnsw).count(), 2);
+        assert!(
+            index
+                .segments()
+                .iter()
+                .all(|s| s.kind != SegmentKind::Growing)
+        );
+        // Exactly the manifest's blobs are stored: chunks and merged-away
+        // segments were deleted by the change sets.
+        let m = index.manifest();
+        let mut listed: Vec<&String> = m
+            .segments
+            .iter()
+            .chain(&m.growing)
+            .map(|e| &e.name)
+            .collect();
+        listed.sort();
+        let mut stored: Vec<&String> = blobs.0.keys().collect();
+        stored.sort();
+        assert_eq!(listed, stored);
+        // Every vector is still found exactly.
+        for (i, v) in vs.iter().enumerate().step_by(7) {
+            assert_eq!(index.search_exact(v, 1).unwrap()[0].id, i as u64);
+            assert_eq!(index.search(v, 1).unwrap()[0].id, i as u64);
+        }
+    }
+
+    #[test]
+    fn search_recall_against_exact() {
+        let dim = 16;
+        let cfg = IndexConfig {
+            growing_capacity: 300,
+            ..Default::default()
+        };
+        let mut index = Index::new(dim, "fp", cfg).unwrap();
+        let mut blobs = Blobs::new();
+        let vs = random_unit(650, dim, 4);
+        fill(&mut index, &mut blobs, &vs, 0, 50);
+        // Two graphs of 300 and a growing segment of 50.
+        let kinds: Vec<SegmentKind> = index.segments().iter().map(|s| s.kind).collect();
+        assert_eq!(
+            kinds,
+            [SegmentKind::Hnsw, SegmentKind::Hnsw, SegmentKind::Growing]
+        );
+        let queries = random_unit(50, dim, 5);
+        let mut found = 0;
+        for q in &queries {
+            let approx = index.search(q, 10).unwrap();
+            let exact = index.search_exact(q, 10).unwrap();
+            assert_eq!(approx.len(), 10);
+            let e: HashSet<u64> = ids(&exact).into_iter().collect();
+            found += approx.iter().filter(|h| e.contains(&h.id)).count();
+        }
+        let recall = found as f64 / 500.0;
+        assert!(recall > 0.9, "recall@10 = {recall}");
+        // Each vector finds itself through the graphs.
+        for (i, v) in vs.iter().enumerate().step_by(31) {
+            assert_eq!(index.search(v, 1).unwrap()[0].id, i as u64);
+        }
+    }
+
+    #[test]
+    fn k_above_ef_search_still_returns_k() {
+        let dim = 8;
+        let cfg = IndexConfig {
+            growing_capacity: 200,
+            ef_search: 16,
+            ..Default::default()
+        };
+        let mut index = Index::new(dim, "fp", cfg).unwrap();
+        let vs = random_unit(200, dim, 6);
+        let ids: Vec<u64> = (0..200).collect();
+        index.add(&ids, &vs).unwrap();
+        index.maintain().unwrap().unwrap();
+        assert_eq!(index.segments()[0].kind, SegmentKind::Hnsw);
+        let got = index.search(&vs[0], 50).unwrap();
+        assert_eq!(got.len(), 50);
+        assert_eq!(got, index.search_exact(&vs[0], 50).unwrap());
+    }
+
+    #[test]
+    fn tombstones_hide_and_rebuilds_drop_them() {
+        let dim = 8;
+        let cfg = IndexConfig {
+            growing_capacity: 100,
+            merge_factor: 4,
+            ..Default::default()
+        };
+        let mut index = Index::new(dim, "fp", cfg).unwrap();
+        let mut blobs = Blobs::new();
+        let vs = random_unit(150, dim, 7);
+        fill(&mut index, &mut blobs, &vs, 0, 150);
+        // 150 added at once: sealed into one segment of 150.
+        assert_eq!(index.segments().len(), 1);
+        let extra = random_unit(10, dim, 8);
+        blobs.apply(
+            index
+                .add(&(1000..1010).collect::<Vec<_>>(), &extra)
+                .unwrap(),
+        );
+        assert_eq!(index.remove(&[3, 1005, 99_999]), 2);
+        assert_eq!(index.remove(&[3]), 0, "already deleted");
+        assert_eq!(index.len(), 158);
+        assert_eq!(index.deleted(), 2);
+        assert!(!index.contains(3) && !index.contains(1005) && index.contains(4));
+        for exact in [false, true] {
+            let hits = index.search_impl(&vs[3], 5, exact).unwrap();
+            assert!(hits.iter().all(|h| h.id != 3));
+            let hits = index.search_impl(&extra[5], 5, exact).unwrap();
+            assert!(hits.iter().all(|h| h.id != 1005));
+        }
+        assert_eq!(index.manifest().tombstones, vec![3, 1005]);
+        // Sealing the growing segment drops 1005's tombstone; 3 stays.
+        let cs = index.seal().unwrap().unwrap();
+        blobs.apply(cs);
+        assert_eq!(index.manifest().tombstones, vec![3]);
+        assert_eq!(index.stored(), 159);
+        assert_eq!(index.max_id(), Some(1009));
+        // Deleting most of the big segment triggers its compaction.
+        let many: Vec<u64> = (0..100).collect();
+        index.remove(&many);
+        assert!(index.needs_maintenance());
+        blobs.apply(index.maintain().unwrap().unwrap());
+        assert_eq!(index.deleted(), 0);
+        assert_eq!(index.len(), 59);
+        assert_eq!(index.stored(), 59);
+        assert!(index.ids().iter().all(|&id| id >= 100));
+    }
+
+    #[test]
+    fn persisted_state_reloads_identically() {
+        let dim = 8;
+        let mut index = Index::new(dim, "fp", small_config()).unwrap();
+        let mut blobs = Blobs::new();
+        let vs = random_unit(250, dim, 9);
+        fill(&mut index, &mut blobs, &vs, 0, 30);
+        index.remove(&[5, 240]);
+        let m = index.manifest();
+        let (back, damage) = Index::load(dim, "fp", &m, &blobs, false).unwrap();
+        assert!(damage.is_empty());
+        assert_eq!(back.manifest(), m);
+        assert_eq!(back.segments(), index.segments());
+        for q in random_unit(5, dim, 10) {
+            assert_eq!(back.search(&q, 10).unwrap(), index.search(&q, 10).unwrap());
+        }
+        // Export re-encodes byte-identical blobs.
+        for (name, bytes) in index.blobs().unwrap() {
+            assert_eq!(blobs.0.get(&name), Some(&bytes), "{name}");
+        }
+    }
+
+    #[test]
+    fn damaged_blobs_fail_strict_and_are_skipped_otherwise() {
+        let dim = 8;
+        let mut index = Index::new(dim, "fp", small_config()).unwrap();
+        let mut blobs = Blobs::new();
+        let vs = random_unit(230, dim, 11);
+        fill(&mut index, &mut blobs, &vs, 0, 10);
+        let m = index.manifest();
+        assert!(!m.segments.is_empty() && !m.growing.is_empty());
+        let seg = m.segments[0].name.clone();
+        let chunk = m.growing[0].name.clone();
+        // Flip a byte in the segment, drop the chunk.
+        let b = blobs.0.get_mut(&seg).unwrap();
+        let mid = b.len() / 2;
+        b[mid] ^= 0x40;
+        blobs.0.remove(&chunk);
+
+        let err = Index::load(dim, "fp", &m, &blobs, false).unwrap_err();
+        match err {
+            Error::Corrupt { name, .. } => assert_eq!(name, seg),
+            other => panic!("{other:?}"),
+        }
+        let (back, damage) = Index::load(dim, "fp", &m, &blobs, true).unwrap();
+        let names: Vec<&str> = damage.iter().map(|d| d.blob.as_str()).collect();
+        assert_eq!(names, vec![seg.as_str(), chunk.as_str()]);
+        assert!(damage[0].reason.contains("checksum"));
+        assert!(damage[1].reason.contains("missing"));
+        let lost = m.segments[0].vectors + m.growing[0].vectors;
+        assert_eq!(back.len() as u64, 230 - lost);
+        let m2 = back.manifest();
+        assert!(m2.segments.iter().all(|e| e.name != seg));
+        assert!(m2.growing.iter().all(|e| e.name != chunk));
+        // The survivors are searchable.
+        let survivor = *back.ids().last().unwrap();
+        assert_eq!(
+            back.search(&vs[survivor as usize], 1).unwrap()[0].id,
+            survivor
+        );
+    }
+
+    #[test]
+    fn another_models_segment_is_refused() {
+        let dim = 4;
+        let mut index = Index::new(dim, "model-a", IndexConfig::default()).unwrap();
+        let mut blobs = Blobs::new();
+        blobs.apply(index.add(&[1], &random_unit(1, dim, 1)).unwrap());
+        let m = index.manifest();
+        match Index::load(dim, "model-b", &m, &blobs, false).unwrap_err() {
+            Error::ModelMismatch {
+                what,
+                expected,
+                found,
+            } => {
+                assert!(what.contains("index") && what.contains("grow-1"));
+                assert_eq!((expected.as_str(), found.as_str()), ("model-b", "model-a"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = Index::load(8, "model-a", &m, &blobs, false).unwrap_err();
+        assert!(err.to_string().contains("dimension 4"), "{err}");
+        // Manifest size mismatch.
+        let mut m2 = m.clone();
+        m2.growing[0].bytes += 1;
+        let err = Index::load(dim, "model-a", &m2, &blobs, false).unwrap_err();
+        assert!(err.to_string().contains("the manifest says"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_ids_across_blobs_are_corrupt() {
+        let dim = 4;
+        let mut index = Index::new(dim, "fp", IndexConfig::default()).unwrap();
+        let mut blobs = Blobs::new();
+        blobs.apply(index.add(&[1, 2], &random_unit(2, dim, 1)).unwrap());
+        let mut m = index.manifest();
+        let mut dup = m.growing[0].clone();
+        dup.name = "grow-9".into();
+        blobs.0.insert("grow-9".into(), blobs.0["grow-1"].clone());
+        m.growing.push(dup);
+        let err = Index::load(dim, "fp", &m, &blobs, false).unwrap_err();
+        assert!(err.to_string().contains("grow-9") && err.to_string().contains("twice"));
+    }
+
+    #[test]
+    fn blob_names_are_never_reused() {
+        let dim = 4;
+        let cfg = IndexConfig {
+            growing_capacity: 30,
+            merge_factor: 2,
+            ..Default::default()
+        };
+        let mut index = Index::new(dim, "fp", cfg).unwrap();
+        let mut blobs = Blobs::new();
+        let mut names = HashSet::new();
+        let vs = random_unit(300, dim, 12);
+        for (b, chunk) in vs.chunks(7).enumerate() {
+            let ids: Vec<u64> = (0..chunk.len()).map(|i| (b * 7 + i) as u64).collect();
+            let mut cs = index.add(&ids, chunk).unwrap();
+            if let Some(more) = index.maintain().unwrap() {
+                cs.extend(more);
+            }
+            for (n, _) in &cs.puts {
+                assert!(names.insert(n.clone()), "{n} reused");
+            }
+            blobs.apply(cs);
+        }
+        // A reload continues the sequence.
+        let (mut back, _) = Index::load(dim, "fp", &index.manifest(), &blobs, false).unwrap();
+        let cs = back.add(&[10_000], &random_unit(1, dim, 13)).unwrap();
+        assert!(!names.contains(&cs.puts[0].0));
+    }
+}
