@@ -1,0 +1,1556 @@
+//! Classes on top of the index, class-level top-K search, and the persisted
+//! gallery format.
+//!
+//! A gallery maps class labels to the vectors of their enrolled examples (plus
+//! optional metadata and the encoded enrollment images, kept for re-embedding
+//! with another model). It never touches storage itself: every mutation returns
+//! the [`ChangeSet`] that makes it durable, to be applied by a store
+//! (`crate::store`) as one atomic transaction. If applying fails, the store still
+//! holds the previous state, but this in-memory `Gallery` is ahead of it: drop it
+//! and [`Gallery::open`] the store again.
+//!
+//! # Persisted layout
+//!
+//! Named blobs, each framed by [`blob::seal`] (magic, version, kind, length, CRC):
+//!
+//! | name | kind | content |
+//! | --- | --- | --- |
+//! | `manifest` | `MNFT` | JSON [`Manifest`]: format version, model fingerprint, dimension, id counters, the index section (config, sealed segments and growing chunks with kind/vector count/byte size, tombstones), and the class blobs as `[class id, blob seq, bytes]` |
+//! | `seg-<seq>` | `SEGH` / `SEGF` | a sealed segment (postcard: fingerprint, dim, HNSW map or flat ids + vectors) |
+//! | `grow-<seq>` | `GROW` | one chunk of the growing segment: the vectors of one enrollment |
+//! | `class-<seq>` | `CLAS` | one class (postcard: class id, label, vector ids, metadata as JSON text, images) |
+//!
+//! Blob names are never reused: a class rewritten (more examples, renamed) gets a
+//! new `class-<seq>` and the old one is deleted after the manifest that no longer
+//! lists it. A crash before the manifest is replaced therefore leaves the old
+//! state fully readable. An enrollment writes only its own growing chunk, its
+//! class record and the manifest.
+//!
+//! The whole gallery exports as one byte file ([`Gallery::export_bytes`]): a blob
+//! of kind `MAEX` whose payload is a `u32` blob count, then per blob a `u32` name
+//! length, the name, a `u64` byte length and the bytes (little-endian).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::blob::{self, BlobRead, ChangeSet, MANIFEST};
+use crate::index::{Index, IndexConfig, IndexManifest};
+use crate::{Error, Result};
+
+pub use crate::blob::Damage;
+pub use crate::index::{SegmentInfo, SegmentKind};
+
+/// Blob kind of the manifest.
+pub const KIND_MANIFEST: [u8; 4] = *b"MNFT";
+/// Blob kind of a class record.
+pub const KIND_CLASS: [u8; 4] = *b"CLAS";
+/// Blob kind of a whole-gallery export.
+pub const KIND_EXPORT: [u8; 4] = *b"MAEX";
+/// The gallery format this build writes and reads.
+pub const GALLERY_FORMAT: u32 = 1;
+/// Longest accepted class label, in bytes.
+pub const MAX_LABEL_BYTES: usize = 1024;
+/// Fewest neighbours a class-level search asks the index for.
+pub const MIN_NEIGHBOURS: usize = 32;
+
+/// What a new gallery is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GalleryConfig {
+    /// Embedding dimension.
+    pub dim: usize,
+    /// Fingerprint of the model that produces the embeddings.
+    pub fingerprint: String,
+    /// Index parameters.
+    pub index: IndexConfig,
+}
+
+/// How [`Gallery::open`] treats damaged blobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The first damaged blob is an error naming it.
+    Strict,
+    /// Damaged segments, chunks and class records are left out and reported; the
+    /// rest is searchable, and the next mutation drops them from the manifest.
+    SkipDamaged,
+}
+
+/// One class, as [`Gallery::classes`] lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassInfo {
+    pub label: String,
+    /// Enrolled examples (vectors) that are searchable.
+    pub examples: usize,
+    pub metadata: Option<Value>,
+    /// Whether enrollment images are stored (for re-embedding).
+    pub has_images: bool,
+}
+
+/// One class in a search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassMatch {
+    pub label: String,
+    /// Cosine similarity of the class's best example to the query.
+    pub score: f32,
+    /// `1 − score`.
+    pub distance: f32,
+    pub metadata: Option<Value>,
+}
+
+/// The answer to "which class is this?".
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchResult {
+    /// Best class first.
+    pub matches: Vec<ClassMatch>,
+    /// No match, or the best score is below the threshold.
+    pub unknown: bool,
+}
+
+/// One enrolled example near a query (see [`Gallery::search_examples`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExampleMatch {
+    pub label: String,
+    pub vector_id: u64,
+    pub score: f32,
+}
+
+/// Size and shape of a gallery.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub classes: usize,
+    /// Searchable vectors.
+    pub vectors: usize,
+    /// Deleted vectors still stored (until their segment is rebuilt).
+    pub deleted: usize,
+    pub segments: Vec<SegmentInfo>,
+    /// Total bytes of the gallery's blobs.
+    pub bytes: u64,
+}
+
+/// The manifest: the commit point of a gallery's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub fingerprint: String,
+    pub dim: usize,
+    pub next_class_id: u64,
+    pub next_vector_id: u64,
+    pub next_class_seq: u64,
+    pub index: IndexManifest,
+    pub classes: Vec<ClassEntry>,
+}
+
+/// A class blob as the manifest lists it: `[class id, blob seq, bytes]` (the
+/// blob is `class-<seq>`). A compact array, because the manifest is rewritten
+/// on every mutation and lists every class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassEntry(pub u64, pub u64, pub u64);
+
+/// A class record as stored.
+#[derive(Serialize, Deserialize)]
+struct ClassRecord {
+    id: u64,
+    label: String,
+    vector_ids: Vec<u64>,
+    /// JSON text (postcard cannot carry a self-describing `Value`).
+    metadata: Option<String>,
+    images: Vec<serde_bytes::ByteBuf>,
+}
+
+#[derive(Debug, Clone)]
+struct Class {
+    label: String,
+    vector_ids: Vec<u64>,
+    metadata: Option<Value>,
+    images: Vec<Vec<u8>>,
+    /// Sequence number of the blob holding this class (`class-<seq>`).
+    seq: u64,
+    /// Size of that blob.
+    bytes: u64,
+}
+
+fn class_blob(seq: u64) -> String {
+    format!("class-{seq}")
+}
+
+impl Class {
+    fn encode(&self, id: u64) -> Result<Vec<u8>> {
+        let metadata = match &self.metadata {
+            Some(v) => Some(
+                serde_json::to_string(v)
+                    .map_err(|e| Error::Internal(format!("encoding class metadata: {e}")))?,
+            ),
+            None => None,
+        };
+        let record = ClassRecord {
+            id,
+            label: self.label.clone(),
+            vector_ids: self.vector_ids.clone(),
+            metadata,
+            images: self
+                .images
+                .iter()
+                .map(|i| serde_bytes::ByteBuf::from(i.clone()))
+                .collect(),
+        };
+        let payload = postcard::to_allocvec(&record)
+            .map_err(|e| Error::Internal(format!("encoding a class record: {e}")))?;
+        Ok(blob::seal(KIND_CLASS, &payload))
+    }
+
+    fn decode(name: &str, bytes: &[u8]) -> Result<(u64, Class)> {
+        let payload = blob::open(name, KIND_CLASS, bytes)?;
+        let (record, rest): (ClassRecord, _) = postcard::take_from_bytes(payload)
+            .map_err(|e| Error::corrupt(name, format!("undecodable class record: {e}")))?;
+        if !rest.is_empty() {
+            return Err(Error::corrupt(
+                name,
+                format!("{} undecoded bytes after the class record", rest.len()),
+            ));
+        }
+        check_label(&record.label).map_err(|e| Error::corrupt(name, e.to_string()))?;
+        let metadata = match record.metadata {
+            Some(text) => Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::corrupt(name, format!("metadata is not JSON: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok((
+            record.id,
+            Class {
+                label: record.label,
+                vector_ids: record.vector_ids,
+                metadata,
+                images: record.images.into_iter().map(|b| b.into_vec()).collect(),
+                seq: 0,
+                bytes: bytes.len() as u64,
+            },
+        ))
+    }
+}
+
+fn check_label(label: &str) -> Result<()> {
+    if label.trim().is_empty() {
+        return Err(Error::BadInput("class label is empty".into()));
+    }
+    if label.len() > MAX_LABEL_BYTES {
+        return Err(Error::BadInput(format!(
+            "class label is {} bytes long (at most {MAX_LABEL_BYTES})",
+            label.len()
+        )));
+    }
+    if label.chars().any(char::is_control) {
+        return Err(Error::BadInput(format!(
+            "class label {label:?} contains control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Blobs held in memory (what an export file unpacks to).
+struct Unpacked(HashMap<String, Vec<u8>>);
+
+impl BlobRead for Unpacked {
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.0.get(name).cloned())
+    }
+}
+
+/// A gallery of classes. See the [module documentation](self).
+pub struct Gallery {
+    fingerprint: String,
+    dim: usize,
+    index: Index,
+    classes: BTreeMap<u64, Class>,
+    by_label: HashMap<String, u64>,
+    /// Vector id → class id.
+    owner: HashMap<u64, u64>,
+    next_class_id: u64,
+    next_vector_id: u64,
+    next_class_seq: u64,
+    /// Most examples any class has (sizes the neighbour search).
+    max_examples: usize,
+    /// Damaged blobs found at open, deleted by the next mutation.
+    pending_deletes: Vec<String>,
+    /// Classes whose stored record lists vectors that were lost: rewritten by
+    /// the next mutation.
+    dirty: BTreeSet<u64>,
+    manifest_bytes: u64,
+    auto_maintain: bool,
+}
+
+impl std::fmt::Debug for Gallery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gallery")
+            .field("fingerprint", &self.fingerprint)
+            .field("dim", &self.dim)
+            .field("classes", &self.classes.len())
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+impl Gallery {
+    /// A new, empty gallery and the change set that stores it.
+    pub fn create(config: GalleryConfig) -> Result<(Gallery, ChangeSet)> {
+        if config.fingerprint.trim().is_empty() {
+            return Err(Error::BadInput("the model fingerprint is empty".into()));
+        }
+        let index = Index::new(config.dim, config.fingerprint.clone(), config.index)?;
+        let mut gallery = Gallery {
+            fingerprint: config.fingerprint,
+            dim: config.dim,
+            index,
+            classes: BTreeMap::new(),
+            by_label: HashMap::new(),
+            owner: HashMap::new(),
+            next_class_id: 1,
+            next_vector_id: 1,
+            next_class_seq: 1,
+            max_examples: 0,
+            pending_deletes: Vec::new(),
+            dirty: BTreeSet::new(),
+            manifest_bytes: 0,
+            auto_maintain: true,
+        };
+        let cs = gallery.finish(ChangeSet::new())?;
+        Ok((gallery, cs))
+    }
+
+    /// Opens the gallery stored in `blobs`.
+    ///
+    /// `expected_fingerprint`: the model about to be used; a gallery built by
+    /// another model is refused with [`Error::ModelMismatch`] (`what` is
+    /// `"gallery"`, or `"index segment <name>"` for a segment of another model).
+    /// A missing manifest is [`Error::NotFound`]; a damaged manifest is
+    /// [`Error::Corrupt`] in both modes (nothing can be read without it).
+    pub fn open(
+        blobs: &dyn BlobRead,
+        expected_fingerprint: Option<&str>,
+        mode: OpenMode,
+    ) -> Result<(Gallery, Vec<Damage>)> {
+        let bytes = blobs.get(MANIFEST)?.ok_or_else(|| {
+            Error::NotFound("gallery: there is no manifest (no gallery was created here)".into())
+        })?;
+        let manifest = decode_manifest(&bytes)?;
+        if let Some(expected) = expected_fingerprint
+            && expected != manifest.fingerprint
+        {
+            return Err(Error::ModelMismatch {
+                what: "gallery".into(),
+                expected: expected.to_string(),
+                found: manifest.fingerprint.clone(),
+            });
+        }
+        if manifest.dim == 0 {
+            return Err(Error::corrupt(MANIFEST, "dimension 0"));
+        }
+        let skip = mode == OpenMode::SkipDamaged;
+        let (index, mut damage) = Index::load(
+            manifest.dim,
+            &manifest.fingerprint,
+            &manifest.index,
+            blobs,
+            skip,
+        )?;
+        let mut gallery = Gallery {
+            fingerprint: manifest.fingerprint.clone(),
+            dim: manifest.dim,
+            index,
+            classes: BTreeMap::new(),
+            by_label: HashMap::new(),
+            owner: HashMap::new(),
+            next_class_id: manifest.next_class_id,
+            next_vector_id: manifest.next_vector_id,
+            next_class_seq: manifest.next_class_seq,
+            max_examples: 0,
+            pending_deletes: Vec::new(),
+            dirty: BTreeSet::new(),
+            manifest_bytes: bytes.len() as u64,
+            auto_maintain: true,
+        };
+        for &ClassEntry(id, seq, size) in &manifest.classes {
+            let name = class_blob(seq);
+            match gallery.load_class(blobs, id, seq, size, skip) {
+                Ok(()) => {}
+                Err(e @ (Error::Corrupt { .. } | Error::ModelMismatch { .. })) if skip => {
+                    damage.push(Damage::from_error(&name, &e));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // Counters must stay ahead of everything stored, whatever the manifest says.
+        let max_vector = gallery.index.max_id().unwrap_or(0);
+        gallery.next_vector_id = gallery.next_vector_id.max(max_vector + 1);
+        if let Some((&max_class, _)) = gallery.classes.last_key_value() {
+            gallery.next_class_id = gallery.next_class_id.max(max_class + 1);
+        }
+        let max_seq = gallery.classes.values().map(|c| c.seq).max().unwrap_or(0);
+        gallery.next_class_seq = gallery.next_class_seq.max(max_seq + 1);
+
+        if !damage.is_empty() {
+            // Vectors whose class record was lost belong to nobody: delete them.
+            let orphans: Vec<u64> = gallery
+                .index
+                .ids()
+                .into_iter()
+                .filter(|id| !gallery.owner.contains_key(id))
+                .collect();
+            gallery.index.remove(&orphans);
+            gallery.pending_deletes = damage
+                .iter()
+                .map(|d| d.blob.clone())
+                .filter(|n| n != MANIFEST)
+                .collect();
+        }
+        gallery.max_examples = gallery
+            .classes
+            .values()
+            .map(|c| c.vector_ids.len())
+            .max()
+            .unwrap_or(0);
+        Ok((gallery, damage))
+    }
+
+    fn load_class(
+        &mut self,
+        blobs: &dyn BlobRead,
+        id: u64,
+        seq: u64,
+        size: u64,
+        skip: bool,
+    ) -> Result<()> {
+        let name = class_blob(seq);
+        let bytes = blobs
+            .get(&name)?
+            .ok_or_else(|| Error::corrupt(&name, "missing (listed in the manifest)"))?;
+        if bytes.len() as u64 != size {
+            return Err(Error::corrupt(
+                &name,
+                format!("{} bytes, the manifest says {size}", bytes.len()),
+            ));
+        }
+        let (found_id, mut class) = Class::decode(&name, &bytes)?;
+        class.seq = seq;
+        if found_id != id {
+            return Err(Error::corrupt(
+                &name,
+                format!("holds class {found_id}, the manifest says class {id}"),
+            ));
+        }
+        if self.classes.contains_key(&id) {
+            return Err(Error::corrupt(&name, format!("class {id} is listed twice")));
+        }
+        if self.by_label.contains_key(&class.label) {
+            return Err(Error::corrupt(
+                &name,
+                format!("label {:?} is used by another class too", class.label),
+            ));
+        }
+        let mut unique = HashSet::with_capacity(class.vector_ids.len());
+        for &v in &class.vector_ids {
+            if self.owner.contains_key(&v) || !unique.insert(v) {
+                return Err(Error::corrupt(
+                    &name,
+                    format!("vector {v} belongs to two classes"),
+                ));
+            }
+        }
+        // Vectors the index does not have: lost with a damaged segment (skip
+        // mode), or an inconsistency (strict mode).
+        let before = class.vector_ids.len();
+        if let Some(&missing) = class.vector_ids.iter().find(|&&v| !self.index.contains(v)) {
+            if !skip {
+                return Err(Error::corrupt(
+                    &name,
+                    format!("vector {missing} is not in the index"),
+                ));
+            }
+            class.vector_ids.retain(|&v| self.index.contains(v));
+        }
+        if class.vector_ids.len() != before {
+            self.dirty.insert(id);
+        }
+        for &v in &class.vector_ids {
+            self.owner.insert(v, id);
+        }
+        self.by_label.insert(class.label.clone(), id);
+        self.classes.insert(id, class);
+        Ok(())
+    }
+
+    /// Whether mutations also seal and merge index segments in the same change
+    /// set (the default). A browser can turn this off and run
+    /// [`Gallery::maintain`] from a worker instead.
+    pub fn set_auto_maintain(&mut self, on: bool) {
+        self.auto_maintain = on;
+    }
+
+    /// See [`Gallery::set_auto_maintain`].
+    pub fn auto_maintain(&self) -> bool {
+        self.auto_maintain
+    }
+
+    /// Fingerprint of the model whose embeddings this gallery holds.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The underlying index (e.g. for recall measurements).
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    fn manifest(&self) -> Manifest {
+        self.manifest_with(|c| c.bytes)
+    }
+
+    fn manifest_with(&self, class_bytes: impl Fn(&Class) -> u64) -> Manifest {
+        Manifest {
+            format: GALLERY_FORMAT,
+            fingerprint: self.fingerprint.clone(),
+            dim: self.dim,
+            next_class_id: self.next_class_id,
+            next_vector_id: self.next_vector_id,
+            next_class_seq: self.next_class_seq,
+            index: self.index.manifest(),
+            classes: self
+                .classes
+                .iter()
+                .map(|(&id, c)| ClassEntry(id, c.seq, class_bytes(c)))
+                .collect(),
+        }
+    }
+
+    /// Writes class `id` under a new blob name (deleting the old one).
+    fn rewrite_class(&mut self, id: u64, cs: &mut ChangeSet) -> Result<()> {
+        let seq = self.next_class_seq;
+        let Some(class) = self.classes.get_mut(&id) else {
+            return Err(Error::Internal(format!("class {id} vanished")));
+        };
+        let old = class.seq;
+        class.seq = seq;
+        let bytes = class.encode(id)?;
+        class.bytes = bytes.len() as u64;
+        self.next_class_seq += 1;
+        cs.put(class_blob(seq), bytes);
+        if old != 0 {
+            cs.delete(class_blob(old));
+        }
+        Ok(())
+    }
+
+    /// Completes a mutation's change set: pending repairs, then the manifest
+    /// (last put: the commit point).
+    fn finish(&mut self, mut cs: ChangeSet) -> Result<ChangeSet> {
+        for id in std::mem::take(&mut self.dirty) {
+            if self.classes.contains_key(&id) {
+                self.rewrite_class(id, &mut cs)?;
+            }
+        }
+        for name in std::mem::take(&mut self.pending_deletes) {
+            cs.delete(name);
+        }
+        let bytes = encode_manifest(&self.manifest())?;
+        self.manifest_bytes = bytes.len() as u64;
+        cs.put(MANIFEST, bytes);
+        Ok(cs)
+    }
+
+    fn maybe_maintain(&mut self, cs: &mut ChangeSet) -> Result<()> {
+        if self.auto_maintain
+            && let Some(more) = self.index.maintain()?
+        {
+            cs.extend(more);
+        }
+        Ok(())
+    }
+
+    /// Enrolls examples: creates class `label`, or adds examples to it.
+    ///
+    /// `vectors` are the examples' embeddings (at least one; the gallery's
+    /// dimension, finite, non-zero; normalised if not unit). `metadata`, when
+    /// given, replaces the class's metadata. `images` are the encoded enrollment
+    /// images to keep for re-embedding (may be empty; appended to the class's).
+    /// Bad input changes nothing.
+    pub fn enroll(
+        &mut self,
+        label: &str,
+        vectors: &[Vec<f32>],
+        metadata: Option<Value>,
+        images: Vec<Vec<u8>>,
+    ) -> Result<ChangeSet> {
+        check_label(label)?;
+        if vectors.is_empty() {
+            return Err(Error::BadInput(format!(
+                "no example vectors to enroll for class {label:?}"
+            )));
+        }
+        if let Some(i) = images.iter().position(|i| i.is_empty()) {
+            return Err(Error::BadInput(format!(
+                "enrollment image {i} of class {label:?} is empty (0 bytes)"
+            )));
+        }
+        let n = vectors.len() as u64;
+        let first = self.next_vector_id;
+        let ids: Vec<u64> = (first..first + n).collect();
+        let existing = self.by_label.get(label).copied();
+        let class_id = existing.unwrap_or(self.next_class_id);
+        // Everything that can fail on bad input happens before any change.
+        let mut cs = self.index.add(&ids, vectors)?;
+        self.next_vector_id += n;
+        if existing.is_none() {
+            self.next_class_id += 1;
+            self.by_label.insert(label.to_string(), class_id);
+        }
+        let class = self.classes.entry(class_id).or_insert_with(|| Class {
+            label: label.to_string(),
+            vector_ids: Vec::new(),
+            metadata: None,
+            images: Vec::new(),
+            seq: 0,
+            bytes: 0,
+        });
+        class.vector_ids.extend_from_slice(&ids);
+        if metadata.is_some() {
+            class.metadata = metadata;
+        }
+        class.images.extend(images);
+        self.max_examples = self.max_examples.max(class.vector_ids.len());
+        for &id in &ids {
+            self.owner.insert(id, class_id);
+        }
+        self.dirty.remove(&class_id);
+        self.rewrite_class(class_id, &mut cs)?;
+        self.maybe_maintain(&mut cs)?;
+        self.finish(cs)
+    }
+
+    fn class_id(&self, label: &str) -> Result<u64> {
+        self.by_label
+            .get(label)
+            .copied()
+            .ok_or_else(|| Error::NotFound(format!("class {label:?}")))
+    }
+
+    /// Removes a class and its examples.
+    pub fn remove(&mut self, label: &str) -> Result<ChangeSet> {
+        let id = self.class_id(label)?;
+        let Some(class) = self.classes.remove(&id) else {
+            return Err(Error::Internal(format!("class {id} vanished")));
+        };
+        self.by_label.remove(label);
+        self.dirty.remove(&id);
+        for v in &class.vector_ids {
+            self.owner.remove(v);
+        }
+        self.index.remove(&class.vector_ids);
+        if class.vector_ids.len() >= self.max_examples {
+            self.max_examples = self
+                .classes
+                .values()
+                .map(|c| c.vector_ids.len())
+                .max()
+                .unwrap_or(0);
+        }
+        let mut cs = ChangeSet::new();
+        cs.delete(class_blob(class.seq));
+        self.maybe_maintain(&mut cs)?;
+        self.finish(cs)
+    }
+
+    /// Renames a class. `NotFound` when `old` does not exist, `AlreadyExists`
+    /// when `new` does. Renaming a class to its own name changes nothing (the
+    /// change set is empty).
+    pub fn rename(&mut self, old: &str, new: &str) -> Result<ChangeSet> {
+        check_label(new)?;
+        let id = self.class_id(old)?;
+        if old == new {
+            return Ok(ChangeSet::new());
+        }
+        if self.by_label.contains_key(new) {
+            return Err(Error::AlreadyExists(format!("class {new:?}")));
+        }
+        if let Some(class) = self.classes.get_mut(&id) {
+            class.label = new.to_string();
+        }
+        self.by_label.remove(old);
+        self.by_label.insert(new.to_string(), id);
+        let mut cs = ChangeSet::new();
+        self.rewrite_class(id, &mut cs)?;
+        self.finish(cs)
+    }
+
+    /// Replaces (or with `None` clears) a class's metadata.
+    pub fn set_metadata(&mut self, label: &str, metadata: Option<Value>) -> Result<ChangeSet> {
+        let id = self.class_id(label)?;
+        if let Some(class) = self.classes.get_mut(&id) {
+            class.metadata = metadata;
+        }
+        let mut cs = ChangeSet::new();
+        self.rewrite_class(id, &mut cs)?;
+        self.finish(cs)
+    }
+
+    /// Every class, by label.
+    pub fn classes(&self) -> Vec<ClassInfo> {
+        let mut out: Vec<ClassInfo> = self
+            .classes
+            .values()
+            .map(|c| ClassInfo {
+                label: c.label.clone(),
+                examples: c.vector_ids.len(),
+                metadata: c.metadata.clone(),
+                has_images: !c.images.is_empty(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.label.cmp(&b.label));
+        out
+    }
+
+    /// Number of classes.
+    pub fn len(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// Whether there is no class.
+    pub fn is_empty(&self) -> bool {
+        self.classes.is_empty()
+    }
+
+    /// The stored enrollment images of a class (empty when none were kept).
+    pub fn class_images(&self, label: &str) -> Result<&[Vec<u8>]> {
+        let id = self.class_id(label)?;
+        Ok(self
+            .classes
+            .get(&id)
+            .map(|c| c.images.as_slice())
+            .unwrap_or(&[]))
+    }
+
+    /// Size and shape.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            classes: self.classes.len(),
+            vectors: self.index.len(),
+            deleted: self.index.deleted(),
+            segments: self.index.segments(),
+            bytes: self.index.bytes()
+                + self.classes.values().map(|c| c.bytes).sum::<u64>()
+                + self.manifest_bytes,
+        }
+    }
+
+    /// Whether the index has sealing, merging or compaction to do.
+    pub fn needs_maintenance(&self) -> bool {
+        self.index.needs_maintenance()
+    }
+
+    /// Does the index's pending sealing/merging/compaction; `None` when there
+    /// was nothing to do.
+    pub fn maintain(&mut self) -> Result<Option<ChangeSet>> {
+        match self.index.maintain()? {
+            Some(cs) => Ok(Some(self.finish(cs)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Class-level top-K: the `k_classes` classes whose best example is most
+    /// similar to `query`, best first. `unknown` is true when nothing matched or
+    /// the best score is below `threshold`.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k_classes: usize,
+        threshold: Option<f32>,
+    ) -> Result<SearchResult> {
+        if k_classes == 0 {
+            return Err(Error::BadInput(
+                "k (classes to return) must be at least 1".into(),
+            ));
+        }
+        if let Some(t) = threshold
+            && !t.is_finite()
+        {
+            return Err(Error::BadInput(format!("threshold {t} is not a number")));
+        }
+        let live = self.index.len();
+        let want = k_classes.min(self.classes.len());
+        // Neighbours needed to see k classes: k × the largest class, at least
+        // MIN_NEIGHBOURS. Capped at what one graph search returns (ef_search):
+        // one class with many examples must not turn every query into a scan.
+        // Widened (×4) while too few distinct classes turn up.
+        let cap = self.index.config().ef_search.max(MIN_NEIGHBOURS);
+        let mut k = k_classes
+            .saturating_mul(self.max_examples.max(1))
+            .clamp(MIN_NEIGHBOURS, cap);
+        let matches = loop {
+            let hits = self.index.search(query, k)?;
+            let mut seen = HashSet::new();
+            let mut matches = Vec::with_capacity(want);
+            for h in &hits {
+                let Some(&cid) = self.owner.get(&h.id) else {
+                    continue;
+                };
+                if !seen.insert(cid) {
+                    continue;
+                }
+                if let Some(c) = self.classes.get(&cid) {
+                    matches.push(ClassMatch {
+                        label: c.label.clone(),
+                        score: h.score,
+                        distance: 1.0 - h.score,
+                        metadata: c.metadata.clone(),
+                    });
+                }
+                if matches.len() == k_classes {
+                    break;
+                }
+            }
+            if matches.len() >= want || k >= live {
+                break matches;
+            }
+            k = k.saturating_mul(4).min(live);
+        };
+        let unknown = match (matches.first(), threshold) {
+            (None, _) => true,
+            (Some(best), Some(t)) => best.score < t,
+            (Some(_), None) => false,
+        };
+        Ok(SearchResult { matches, unknown })
+    }
+
+    /// Example-level search: the `k` enrolled examples nearest to `query`, with
+    /// their class labels (for retrieval metrics such as MAP@R).
+    pub fn search_examples(&self, query: &[f32], k: usize) -> Result<Vec<ExampleMatch>> {
+        let hits = self.index.search(query, k)?;
+        Ok(hits
+            .into_iter()
+            .filter_map(|h| {
+                let cid = self.owner.get(&h.id)?;
+                let c = self.classes.get(cid)?;
+                Some(ExampleMatch {
+                    label: c.label.clone(),
+                    vector_id: h.id,
+                    score: h.score,
+                })
+            })
+            .collect())
+    }
+
+    /// Every blob of the current state (manifest last), encoded afresh.
+    pub fn all_blobs(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut out = self.index.blobs()?;
+        let mut sizes = HashMap::new();
+        for (&id, c) in &self.classes {
+            let bytes = c.encode(id)?;
+            sizes.insert(c.seq, bytes.len() as u64);
+            out.push((class_blob(c.seq), bytes));
+        }
+        let manifest = self.manifest_with(|c| sizes.get(&c.seq).copied().unwrap_or(c.bytes));
+        out.push((MANIFEST.to_string(), encode_manifest(&manifest)?));
+        Ok(out)
+    }
+
+    /// The whole gallery as one byte file (see the module documentation).
+    pub fn export_bytes(&self) -> Result<Vec<u8>> {
+        let blobs = self.all_blobs()?;
+        let total: usize = blobs.iter().map(|(n, b)| 12 + n.len() + b.len()).sum();
+        let mut payload = Vec::with_capacity(4 + total);
+        payload.extend_from_slice(&(blobs.len() as u32).to_le_bytes());
+        for (name, bytes) in &blobs {
+            payload.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            payload.extend_from_slice(name.as_bytes());
+            payload.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            payload.extend_from_slice(bytes);
+        }
+        Ok(blob::seal(KIND_EXPORT, &payload))
+    }
+
+    /// Reads an export file: the gallery, and the change set that stores it
+    /// (into an empty store: blob names are the exported ones). Any damage is an
+    /// error; a gallery of another model is `ModelMismatch`.
+    pub fn import_bytes(
+        bytes: &[u8],
+        expected_fingerprint: Option<&str>,
+    ) -> Result<(Gallery, ChangeSet)> {
+        const NAME: &str = "export";
+        let payload = blob::open(NAME, KIND_EXPORT, bytes)?;
+        let mut r = Reader {
+            bytes: payload,
+            pos: 0,
+        };
+        let count = r.u32()? as usize;
+        let mut blobs: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut order = Vec::new();
+        for _ in 0..count {
+            let name_len = r.u32()? as usize;
+            let name = std::str::from_utf8(r.take(name_len)?)
+                .map_err(|_| Error::corrupt(NAME, "a blob name is not UTF-8"))?
+                .to_string();
+            if !blob::valid_name(&name) {
+                return Err(Error::corrupt(NAME, format!("bad blob name {name:?}")));
+            }
+            let len = usize::try_from(r.u64()?)
+                .map_err(|_| Error::corrupt(NAME, "blob length overflows"))?;
+            let data = r.take(len)?.to_vec();
+            if blobs.insert(name.clone(), data).is_some() {
+                return Err(Error::corrupt(NAME, format!("blob {name:?} appears twice")));
+            }
+            order.push(name);
+        }
+        if r.pos != payload.len() {
+            return Err(Error::corrupt(
+                NAME,
+                format!("{} bytes after the last blob", payload.len() - r.pos),
+            ));
+        }
+        let store = Unpacked(blobs);
+        let (gallery, _) = Gallery::open(&store, expected_fingerprint, OpenMode::Strict)?;
+        let mut blobs = store.0;
+        let mut cs = ChangeSet::new();
+        // Only the blobs the manifest uses; the manifest last.
+        let referenced: HashSet<String> = gallery.blob_names().into_iter().collect();
+        for name in order {
+            if name != MANIFEST
+                && referenced.contains(&name)
+                && let Some(b) = blobs.remove(&name)
+            {
+                cs.put(name, b);
+            }
+        }
+        if let Some(m) = blobs.remove(MANIFEST) {
+            cs.put(MANIFEST, m);
+        }
+        Ok((gallery, cs))
+    }
+
+    /// Names of every blob the current state uses (the manifest included).
+    pub fn blob_names(&self) -> Vec<String> {
+        let m = self.index.manifest();
+        let mut names: Vec<String> = m
+            .segments
+            .into_iter()
+            .chain(m.growing)
+            .map(|e| e.name)
+            .collect();
+        names.extend(self.classes.values().map(|c| class_blob(c.seq)));
+        names.push(MANIFEST.to_string());
+        names
+    }
+}
+
+fn encode_manifest(m: &Manifest) -> Result<Vec<u8>> {
+    let json = serde_json::to_vec(m)
+        .map_err(|e| Error::Internal(format!("encoding the manifest: {e}")))?;
+    Ok(blob::seal(KIND_MANIFEST, &json))
+}
+
+fn decode_manifest(bytes: &[u8]) -> Result<Manifest> {
+    let json = blob::open(MANIFEST, KIND_MANIFEST, bytes)?;
+    let value: Value = serde_json::from_slice(json)
+        .map_err(|e| Error::corrupt(MANIFEST, format!("not JSON: {e}")))?;
+    match value.get("format").and_then(Value::as_u64) {
+        Some(v) if v == GALLERY_FORMAT as u64 => {}
+        Some(v) => {
+            return Err(Error::corrupt(
+                MANIFEST,
+                format!(
+                    "gallery format {v} is not supported (this build reads format {GALLERY_FORMAT})"
+                ),
+            ));
+        }
+        None => return Err(Error::corrupt(MANIFEST, "no gallery format version")),
+    }
+    serde_json::from_value(value)
+        .map_err(|e| Error::corrupt(MANIFEST, format!("bad manifest: {e}")))
+}
+
+/// Bounds-checked little-endian reader over an export payload.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| Error::corrupt("export", "truncated blob list"))?;
+        let out = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+    fn u32(&mut self) -> Result<u32> {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(b))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Default)]
+    struct Blobs(HashMap<String, Vec<u8>>);
+
+    impl BlobRead for Blobs {
+        fn get(&self, name: &str) -> Result<Option<Vec<u8>>> {
+            Ok(self.0.get(name).cloned())
+        }
+    }
+
+    impl Blobs {
+        fn apply(&mut self, cs: ChangeSet) {
+            for (n, b) in cs.puts {
+                self.0.insert(n, b);
+            }
+            for n in cs.deletes {
+                self.0.remove(&n);
+            }
+        }
+        fn names(&self) -> Vec<String> {
+            let mut v: Vec<String> = self.0.keys().cloned().collect();
+            v.sort();
+            v
+        }
+    }
+
+    const DIM: usize = 8;
+
+    fn config(capacity: usize) -> GalleryConfig {
+        GalleryConfig {
+            dim: DIM,
+            fingerprint: "model-a".into(),
+            index: IndexConfig {
+                growing_capacity: capacity,
+                merge_factor: 2,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// A unit vector near axis `axis`, perturbed by `wobble` along axis + 1.
+    fn near(axis: usize, wobble: f32) -> Vec<f32> {
+        let mut v = vec![0.0; DIM];
+        v[axis % DIM] = 1.0;
+        v[(axis + 1) % DIM] = wobble;
+        v
+    }
+
+    fn new_gallery(capacity: usize) -> (Gallery, Blobs) {
+        let (g, cs) = Gallery::create(config(capacity)).unwrap();
+        let mut store = Blobs::default();
+        store.apply(cs);
+        (g, store)
+    }
+
+    fn sorted(mut v: Vec<String>) -> Vec<String> {
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn create_and_reopen_empty() {
+        let (g, store) = new_gallery(16);
+        assert_eq!(store.names(), vec![MANIFEST]);
+        assert_eq!((g.dim(), g.fingerprint()), (DIM, "model-a"));
+        let (back, damage) = Gallery::open(&store, Some("model-a"), OpenMode::Strict).unwrap();
+        assert!(damage.is_empty() && back.is_empty());
+        let r = back.search(&near(0, 0.0), 3, None).unwrap();
+        assert!(r.matches.is_empty() && r.unknown);
+        assert!(matches!(
+            Gallery::open(&Blobs::default(), None, OpenMode::Strict),
+            Err(Error::NotFound(_))
+        ));
+        for bad in [
+            GalleryConfig {
+                dim: 0,
+                ..config(16)
+            },
+            GalleryConfig {
+                fingerprint: " ".into(),
+                ..config(16)
+            },
+            GalleryConfig {
+                index: IndexConfig {
+                    merge_factor: 0,
+                    ..Default::default()
+                },
+                ..config(16)
+            },
+        ] {
+            assert!(matches!(Gallery::create(bad), Err(Error::BadInput(_))));
+        }
+    }
+
+    #[test]
+    fn class_level_search_uses_best_example() {
+        let (mut g, mut store) = new_gallery(1000);
+        // "cat" has one example close to the query and one far; "dog" one medium.
+        store.apply(
+            g.enroll(
+                "cat",
+                &[near(0, 0.1), near(4, 0.0)],
+                Some(json!({"sound": "meow"})),
+                vec![],
+            )
+            .unwrap(),
+        );
+        store.apply(g.enroll("dog", &[near(0, 0.8)], None, vec![]).unwrap());
+        store.apply(g.enroll("fish", &[near(6, 0.0)], None, vec![]).unwrap());
+        let q = near(0, 0.0);
+        let r = g.search(&q, 2, None).unwrap();
+        let labels: Vec<&str> = r.matches.iter().map(|m| m.label.as_str()).collect();
+        assert_eq!(labels, vec!["cat", "dog"]);
+        let cat_score = 1.0 / (1.0f32 + 0.01).sqrt();
+        assert!((r.matches[0].score - cat_score).abs() < 1e-5);
+        assert!((r.matches[0].distance - (1.0 - r.matches[0].score)).abs() < 1e-6);
+        assert_eq!(r.matches[0].metadata, Some(json!({"sound": "meow"})));
+        assert!(r.matches[0].score > r.matches[1].score);
+        assert!(!r.unknown);
+        // All three classes when asked for more than exist.
+        assert_eq!(g.search(&q, 10, None).unwrap().matches.len(), 3);
+        // Open set: a threshold above the best score means "unknown".
+        let r = g.search(&q, 1, Some(0.999)).unwrap();
+        assert!(r.unknown);
+        assert_eq!(r.matches[0].label, "cat");
+        assert!(!g.search(&q, 1, Some(0.9)).unwrap().unknown);
+        assert!(matches!(g.search(&q, 0, None), Err(Error::BadInput(_))));
+        assert!(matches!(
+            g.search(&q, 1, Some(f32::NAN)),
+            Err(Error::BadInput(_))
+        ));
+        assert!(matches!(
+            g.search(&q[..3], 1, None),
+            Err(Error::BadInput(_))
+        ));
+        let ex = g.search_examples(&q, 2).unwrap();
+        assert_eq!(ex[0].label, "cat");
+        assert_eq!(ex[1].label, "dog");
+    }
+
+    #[test]
+    fn search_widens_when_one_class_crowds_the_neighbours() {
+        let (mut g, _) = new_gallery(10_000);
+        // "crowd" has 200 examples all closer to the query than "other".
+        let crowd: Vec<Vec<f32>> = (0..200).map(|i| near(0, 0.001 * i as f32)).collect();
+        g.enroll("crowd", &crowd, None, vec![]).unwrap();
+        g.enroll("other", &[near(0, 0.9)], None, vec![]).unwrap();
+        // The first search (ef_search = 64 neighbours) sees only "crowd".
+        let r = g.search(&near(0, 0.0), 2, None).unwrap();
+        let labels: Vec<&str> = r.matches.iter().map(|m| m.label.as_str()).collect();
+        assert_eq!(labels, vec!["crowd", "other"]);
+    }
+
+    #[test]
+    fn enroll_creates_or_extends_classes() {
+        let (mut g, mut store) = new_gallery(1000);
+        store.apply(
+            g.enroll(
+                "cat",
+                &[near(0, 0.0)],
+                Some(json!(1)),
+                vec![b"img1".to_vec()],
+            )
+            .unwrap(),
+        );
+        // Adding examples keeps metadata when none is given, appends images.
+        let cs = g
+            .enroll(
+                "cat",
+                &[near(0, 0.2), near(0, 0.3)],
+                None,
+                vec![b"img2".to_vec()],
+            )
+            .unwrap();
+        // Only its own chunk, its class record and the manifest are written.
+        let puts: Vec<&str> = cs.puts.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(puts.len(), 3);
+        assert!(puts[0].starts_with("grow-") && puts[1].starts_with("class-"));
+        assert_eq!(puts[2], MANIFEST);
+        assert_eq!(cs.deletes.len(), 1, "the old class record");
+        store.apply(cs);
+        let info = &g.classes()[0];
+        assert_eq!((info.label.as_str(), info.examples), ("cat", 3));
+        assert_eq!(info.metadata, Some(json!(1)));
+        assert!(info.has_images);
+        assert_eq!(
+            g.class_images("cat").unwrap(),
+            &[b"img1".to_vec(), b"img2".to_vec()]
+        );
+        store.apply(
+            g.enroll("cat", &[near(0, 0.4)], Some(json!({"n": 2})), vec![])
+                .unwrap(),
+        );
+        assert_eq!(g.classes()[0].metadata, Some(json!({"n": 2})));
+        store.apply(g.set_metadata("cat", None).unwrap());
+        assert_eq!(g.classes()[0].metadata, None);
+        assert!(matches!(g.class_images("dog"), Err(Error::NotFound(_))));
+        let (back, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
+        assert_eq!(back.classes(), g.classes());
+        assert_eq!(
+            back.class_images("cat").unwrap(),
+            g.class_images("cat").unwrap()
+        );
+        assert_eq!(sorted(g.blob_names()), store.names());
+    }
+
+    #[test]
+    fn bad_input_changes_nothing() {
+        let (mut g, mut store) = new_gallery(2);
+        store.apply(g.enroll("cat", &[near(0, 0.0)], None, vec![]).unwrap());
+        let before_classes = g.classes();
+        let before_stats = g.stats();
+        let ok = vec![near(1, 0.0)];
+        let nan = vec![vec![f32::NAN; DIM]];
+        let short = vec![vec![1.0; DIM - 1]];
+        let mixed = vec![near(1, 0.0), vec![0.0; DIM]];
+        type Case<'a> = (&'a str, &'a [Vec<f32>], Vec<Vec<u8>>);
+        let cases: Vec<Case> = vec![
+            ("", &ok, vec![]),
+            ("   ", &ok, vec![]),
+            ("tab\there", &ok, vec![]),
+            ("dog", &[], vec![]),
+            ("dog", &nan, vec![]),
+            ("dog", &short, vec![]),
+            ("dog", &mixed, vec![]),
+            ("cat", &mixed, vec![]),
+            ("dog", &ok, vec![vec![]]),
+        ];
+        for (label, vectors, images) in cases {
+            let err = g.enroll(label, vectors, None, images).unwrap_err();
+            assert!(matches!(err, Error::BadInput(_)), "{label:?}: {err:?}");
+            assert_eq!(g.classes(), before_classes);
+            assert_eq!(g.stats(), before_stats);
+        }
+        let long = "x".repeat(MAX_LABEL_BYTES + 1);
+        assert!(matches!(
+            g.enroll(&long, &ok, None, vec![]),
+            Err(Error::BadInput(_))
+        ));
+        // And the next good mutation is consistent with the store.
+        store.apply(g.enroll("dog", &ok, None, vec![]).unwrap());
+        let (back, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
+        assert_eq!(back.classes(), g.classes());
+    }
+
+    #[test]
+    fn rename_and_remove() {
+        let (mut g, mut store) = new_gallery(1000);
+        store.apply(g.enroll("cat", &[near(0, 0.0)], None, vec![]).unwrap());
+        store.apply(g.enroll("dog", &[near(0, 0.5)], None, vec![]).unwrap());
+        assert!(matches!(g.rename("cow", "bull"), Err(Error::NotFound(_))));
+        assert!(matches!(
+            g.rename("cat", "dog"),
+            Err(Error::AlreadyExists(_))
+        ));
+        assert!(matches!(g.rename("cat", ""), Err(Error::BadInput(_))));
+        assert!(g.rename("cat", "cat").unwrap().is_empty());
+        store.apply(g.rename("cat", "kitten").unwrap());
+        assert_eq!(
+            g.search(&near(0, 0.0), 1, None).unwrap().matches[0].label,
+            "kitten"
+        );
+        assert!(matches!(g.remove("cat"), Err(Error::NotFound(_))));
+        store.apply(g.remove("kitten").unwrap());
+        let r = g.search(&near(0, 0.0), 5, None).unwrap();
+        let labels: Vec<&str> = r.matches.iter().map(|m| m.label.as_str()).collect();
+        assert_eq!(labels, vec!["dog"]);
+        assert_eq!(g.stats().deleted, 1);
+        assert_eq!(g.stats().vectors, 1);
+        // The label can be enrolled again, as a new class.
+        store.apply(g.enroll("kitten", &[near(5, 0.0)], None, vec![]).unwrap());
+        let (back, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
+        assert_eq!(back.classes(), g.classes());
+        assert_eq!(
+            back.search(&near(0, 0.0), 1, None).unwrap().matches[0].label,
+            "dog",
+            "the removed kitten's vector is not found after reopening"
+        );
+        assert_eq!(sorted(g.blob_names()), store.names());
+    }
+
+    #[test]
+    fn another_models_gallery_is_refused() {
+        let (_, store) = new_gallery(16);
+        match Gallery::open(&store, Some("model-b"), OpenMode::SkipDamaged) {
+            Err(Error::ModelMismatch {
+                what,
+                expected,
+                found,
+            }) => {
+                assert_eq!(
+                    (what.as_str(), expected.as_str(), found.as_str()),
+                    ("gallery", "model-b", "model-a")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_manifest_format_is_named() {
+        let (_, mut store) = new_gallery(16);
+        let json = blob::open(MANIFEST, KIND_MANIFEST, &store.0[MANIFEST]).unwrap();
+        let mut v: Value = serde_json::from_slice(json).unwrap();
+        v["format"] = json!(2);
+        store.0.insert(
+            MANIFEST.into(),
+            blob::seal(KIND_MANIFEST, &serde_json::to_vec(&v).unwrap()),
+        );
+        let err = Gallery::open(&store, None, OpenMode::SkipDamaged).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("manifest") && msg.contains("format 2"),
+            "{msg}"
+        );
+        store.0.insert(MANIFEST.into(), b"garbage".to_vec());
+        assert!(matches!(
+            Gallery::open(&store, None, OpenMode::SkipDamaged),
+            Err(Error::Corrupt { name, .. }) if name == MANIFEST
+        ));
+    }
+
+    #[test]
+    fn sealing_happens_inside_the_enrollment_change_set() {
+        let (mut g, mut store) = new_gallery(4);
+        let mut sealed = false;
+        for i in 0..DIM {
+            let cs = g
+                .enroll(
+                    &format!("c{i}"),
+                    &[near(i, 0.1), near(i, 0.2)],
+                    None,
+                    vec![],
+                )
+                .unwrap();
+            sealed |= cs.puts.iter().any(|(n, _)| n.starts_with("seg-"));
+            store.apply(cs);
+            assert_eq!(
+                sorted(g.blob_names()),
+                store.names(),
+                "after enrollment {i}"
+            );
+        }
+        assert!(sealed);
+        assert!(
+            g.stats()
+                .segments
+                .iter()
+                .any(|s| s.kind != SegmentKind::Growing)
+        );
+        assert!(!g.needs_maintenance());
+        let (back, _) = Gallery::open(&store, Some("model-a"), OpenMode::Strict).unwrap();
+        for i in 0..DIM {
+            let r = back.search(&near(i, 0.15), 1, None).unwrap();
+            assert_eq!(r.matches[0].label, format!("c{i}"));
+        }
+        let stats = back.stats();
+        assert_eq!(
+            (stats.classes, stats.vectors, stats.deleted),
+            (DIM, 2 * DIM, 0)
+        );
+        let stored: u64 = store.0.values().map(|b| b.len() as u64).sum();
+        assert_eq!(stats.bytes, stored);
+        assert_eq!(g.stats().bytes, stored);
+    }
+
+    #[test]
+    fn deferred_maintenance() {
+        let (mut g, mut store) = new_gallery(4);
+        g.set_auto_maintain(false);
+        assert!(!g.auto_maintain());
+        for i in 0..3 {
+            let cs = g
+                .enroll(
+                    &format!("c{i}"),
+                    &[near(i, 0.0), near(i, 0.1)],
+                    None,
+                    vec![],
+                )
+                .unwrap();
+            assert!(cs.puts.iter().all(|(n, _)| !n.starts_with("seg-")));
+            store.apply(cs);
+        }
+        assert!(g.needs_maintenance());
+        let cs = g.maintain().unwrap().expect("work to do");
+        assert!(cs.puts.iter().any(|(n, _)| n.starts_with("seg-")));
+        assert_eq!(cs.puts.last().map(|(n, _)| n.as_str()), Some(MANIFEST));
+        store.apply(cs);
+        assert!(!g.needs_maintenance());
+        assert!(g.maintain().unwrap().is_none());
+        assert_eq!(sorted(g.blob_names()), store.names());
+        let (back, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
+        assert_eq!(back.stats().vectors, 6);
+    }
+
+    fn damaged_gallery() -> (Gallery, Blobs, String, String) {
+        let (mut g, mut store) = new_gallery(4);
+        for i in 0..6 {
+            store.apply(
+                g.enroll(
+                    &format!("c{i}"),
+                    &[near(i, 0.0), near(i, 0.1)],
+                    None,
+                    vec![],
+                )
+                .unwrap(),
+            );
+        }
+        let m = decode_manifest(&store.0[MANIFEST]).unwrap();
+        let seg = m.index.segments[0].name.clone();
+        // Damage one segment (bit flip) and the class record of "c5".
+        let seg_bytes = store.0.get_mut(&seg).unwrap();
+        let at = seg_bytes.len() - 10;
+        seg_bytes[at] ^= 1;
+        let c5 = m
+            .classes
+            .iter()
+            .map(|e| class_blob(e.1))
+            .find(|n| Class::decode(n, &store.0[n]).unwrap().1.label == "c5")
+            .unwrap();
+        let b = store.0.get_mut(&c5).unwrap();
+        let at = b.len() / 2;
+        b[at] ^= 0x10;
+        (g, store, seg, c5)
+    }
+
+    #[test]
+    fn strict_open_names_the_first_damaged_blob() {
+        let (_, store, seg, _) = damaged_gallery();
+        match Gallery::open(&store, None, OpenMode::Strict) {
+            Err(Error::Corrupt { name, reason }) => {
+                assert_eq!(name, seg);
+                assert!(reason.contains("checksum"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn skip_damaged_keeps_the_rest_and_repairs_on_next_mutation() {
+        let (orig, mut store, seg, c5) = damaged_gallery();
+        let (mut g, damage) =
+            Gallery::open(&store, Some("model-a"), OpenMode::SkipDamaged).unwrap();
+        let names: Vec<&str> = damage.iter().map(|d| d.blob.as_str()).collect();
+        assert_eq!(names, vec![seg.as_str(), c5.as_str()]);
+        // c5 is gone; classes whose vectors lived in the damaged segment are
+        // still listed (with fewer or no examples) so they can be re-enrolled.
+        let labels: Vec<String> = g.classes().into_iter().map(|c| c.label).collect();
+        assert!(!labels.contains(&"c5".to_string()));
+        assert_eq!(labels.len(), 5);
+        let lost: usize = orig.classes().iter().map(|c| c.examples).sum::<usize>()
+            - g.classes().iter().map(|c| c.examples).sum::<usize>();
+        assert!(lost >= 2, "the damaged segment's vectors are gone");
+        // c5's vectors (orphans now) never match; the survivors still do.
+        let r = g.search(&near(5, 0.05), 6, None).unwrap();
+        assert!(r.matches.iter().all(|m| m.label != "c5"));
+        let survivor = g.classes().into_iter().find(|c| c.examples == 2).unwrap();
+        let i: usize = survivor.label[1..].parse().unwrap();
+        assert_eq!(
+            g.search(&near(i, 0.05), 1, None).unwrap().matches[0].label,
+            survivor.label
+        );
+
+        // The next mutation drops the damaged blobs from the manifest (and the store).
+        let cs = g.enroll("new", &[near(7, 0.3)], None, vec![]).unwrap();
+        assert!(cs.deletes.contains(&seg) && cs.deletes.contains(&c5));
+        store.apply(cs);
+        assert_eq!(sorted(g.blob_names()), store.names());
+        let (back, damage) = Gallery::open(&store, Some("model-a"), OpenMode::Strict).unwrap();
+        assert!(damage.is_empty());
+        assert_eq!(back.classes(), g.classes());
+        assert_eq!(back.stats().vectors, g.stats().vectors);
+    }
+
+    #[test]
+    fn export_import_roundtrip() {
+        let (mut g, mut store) = new_gallery(4);
+        for i in 0..7 {
+            store.apply(
+                g.enroll(
+                    &format!("c{i}"),
+                    &[near(i, 0.0), near(i, 0.2)],
+                    Some(json!(i)),
+                    vec![vec![i as u8; 10]],
+                )
+                .unwrap(),
+            );
+        }
+        store.apply(g.remove("c2").unwrap());
+        let bytes = g.export_bytes().unwrap();
+        let (back, cs) = Gallery::import_bytes(&bytes, Some("model-a")).unwrap();
+        assert_eq!(back.classes(), g.classes());
+        assert_eq!(back.stats(), g.stats());
+        // The import change set recreates exactly the stored blobs.
+        assert_eq!(cs.puts.last().map(|(n, _)| n.as_str()), Some(MANIFEST));
+        let mut fresh = Blobs::default();
+        fresh.apply(cs);
+        assert_eq!(fresh.names(), store.names());
+        for name in store.names() {
+            assert_eq!(fresh.0[&name], store.0[&name], "{name}");
+        }
+        let (reopened, _) = Gallery::open(&fresh, None, OpenMode::Strict).unwrap();
+        let q = near(3, 0.1);
+        assert_eq!(
+            reopened.search(&q, 3, None).unwrap(),
+            g.search(&q, 3, None).unwrap()
+        );
+
+        assert!(matches!(
+            Gallery::import_bytes(&bytes, Some("model-b")),
+            Err(Error::ModelMismatch { .. })
+        ));
+        let mut bad = bytes.clone();
+        bad[40] ^= 1;
+        assert!(matches!(
+            Gallery::import_bytes(&bad, None),
+            Err(Error::Corrupt { name, .. }) if name == "export"
+        ));
+        assert!(Gallery::import_bytes(&bytes[..bytes.len() - 1], None).is_err());
+        // A well-framed export whose blob list lies about lengths.
+        let payload = blob::open("export", KIND_EXPORT, &bytes).unwrap();
+        let mut lying = payload.to_vec();
+        lying.truncate(lying.len() - 3);
+        let err = Gallery::import_bytes(&blob::seal(KIND_EXPORT, &lying), None).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn manifest_is_json_and_lists_everything() {
+        let (mut g, mut store) = new_gallery(4);
+        store.apply(g.enroll("a", &[near(0, 0.0)], None, vec![]).unwrap());
+        g.remove("a").map(|cs| store.apply(cs)).unwrap();
+        store.apply(g.enroll("b", &[near(1, 0.0)], None, vec![]).unwrap());
+        let json = blob::open(MANIFEST, KIND_MANIFEST, &store.0[MANIFEST]).unwrap();
+        let v: Value = serde_json::from_slice(json).unwrap();
+        assert_eq!(v["format"], json!(1));
+        assert_eq!(v["fingerprint"], json!("model-a"));
+        assert_eq!(v["dim"], json!(DIM));
+        assert_eq!(v["index"]["config"]["growing_capacity"], json!(4));
+        assert_eq!(v["index"]["tombstones"], json!([1]));
+        assert_eq!(v["index"]["growing"].as_array().unwrap().len(), 2);
+        let classes = v["classes"].as_array().unwrap();
+        assert_eq!(classes.len(), 1);
+        assert_eq!(classes[0][0], json!(2), "class id of b");
+        let name = format!("class-{}", classes[0][1]);
+        assert_eq!(classes[0][2], json!(store.0[&name].len()));
+    }
+}
