@@ -626,6 +626,26 @@ async fn reembedded(old: &Gallery, model: &Model) -> Result<(Gallery, ChangeSet)
     Ok((gallery, all))
 }
 
+/// Several consecutive change sets merged into one: only the last put of each
+/// blob is written (every enrollment rewrites the manifest), and blobs that a
+/// later change deletes are not written at all (blob names are never reused).
+fn squash(changes: ChangeSet) -> ChangeSet {
+    let ChangeSet { puts, deletes } = changes;
+    let deleted: std::collections::HashSet<&str> = deletes.iter().map(String::as_str).collect();
+    let mut last = std::collections::HashMap::new();
+    for (i, (name, _)) in puts.iter().enumerate() {
+        last.insert(name.clone(), i);
+    }
+    let mut out = ChangeSet::new();
+    for (i, (name, bytes)) in puts.into_iter().enumerate() {
+        if last.get(&name) == Some(&i) && !deleted.contains(name.as_str()) {
+            out.put(name, bytes);
+        }
+    }
+    out.deletes = deletes;
+    out
+}
+
 /// One model and one gallery, in the browser (IndexedDB) or in memory.
 #[wasm_bindgen]
 pub struct MetricAnn {
@@ -943,7 +963,7 @@ impl MetricAnn {
                 return Err(e);
             }
             let count = s.gallery.len();
-            s.commit(all, false).await?;
+            s.commit(squash(all), false).await?;
             drop(guard);
             schedule_maintenance(session.clone());
             Ok(JsValue::from(count as f64))
