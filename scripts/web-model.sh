@@ -9,7 +9,10 @@ out="${1:-target/web-model}"
 mkdir -p "$out"
 [ -f "$out/default.bundle" ] && [ -f "$out/other.bundle" ] && { echo "web-model: $out is ready"; exit 0; }
 
-cargo build --workspace --all-targets
+# --keep-going: the example needs only the root crate; a broken target elsewhere
+# is test-native's to report.
+cargo build --workspace --all-targets --keep-going || echo "web-model: some targets failed to build; going on"
+[ -x target/debug/examples/web_bundles ] || { echo "web-model: examples/web_bundles did not build" >&2; exit 1; }
 target/debug/examples/web_bundles "$out/random" 32 64 >/dev/null
 cp "$out/random/other.bundle" "$out/other.bundle"
 
@@ -23,5 +26,5 @@ elif [ -x target/debug/metricann ] && [ -d tests/fixtures/glyphs/train ] &&
   echo "web-model: default.bundle trained for 1 epoch on the glyph fixture"
 else
   cp "$out/random/default.bundle" "$out/default.bundle"
-  echo "web-model: default.bundle is a random init (no www/models/default.bundle, and 'metricann train' failed or is missing: see $out/train.log)"
+  echo "web-model: default.bundle is a random init (no www/models/default.bundle, and target/debug/metricann is missing or its training failed: $out/train.log)"
 fi
