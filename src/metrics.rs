@@ -2,10 +2,12 @@
 //!
 //! - classification-style, over ranked *class* predictions: [`top_k_accuracy`],
 //!   [`mean_reciprocal_rank`];
-//! - retrieval-style, over the labels of retrieved *examples* (nearest
-//!   neighbours, the query itself excluded): P@1, R-precision and MAP@R as
+//! - retrieval-style, per query over the relevance of the retrieved *examples*
+//!   (nearest neighbours, the query itself excluded, `true` = same label):
+//!   [`precision_at_k`] (P@1 with k = 1), [`r_precision`] and [`map_at_r`] as
 //!   defined by Musgrave, Belongie & Lim, "A Metric Learning Reality Check"
-//!   (ECCV 2020), where R is the number of references sharing the query's label;
+//!   (ECCV 2020), where R is the number of references sharing the query's
+//!   label; [`retrieval_metrics`] averages them from labels;
 //! - index quality: [`recall_at_k`] of approximate against exact neighbour ids.
 //!
 //! Means over zero queries are 0.
@@ -25,45 +27,60 @@ pub fn top_k_accuracy<L: PartialEq>(ranked: &[Vec<L>], truth: &[L], k: usize) ->
 /// Mean over queries of 1 / (rank of the first correct prediction), 0 when the
 /// true label is not predicted at all.
 pub fn mean_reciprocal_rank<L: PartialEq>(ranked: &[Vec<L>], truth: &[L]) -> f64 {
-    mean(ranked.iter().zip(truth).map(|(r, t)| {
-        r.iter()
-            .position(|x| x == t)
-            .map_or(0.0, |p| 1.0 / (p as f64 + 1.0))
-    }))
+    mean(
+        ranked
+            .iter()
+            .zip(truth)
+            .map(|(r, t)| reciprocal_rank(&relevance(r, t))),
+    )
 }
 
-/// Precision at 1 of one query: 1 if the nearest retrieved example is correct.
-pub fn precision_at_1<L: PartialEq>(retrieved: &[L], truth: &L) -> f64 {
-    f64::from(u8::from(retrieved.first() == Some(truth)))
+/// Which retrieved items are correct: `retrieved[i] == truth`.
+pub fn relevance<L: PartialEq>(retrieved: &[L], truth: &L) -> Vec<bool> {
+    retrieved.iter().map(|x| x == truth).collect()
+}
+
+/// 1 / (rank of the first correct item), 0 when none is correct.
+pub fn reciprocal_rank(relevant: &[bool]) -> f64 {
+    relevant
+        .iter()
+        .position(|&h| h)
+        .map_or(0.0, |p| 1.0 / (p as f64 + 1.0))
+}
+
+/// Precision at `k` of one query: the fraction of the first `k` retrieved that
+/// are correct (fewer than `k` retrieved count the missing ones as wrong). P@1
+/// is `precision_at_k(relevant, 1)`. 0 when `k` is 0.
+pub fn precision_at_k(relevant: &[bool], k: usize) -> f64 {
+    if k == 0 {
+        return 0.0;
+    }
+    relevant.iter().take(k).filter(|&&h| h).count() as f64 / k as f64
 }
 
 /// R-precision of one query: the fraction of the first `r` retrieved that are
-/// correct. `None` when `r` is 0 (the query has no relevant reference).
-/// Fewer than `r` retrieved examples count the missing ones as wrong.
-pub fn r_precision<L: PartialEq>(retrieved: &[L], truth: &L, r: usize) -> Option<f64> {
-    if r == 0 {
-        return None;
-    }
-    let correct = retrieved.iter().take(r).filter(|x| *x == truth).count();
-    Some(correct as f64 / r as f64)
+/// correct, where `r` is the number of relevant references. 0 when `r` is 0
+/// (such queries should be skipped; [`retrieval_metrics`] does).
+pub fn r_precision(relevant: &[bool], r: usize) -> f64 {
+    precision_at_k(relevant, r)
 }
 
 /// MAP@R of one query: `(1/R) · Σ_{i=1..R} P(i) · rel(i)`, where `rel(i)` is
-/// whether the i-th retrieved example is correct and `P(i)` the precision of
-/// the first `i`. `None` when `r` is 0.
-pub fn average_precision_at_r<L: PartialEq>(retrieved: &[L], truth: &L, r: usize) -> Option<f64> {
+/// whether the i-th retrieved item is correct and `P(i)` the precision of the
+/// first `i`. 0 when `r` is 0.
+pub fn map_at_r(relevant: &[bool], r: usize) -> f64 {
     if r == 0 {
-        return None;
+        return 0.0;
     }
     let mut correct = 0usize;
     let mut sum = 0.0;
-    for (i, x) in retrieved.iter().take(r).enumerate() {
-        if x == truth {
+    for (i, &h) in relevant.iter().take(r).enumerate() {
+        if h {
             correct += 1;
             sum += correct as f64 / (i as f64 + 1.0);
         }
     }
-    Some(sum / r as f64)
+    sum / r as f64
 }
 
 /// Retrieval metrics averaged over queries.
@@ -89,13 +106,14 @@ pub fn retrieval_metrics<L: PartialEq>(
     let mut n = 0usize;
     let (mut p1, mut rp, mut map) = (0.0, 0.0, 0.0);
     for ((ret, t), &r) in retrieved.iter().zip(truth).zip(r) {
-        let (Some(a), Some(b)) = (r_precision(ret, t, r), average_precision_at_r(ret, t, r)) else {
+        if r == 0 {
             continue;
-        };
+        }
+        let rel = relevance(ret, t);
         n += 1;
-        p1 += precision_at_1(ret, t);
-        rp += a;
-        map += b;
+        p1 += precision_at_k(&rel, 1);
+        rp += r_precision(&rel, r);
+        map += map_at_r(&rel, r);
     }
     let d = n.max(1) as f64;
     RetrievalMetrics {
@@ -160,32 +178,33 @@ mod tests {
     #[test]
     fn r_precision_and_map_at_r_by_hand() {
         // Truth A, R = 3; top 3 = A, B, A → relevance 1, 0, 1.
-        let retrieved = ["A", "B", "A", "A", "B"];
-        assert_eq!(r_precision(&retrieved, &"A", 3), Some(2.0 / 3.0));
+        let rel = relevance(&["A", "B", "A", "A", "B"], &"A");
+        assert_eq!(rel, vec![true, false, true, true, false]);
+        assert!(close(r_precision(&rel, 3), 2.0 / 3.0));
         // (P(1)·1 + P(3)·1) / R = (1 + 2/3) / 3 = 5/9.
-        assert!(close(
-            average_precision_at_r(&retrieved, &"A", 3).unwrap(),
-            5.0 / 9.0
-        ));
-        assert_eq!(precision_at_1(&retrieved, &"A"), 1.0);
-        assert_eq!(precision_at_1(&retrieved, &"B"), 0.0);
+        assert!(close(map_at_r(&rel, 3), 5.0 / 9.0));
+        assert_eq!(precision_at_k(&rel, 1), 1.0);
+        assert!(close(precision_at_k(&rel, 5), 0.6));
+        assert_eq!(precision_at_k(&[false, true], 1), 0.0);
+        assert_eq!(reciprocal_rank(&[false, false, true]), 1.0 / 3.0);
+        assert_eq!(reciprocal_rank(&[false]), 0.0);
         // R = 10: only the first correct gives 0.1. Five correct give the same
         // R-precision (0.5) whether they come first or last, but MAP@R rewards
         // the ranking that puts them first.
-        let mut first = vec![0u8; 10];
-        first[0] = 1;
-        assert!(close(average_precision_at_r(&first, &1, 10).unwrap(), 0.1));
-        let early = [1u8, 1, 1, 1, 1, 0, 0, 0, 0, 0];
-        let late = [0u8, 0, 0, 0, 0, 1, 1, 1, 1, 1];
-        assert!(close(average_precision_at_r(&early, &1, 10).unwrap(), 0.5));
+        let mut first = vec![false; 10];
+        first[0] = true;
+        assert!(close(map_at_r(&first, 10), 0.1));
+        let early: Vec<bool> = (0..10).map(|i| i < 5).collect();
+        let late: Vec<bool> = (0..10).map(|i| i >= 5).collect();
+        assert!(close(map_at_r(&early, 10), 0.5));
         // (1/6 + 2/7 + 3/8 + 4/9 + 5/10) / 10
         let want = (1.0 / 6.0 + 2.0 / 7.0 + 3.0 / 8.0 + 4.0 / 9.0 + 0.5) / 10.0;
-        assert!(close(average_precision_at_r(&late, &1, 10).unwrap(), want));
-        assert_eq!(r_precision(&late, &1, 10), r_precision(&early, &1, 10));
+        assert!(close(map_at_r(&late, 10), want));
+        assert_eq!(r_precision(&late, 10), r_precision(&early, 10));
         // Too few retrieved: missing ones count as wrong.
-        assert_eq!(r_precision(&["A"], &"A", 4), Some(0.25));
-        assert_eq!(average_precision_at_r(&["A"], &"A", 4), Some(0.25));
-        assert_eq!(r_precision(&["A"], &"A", 0), None);
+        assert_eq!(r_precision(&[true], 4), 0.25);
+        assert_eq!(map_at_r(&[true], 4), 0.25);
+        assert_eq!((r_precision(&[true], 0), map_at_r(&[true], 0)), (0.0, 0.0));
     }
 
     #[test]
