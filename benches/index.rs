@@ -44,6 +44,39 @@ fn random_unit(rng: &mut StdRng, n: usize, dim: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// `METRICANN_BENCH_DATA=clustered`: vectors in groups of 3 around random
+/// centres (cosine ≈ 0.9 to their centre), like a gallery of 3-example classes,
+/// instead of uniformly random directions (the hardest case for HNSW).
+fn clustered() -> bool {
+    std::env::var("METRICANN_BENCH_DATA").is_ok_and(|v| v == "clustered")
+}
+
+/// `n` vectors of the benchmark's data set (and `queries` queries from it).
+fn dataset(rng: &mut StdRng, n: usize, queries: usize) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    if !clustered() {
+        return (random_unit(rng, n, DIM), random_unit(rng, queries, DIM));
+    }
+    let centres = random_unit(rng, n.div_ceil(3), DIM);
+    let perturb = |centre: &[f32], noise: &[f32]| -> Vec<f32> {
+        let v: Vec<f32> = centre
+            .iter()
+            .zip(noise)
+            .map(|(a, b)| a + 0.45 * b)
+            .collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / norm).collect()
+    };
+    let noise = random_unit(rng, n, DIM);
+    let data = (0..n)
+        .map(|i| perturb(&centres[i / 3], &noise[i]))
+        .collect();
+    let noise = random_unit(rng, queries, DIM);
+    let qs = (0..queries)
+        .map(|i| perturb(&centres[rng.random_range(0..centres.len())], &noise[i]))
+        .collect();
+    (data, qs)
+}
+
 fn bench_n() -> usize {
     std::env::var("METRICANN_BENCH_N")
         .ok()
@@ -55,8 +88,11 @@ fn bench_n() -> usize {
 fn cache_dir(n: usize) -> std::path::PathBuf {
     let c = IndexConfig::default();
     std::env::temp_dir().join(format!(
-        "metricann-bench-index-{n}x{DIM}-ef{}-{}-seed{}-v1",
-        c.ef_construction, c.ef_search, c.seed
+        "metricann-bench-index-{}-{n}x{DIM}-ef{}-{}-seed{}-v1",
+        if clustered() { "clustered" } else { "random" },
+        c.ef_construction,
+        c.ef_search,
+        c.seed
     ))
 }
 
@@ -117,11 +153,11 @@ fn bench_index(n: usize, vectors: &[Vec<f32>]) -> Index {
 fn index_search(c: &mut Criterion) {
     let n = bench_n();
     let mut rng = StdRng::seed_from_u64(1);
-    let vectors = random_unit(&mut rng, n, DIM);
-    let queries = random_unit(&mut rng, 1000, DIM);
+    let (vectors, queries) = dataset(&mut rng, n, 1000);
     let index = bench_index(n, &vectors);
     println!(
-        "index: {n} vectors, dim {DIM}, segments {:?}",
+        "index: {n} {} vectors, dim {DIM}, segments {:?}",
+        if clustered() { "clustered" } else { "random" },
         index
             .segments()
             .iter()
@@ -159,7 +195,8 @@ fn index_search(c: &mut Criterion) {
         mean_recall_at_k(&approx, &exact, 10)
     );
 
-    let mut group = c.benchmark_group(format!("index_search_{n}x{DIM}"));
+    let data = if clustered() { "clustered" } else { "random" };
+    let mut group = c.benchmark_group(format!("index_search_{data}_{n}x{DIM}"));
     group.throughput(Throughput::Elements(1));
     let mut i = 0;
     group.bench_function("hnsw_k10", |b| {
