@@ -272,6 +272,9 @@ pub struct Gallery {
     next_class_seq: u64,
     /// Most examples any class has (sizes the neighbour search).
     max_examples: usize,
+    /// Classes without any searchable example (their vectors were lost with a
+    /// damaged blob): a search cannot find them, so it does not wait for them.
+    empty_classes: usize,
     /// Damaged blobs found at open, deleted by the next mutation.
     pending_deletes: Vec<String>,
     /// Classes whose stored record lists vectors that were lost: rewritten by
@@ -293,7 +296,8 @@ impl std::fmt::Debug for Gallery {
 }
 
 impl Gallery {
-    /// A new, empty gallery and the change set that stores it.
+    /// A new, empty gallery and the change set that stores it (into an empty
+    /// store: its manifest replaces any other).
     pub fn create(config: GalleryConfig) -> Result<(Gallery, ChangeSet)> {
         if config.fingerprint.trim().is_empty() {
             return Err(Error::BadInput("the model fingerprint is empty".into()));
@@ -310,6 +314,7 @@ impl Gallery {
             next_vector_id: 1,
             next_class_seq: 1,
             max_examples: 0,
+            empty_classes: 0,
             pending_deletes: Vec::new(),
             dirty: BTreeSet::new(),
             manifest_bytes: 0,
@@ -366,6 +371,7 @@ impl Gallery {
             next_vector_id: manifest.next_vector_id,
             next_class_seq: manifest.next_class_seq,
             max_examples: 0,
+            empty_classes: 0,
             pending_deletes: Vec::new(),
             dirty: BTreeSet::new(),
             manifest_bytes: bytes.len() as u64,
@@ -411,6 +417,11 @@ impl Gallery {
             .map(|c| c.vector_ids.len())
             .max()
             .unwrap_or(0);
+        gallery.empty_classes = gallery
+            .classes
+            .values()
+            .filter(|c| c.vector_ids.is_empty())
+            .count();
         Ok((gallery, damage))
     }
 
@@ -618,6 +629,9 @@ impl Gallery {
             seq: 0,
             bytes: 0,
         });
+        if existing.is_some() && class.vector_ids.is_empty() {
+            self.empty_classes -= 1;
+        }
         class.vector_ids.extend_from_slice(&ids);
         if metadata.is_some() {
             class.metadata = metadata;
@@ -648,6 +662,9 @@ impl Gallery {
         };
         self.by_label.remove(label);
         self.dirty.remove(&id);
+        if class.vector_ids.is_empty() {
+            self.empty_classes -= 1;
+        }
         for v in &class.vector_ids {
             self.owner.remove(v);
         }
@@ -782,7 +799,7 @@ impl Gallery {
             return Err(Error::BadInput(format!("threshold {t} is not a number")));
         }
         let live = self.index.len();
-        let want = k_classes.min(self.classes.len());
+        let want = k_classes.min(self.classes.len() - self.empty_classes);
         // Neighbours needed to see k classes: k × the largest class, at least
         // MIN_NEIGHBOURS. Capped at what one graph search returns (ef_search):
         // one class with many examples must not turn every query into a scan.
@@ -1478,6 +1495,24 @@ mod tests {
         assert!(damage.is_empty());
         assert_eq!(back.classes(), g.classes());
         assert_eq!(back.stats().vectors, g.stats().vectors);
+
+        // Emptied classes can be enrolled again (re-embedded) or removed, and
+        // a search asking for more classes than can match returns the others.
+        let empty: Vec<String> = g
+            .classes()
+            .into_iter()
+            .filter(|c| c.examples == 0)
+            .map(|c| c.label)
+            .collect();
+        assert!(empty.len() >= 2, "{empty:?}");
+        store.apply(g.enroll(&empty[0], &[near(0, 0.5)], None, vec![]).unwrap());
+        store.apply(g.remove(&empty[1]).unwrap());
+        let searchable = g.classes().iter().filter(|c| c.examples > 0).count();
+        let r = g.search(&near(0, 0.5), 20, None).unwrap();
+        assert_eq!(r.matches.len(), searchable);
+        assert_eq!(r.matches[0].label, empty[0]);
+        let (back, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
+        assert_eq!(back.search(&near(0, 0.5), 20, None).unwrap(), r);
     }
 
     #[test]
