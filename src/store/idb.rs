@@ -108,9 +108,12 @@ fn idb_error(gallery: &str, what: &str, value: &JsValue) -> Error {
     if let Some(e) = value.dyn_ref::<DomException>()
         && e.name() == "QuotaExceededError"
     {
+        let detail = match e.message() {
+            m if m.is_empty() => "the browser's storage quota for this site is used up".to_string(),
+            m => m,
+        };
         return Error::QuotaExceeded(format!(
-            "IndexedDB refused to store {what} of gallery {gallery:?}: {}",
-            e.message()
+            "IndexedDB refused to store {what} of gallery {gallery:?}: {detail}"
         ));
     }
     Error::Internal(format!(

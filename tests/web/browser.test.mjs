@@ -102,6 +102,48 @@ async function suite(t, context, origin, backend) {
     assert.equal(res.top, CLASSES[1][0], 'a read-only tab still searches');
   });
 
+  await t.test(`[${backend}] QUOTA_EXCEEDED: a write the browser refuses changes nothing`, async (tt) => {
+    const cdp = await context.newCDPSession(page);
+    const quota = 1024; // below what the origin already uses: every new write is refused
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: quota });
+    let res;
+    try {
+      // The override reaches the quota manager asynchronously; a new document sees it.
+      await reload(page);
+      await open();
+      const seen = await page.evaluate(async (q) => {
+        for (let i = 0; i < 100; i++) {
+          const { quota } = await navigator.storage.estimate();
+          if (quota <= q) return quota;
+          await new Promise((ok) => setTimeout(ok, 100));
+        }
+        return (await navigator.storage.estimate()).quota;
+      }, quota);
+      if (seen > quota) {
+        tt.skip(`QUOTA_EXCEEDED not tested: Storage.overrideQuotaForOrigin did not take effect (estimate says ${seen})`);
+        return;
+      }
+      res = await page.evaluate(async () => {
+        const before = (await window.ann.classes()).length;
+        // 1024×1024 of noise, kept as PNG (~3 MB).
+        const noise = new ImageData(1024, 1024);
+        for (let i = 0; i < noise.data.length; i += 65536) crypto.getRandomValues(noise.data.subarray(i, i + 65536));
+        const err = await h.attempt(() => window.ann.enroll('too-big', noise, { keepImages: true }));
+        const after = (await window.ann.classes()).length;
+        if (err.ok) await window.ann.remove('too-big'); // keep the suite's state whatever happened
+        const small = await h.attempt(() => window.ann.search(noise));
+        return { before, after, err, searchOk: small.ok };
+      });
+    } finally {
+      await cdp.send('Storage.overrideQuotaForOrigin', { origin });
+    }
+    console.log(`# quota: ${JSON.stringify(res.err.error ?? res.err)}`);
+    assert.equal(res.err.ok, false);
+    assert.equal(res.err.error.code, 'QUOTA_EXCEEDED', JSON.stringify(res.err));
+    assert.equal(res.after, res.before, 'the refused class is not in the gallery');
+    assert.ok(res.searchOk, 'the gallery still works');
+  });
+
   await t.test(`[${backend}] errors carry codes: BAD_IMAGE, BAD_INPUT, NOT_FOUND, ALREADY_EXISTS`, async () => {
     const errs = await page.evaluate(async (labels) => ({
       text: await h.attempt(() => window.ann.enroll('x', new TextEncoder().encode('not an image'))),
