@@ -19,7 +19,9 @@ pub enum Error {
     Corrupt { name: String, reason: String },
 
     /// An index or gallery was built by another model than the one offered.
-    #[error("model mismatch: {what} was built by model {found}, but the loaded model is {expected}")]
+    #[error(
+        "model mismatch: {what} was built by model {found}, but the loaded model is {expected}"
+    )]
     ModelMismatch {
         what: String,
         expected: String,

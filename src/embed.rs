@@ -1,0 +1,193 @@
+//! A batch of images → unit vectors, with the model a bundle describes.
+
+use ::image::DynamicImage;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::image::Preprocessing;
+use crate::model::{Bundle, EmbeddingModel};
+use crate::{Error, Result};
+
+/// Images per forward pass: bounds peak memory on a phone and in a 2-core CI.
+pub const DEFAULT_BATCH: usize = 32;
+
+/// Runs a bundle's model on one device.
+#[derive(Debug)]
+pub struct Embedder {
+    model: EmbeddingModel,
+    device: Device,
+    preprocessing: Preprocessing,
+    fingerprint: String,
+    dim: usize,
+}
+
+impl Embedder {
+    /// Loads the bundle's network onto `device`, in inference mode.
+    pub fn new(bundle: &Bundle, device: Device) -> Result<Self> {
+        let model = bundle.load_model(&device)?.valid();
+        Ok(Self::from_model(
+            model,
+            device,
+            bundle.header.preprocessing.clone(),
+            bundle.fingerprint().to_string(),
+            bundle.header.embedding_dim,
+        ))
+    }
+
+    /// Wraps an in-memory model (the trainer validates with this between epochs).
+    pub fn from_model(
+        model: EmbeddingModel,
+        device: Device,
+        preprocessing: Preprocessing,
+        fingerprint: String,
+        dim: usize,
+    ) -> Self {
+        Self {
+            model,
+            device,
+            preprocessing,
+            fingerprint,
+            dim,
+        }
+    }
+
+    /// Fingerprint of the model's weights.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Length of the embeddings.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The preprocessing the model expects.
+    pub fn preprocessing(&self) -> &Preprocessing {
+        &self.preprocessing
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Embeds images, in batches of [`DEFAULT_BATCH`].
+    pub fn embed(&self, images: &[DynamicImage]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(DEFAULT_BATCH) {
+            let data = self.forward(chunk)?.into_data();
+            out.extend(self.rows(data)?);
+        }
+        Ok(out)
+    }
+
+    /// Embeds images, reading results back asynchronously: the only way on WebGPU,
+    /// where a synchronous read would block the browser's event loop.
+    pub async fn embed_async(&self, images: &[DynamicImage]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(DEFAULT_BATCH) {
+            let data = self
+                .forward(chunk)?
+                .into_data_async()
+                .await
+                .map_err(|e| Error::Internal(format!("reading embeddings back: {e:?}")))?;
+            out.extend(self.rows(data)?);
+        }
+        Ok(out)
+    }
+
+    /// Embeds one image.
+    pub fn embed_one(&self, image: &DynamicImage) -> Result<Vec<f32>> {
+        self.embed(std::slice::from_ref(image))?
+            .pop()
+            .ok_or_else(|| Error::Internal("no embedding for one image".into()))
+    }
+
+    fn forward(&self, images: &[DynamicImage]) -> Result<Tensor<2>> {
+        let size = self.preprocessing.input_size as usize;
+        let mut pixels = Vec::with_capacity(images.len() * self.preprocessing.tensor_len());
+        for image in images {
+            pixels.extend(self.preprocessing.apply(image));
+        }
+        let input = Tensor::<4>::from_data(
+            TensorData::new(pixels, [images.len(), 3, size, size]),
+            &self.device,
+        );
+        Ok(self.model.forward(input))
+    }
+
+    fn rows(&self, data: TensorData) -> Result<Vec<Vec<f32>>> {
+        let flat: Vec<f32> = data
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::Internal(format!("embedding tensor: {e:?}")))?;
+        if flat.iter().any(|x| !x.is_finite()) {
+            return Err(Error::Internal(
+                "the model produced non-finite embeddings".into(),
+            ));
+        }
+        Ok(flat.chunks(self.dim).map(<[f32]>::to_vec).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Backend;
+    use crate::model::ModelConfig;
+    use ::image::{Rgb, RgbImage};
+
+    fn embedder() -> Embedder {
+        let device = Backend::Ndarray.device().unwrap();
+        let config = ModelConfig::tiny(8);
+        let model = config.init(&device).unwrap();
+        let bundle = Bundle::from_model(&model, &config, &Preprocessing::new(16), None).unwrap();
+        Embedder::new(&bundle, device).unwrap()
+    }
+
+    fn square(shade: u8, size: u32) -> DynamicImage {
+        DynamicImage::ImageRgb8(RgbImage::from_fn(size, size, |x, y| {
+            if (x + y) % 5 == 0 {
+                Rgb([shade, 0, 0])
+            } else {
+                Rgb([255, 255, 255])
+            }
+        }))
+    }
+
+    #[test]
+    fn embeds_batches_of_any_size_deterministically() {
+        let e = embedder();
+        let images: Vec<_> = (0..DEFAULT_BATCH + 3)
+            .map(|i| square(i as u8 * 7, 24))
+            .collect();
+        let all = e.embed(&images).unwrap();
+        assert_eq!(all.len(), images.len());
+        assert!(all.iter().all(|v| v.len() == 8));
+        // Batch composition must not change an image's embedding (inference mode).
+        let one = e.embed_one(&images[DEFAULT_BATCH + 1]).unwrap();
+        for (a, b) in one.iter().zip(&all[DEFAULT_BATCH + 1]) {
+            assert!((a - b).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn async_path_matches_sync_path() {
+        let e = embedder();
+        let images = vec![square(10, 16), square(200, 40)];
+        let sync = e.embed(&images).unwrap();
+        let asynchronous = futures_lite_block_on(e.embed_async(&images)).unwrap();
+        assert_eq!(sync, asynchronous);
+    }
+
+    /// A minimal executor: the ndarray backend completes its futures at once.
+    fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        let mut f = std::pin::pin!(f);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+}
