@@ -13,6 +13,10 @@
 //! lock left by a process that no longer exists is taken over (Linux).
 //! [`FsStore::open_read_only`] takes no lock (search while another process
 //! enrolls); such a reader may see a blob deleted under it and should reopen.
+//!
+//! Crash testing: with `METRICANN_FAULT_AFTER_WRITES=N` in the environment the
+//! process aborts half-way through its (N+1)-th file write, the way a power cut
+//! or `kill -9` would stop it, so tests can check every crash point of a commit.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -26,6 +30,27 @@ use crate::{Error, Result};
 pub const LOCK_FILE: &str = ".lock";
 /// Prefix of temp files (removed by [`FsStore::open`] if a crash left them).
 pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// The crash-test hook described in the module docs.
+mod fault {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+
+    pub(super) fn crash_now() -> bool {
+        static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
+        let limit = LIMIT.get_or_init(|| {
+            std::env::var("METRICANN_FAULT_AFTER_WRITES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        });
+        match limit {
+            Some(n) => WRITES.fetch_add(1, Ordering::SeqCst) == *n,
+            None => false,
+        }
+    }
+}
 
 /// A directory of blobs.
 #[derive(Debug)]
@@ -234,6 +259,10 @@ impl FsStore {
         let path = self.dir.join(name);
         let written = File::create(&tmp)
             .and_then(|mut f| {
+                if fault::crash_now() {
+                    let _ = f.write_all(&bytes[..bytes.len() / 2]);
+                    std::process::abort();
+                }
                 f.write_all(bytes)?;
                 f.sync_all()
             })
