@@ -1,6 +1,11 @@
 //! The native side of MetricANN: data, augmentation, losses, the training loop and the CLI.
 
 pub mod augment;
+pub mod cli;
 pub mod dataset;
+pub mod eval;
 pub mod glyphs;
+pub mod loss;
+pub mod npy;
 pub mod sampler;
+pub mod train;

@@ -1,0 +1,299 @@
+//! Few-shot evaluation: leave-one-out retrieval (validation), the enrolled
+//! gallery protocol of `metricann eval`, and N-way K-shot episodes.
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use serde::Serialize;
+
+use metricann::gallery::{Gallery, GalleryConfig};
+use metricann::index::IndexConfig;
+use metricann::metrics;
+use metricann::{Error, Result};
+
+/// Retrieval quality among a labelled set of unit vectors.
+#[derive(Clone, Debug, Serialize)]
+pub struct RetrievalMetrics {
+    pub map_at_r: f64,
+    pub precision_at_1: f64,
+    pub r_precision: f64,
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Leave-one-out: every vector queries all the others, exactly.
+pub fn retrieval_metrics(vectors: &[Vec<f32>], labels: &[usize]) -> RetrievalMetrics {
+    let mut queries = Vec::new();
+    for (q, query) in vectors.iter().enumerate() {
+        let relevant = labels
+            .iter()
+            .enumerate()
+            .filter(|&(i, &l)| i != q && l == labels[q])
+            .count();
+        if relevant == 0 {
+            continue;
+        }
+        let mut scored: Vec<(f32, usize)> = vectors
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != q)
+            .map(|(i, v)| (dot(query, v), labels[i]))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let hits: Vec<bool> = scored.iter().map(|&(_, l)| l == labels[q]).collect();
+        queries.push((hits, relevant));
+    }
+    RetrievalMetrics {
+        map_at_r: mean(queries.iter().map(|(h, r)| metrics::map_at_r(h, *r))),
+        precision_at_1: mean(queries.iter().map(|(h, _)| metrics::precision_at_k(h, 1))),
+        r_precision: mean(queries.iter().map(|(h, r)| metrics::r_precision(h, *r))),
+    }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
+/// The gallery protocol: per class `shots` images are enrolled, the rest query.
+#[derive(Clone, Debug, Serialize)]
+pub struct GalleryEval {
+    pub classes: usize,
+    pub queries: usize,
+    pub shots: usize,
+    pub top1: f64,
+    pub top5: f64,
+    pub mrr: f64,
+    pub map_at_r: f64,
+}
+
+/// Enrolls `shots` random examples of each class into a real [`Gallery`] (the
+/// same index users get) and searches it with every remaining image.
+pub fn gallery_eval(
+    vectors: &[Vec<f32>],
+    labels: &[usize],
+    class_names: &[String],
+    fingerprint: &str,
+    shots: usize,
+    seed: u64,
+) -> Result<GalleryEval> {
+    if shots == 0 {
+        return Err(Error::BadInput("--shots must be at least 1".into()));
+    }
+    let dim = vectors
+        .first()
+        .map(Vec::len)
+        .ok_or_else(|| Error::BadInput("no images to evaluate".into()))?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); class_names.len()];
+    for (i, &l) in labels.iter().enumerate() {
+        by_class[l].push(i);
+    }
+    let (mut gallery, _) = Gallery::create(GalleryConfig {
+        dim,
+        fingerprint: fingerprint.to_string(),
+        index: IndexConfig::default(),
+    })?;
+    let mut queries = Vec::new();
+    let mut enrolled_classes = 0;
+    for (class, members) in by_class.iter_mut().enumerate() {
+        // A class needs its shots plus at least one query to be evaluated.
+        if members.len() <= shots {
+            continue;
+        }
+        members.shuffle(&mut rng);
+        let support: Vec<Vec<f32>> = members[..shots]
+            .iter()
+            .map(|&i| vectors[i].clone())
+            .collect();
+        gallery.enroll(&class_names[class], &support, None, Vec::new())?;
+        enrolled_classes += 1;
+        queries.extend(members[shots..].iter().map(|&i| (i, class)));
+    }
+    if queries.is_empty() {
+        return Err(Error::BadInput(format!(
+            "no class has more than {shots} images: nothing left to query with"
+        )));
+    }
+    let (mut top1, mut top5, mut rr, mut map) = (0.0, 0.0, 0.0, 0.0);
+    let k = enrolled_classes.min(100);
+    for &(i, class) in &queries {
+        let result = gallery.search(&vectors[i], k, None)?;
+        let rank = result
+            .matches
+            .iter()
+            .position(|m| m.label == class_names[class]);
+        let hits: Vec<bool> = result
+            .matches
+            .iter()
+            .map(|m| m.label == class_names[class])
+            .collect();
+        top1 += f64::from(u8::from(rank == Some(0)));
+        top5 += f64::from(u8::from(rank.is_some_and(|r| r < 5)));
+        rr += rank.map_or(0.0, |r| 1.0 / (r + 1) as f64);
+        // Example-level MAP@R: R is the number of enrolled examples of the class.
+        let mut scored: Vec<(f32, bool)> = Vec::new();
+        for (c, members) in by_class.iter().enumerate() {
+            if members.len() > shots {
+                for &j in &members[..shots] {
+                    scored.push((dot(&vectors[i], &vectors[j]), c == class));
+                }
+            }
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let ranked: Vec<bool> = scored.iter().map(|&(_, h)| h).collect();
+        map += metrics::map_at_r(&ranked, shots);
+        let _ = hits;
+    }
+    let n = queries.len() as f64;
+    Ok(GalleryEval {
+        classes: enrolled_classes,
+        queries: queries.len(),
+        shots,
+        top1: top1 / n,
+        top5: top5 / n,
+        mrr: rr / n,
+        map_at_r: map / n,
+    })
+}
+
+/// Accuracy of N-way K-shot episodes with class prototypes (Snell et al. 2017).
+#[derive(Clone, Debug, Serialize)]
+pub struct EpisodicEval {
+    pub ways: usize,
+    pub shots: usize,
+    pub episodes: usize,
+    pub accuracy: f64,
+    /// Half-width of the 95% confidence interval of the accuracy.
+    pub ci95: f64,
+}
+
+/// Runs `episodes` episodes: `ways` random classes, `shots` support and
+/// `queries` query images each; a query is right when its class prototype
+/// (the normalised mean of the support vectors) is the nearest.
+pub fn episodic_eval(
+    vectors: &[Vec<f32>],
+    labels: &[usize],
+    ways: usize,
+    shots: usize,
+    queries: usize,
+    episodes: usize,
+    seed: u64,
+) -> Result<EpisodicEval> {
+    let classes = labels.iter().copied().max().map_or(0, |m| m + 1);
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &l) in labels.iter().enumerate() {
+        by_class[l].push(i);
+    }
+    let eligible: Vec<usize> = (0..classes)
+        .filter(|&c| by_class[c].len() > shots)
+        .collect();
+    if eligible.len() < ways || ways < 2 {
+        return Err(Error::BadInput(format!(
+            "{ways}-way {shots}-shot episodes need {ways} classes with at least {} images; {} have",
+            shots + 1,
+            eligible.len()
+        )));
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut per_episode = Vec::with_capacity(episodes);
+    for _ in 0..episodes {
+        let chosen: Vec<usize> = eligible.choose_multiple(&mut rng, ways).copied().collect();
+        let mut prototypes = Vec::with_capacity(ways);
+        let mut query_items = Vec::new();
+        for (w, &c) in chosen.iter().enumerate() {
+            let mut members = by_class[c].clone();
+            members.shuffle(&mut rng);
+            let dim = vectors[members[0]].len();
+            let mut proto = vec![0.0f32; dim];
+            for &i in &members[..shots] {
+                for (p, v) in proto.iter_mut().zip(&vectors[i]) {
+                    *p += v;
+                }
+            }
+            let norm = proto.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            proto.iter_mut().for_each(|x| *x /= norm);
+            prototypes.push(proto);
+            query_items.extend(members[shots..].iter().take(queries).map(|&i| (i, w)));
+        }
+        let correct = query_items
+            .iter()
+            .filter(|&&(i, w)| {
+                let best = prototypes
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| dot(&vectors[i], a.1).total_cmp(&dot(&vectors[i], b.1)))
+                    .map(|(j, _)| j);
+                best == Some(w)
+            })
+            .count();
+        per_episode.push(correct as f64 / query_items.len().max(1) as f64);
+    }
+    let accuracy = mean(per_episode.iter().copied());
+    let var = per_episode
+        .iter()
+        .map(|a| (a - accuracy).powi(2))
+        .sum::<f64>()
+        / (per_episode.len().max(2) - 1) as f64;
+    Ok(EpisodicEval {
+        ways,
+        shots,
+        episodes,
+        accuracy,
+        ci95: 1.96 * (var / per_episode.len().max(1) as f64).sqrt(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two tight clusters on the unit circle.
+    fn clusters() -> (Vec<Vec<f32>>, Vec<usize>) {
+        let mut v = Vec::new();
+        let mut l = Vec::new();
+        for i in 0..6 {
+            let a = i as f32 * 0.01;
+            v.push(vec![a.cos(), a.sin()]);
+            l.push(0);
+            v.push(vec![-(a.cos()), -(a.sin())]);
+            l.push(1);
+        }
+        (v, l)
+    }
+
+    #[test]
+    fn separable_clusters_score_perfectly() {
+        let (v, l) = clusters();
+        let m = retrieval_metrics(&v, &l);
+        assert!((m.map_at_r - 1.0).abs() < 1e-9 && (m.precision_at_1 - 1.0).abs() < 1e-9);
+        let names = vec!["a".to_string(), "b".to_string()];
+        let g = gallery_eval(&v, &l, &names, "f", 2, 1).unwrap();
+        assert_eq!((g.classes, g.queries), (2, 8));
+        assert!((g.top1 - 1.0).abs() < 1e-9 && (g.mrr - 1.0).abs() < 1e-9);
+        let e = episodic_eval(&v, &l, 2, 1, 3, 20, 7).unwrap();
+        assert!((e.accuracy - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn shuffled_labels_score_worse() {
+        let (v, _) = clusters();
+        let l: Vec<usize> = (0..v.len()).map(|i| (i / 2) % 2).collect();
+        assert!(retrieval_metrics(&v, &l).map_at_r < 0.9);
+    }
+
+    #[test]
+    fn impossible_protocols_are_clear_errors() {
+        let (v, l) = clusters();
+        let names = vec!["a".to_string(), "b".to_string()];
+        assert!(gallery_eval(&v, &l, &names, "f", 6, 1).is_err());
+        assert!(
+            episodic_eval(&v, &l, 5, 1, 1, 1, 1)
+                .unwrap_err()
+                .to_string()
+                .contains("5-way")
+        );
+    }
+}

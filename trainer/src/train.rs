@@ -1,0 +1,589 @@
+//! The training loop: P×K batches, camera-like augmentation, a metric loss,
+//! AdamW with warm-up + cosine decay, validation MAP@R each epoch, checkpoints,
+//! early stopping and resume.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Bytes, Device, Tensor, TensorData};
+use image::DynamicImage;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use metricann::backend::Backend;
+use metricann::embed::Embedder;
+use metricann::image::Preprocessing;
+use metricann::model::{Bundle, EmbeddingModel, ModelConfig, TrainingSummary};
+use metricann::{Error, Result};
+
+use crate::augment::{AugmentConfig, augment};
+use crate::eval::retrieval_metrics;
+use crate::loss::{LossKind, loss};
+use crate::sampler::PkSampler;
+
+/// Decoded images with their class indices, held in memory for the whole run.
+pub struct LabeledImages {
+    pub images: Vec<DynamicImage>,
+    pub labels: Vec<usize>,
+    pub classes: Vec<String>,
+}
+
+impl LabeledImages {
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+}
+
+/// Everything a training run needs to know.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub epochs: usize,
+    /// Images per batch: P classes × `per_class` examples.
+    pub batch_size: usize,
+    pub per_class: usize,
+    pub loss: LossKind,
+    pub margin: f32,
+    pub lr: f64,
+    pub weight_decay: f32,
+    /// Fraction of all steps spent warming the learning rate up.
+    pub warmup_fraction: f64,
+    pub backend: Backend,
+    /// Epochs without a better validation MAP@R before stopping (0: never stop early).
+    pub patience: usize,
+    pub ckpt_dir: PathBuf,
+    pub model_out: PathBuf,
+    pub resume: Option<PathBuf>,
+    pub preprocessing: Preprocessing,
+    pub architecture: ModelConfig,
+    pub augment: AugmentConfig,
+    pub seed: u64,
+    pub progress: bool,
+    pub dataset_name: String,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: Option<f64>,
+    pub val_map_at_r: f64,
+    pub val_precision_at_1: f64,
+    pub lr: f64,
+    pub images_per_sec: Option<f64>,
+    pub seconds: f64,
+}
+
+/// What `train` returns and the CLI prints.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub best_map_at_r: f64,
+    pub stopped_early: bool,
+    pub fingerprint: String,
+    pub model_out: PathBuf,
+    pub history: Vec<EpochRecord>,
+}
+
+/// Resumable state, saved next to each epoch's checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RunState {
+    epoch: usize,
+    step: usize,
+    best_epoch: usize,
+    best_map_at_r: f64,
+    epochs_without_gain: usize,
+    history: Vec<EpochRecord>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+/// Trains a model on `train`, validating on `val` (unseen classes) each epoch.
+pub fn train(
+    train: &LabeledImages,
+    val: &LabeledImages,
+    opts: &TrainOptions,
+) -> Result<TrainReport> {
+    if train.is_empty() {
+        return Err(Error::BadInput("the training set has no images".into()));
+    }
+    if opts.per_class == 0 || opts.batch_size < 2 * opts.per_class {
+        return Err(Error::BadInput(format!(
+            "--batch-size {} must hold at least two classes of {} examples",
+            opts.batch_size, opts.per_class
+        )));
+    }
+    fs::create_dir_all(&opts.ckpt_dir).map_err(io(&opts.ckpt_dir))?;
+    let device = opts.backend.training_device()?;
+    let mut model = opts.architecture.init(&device)?;
+    let mut optimizer = AdamWConfig::new()
+        .with_weight_decay(opts.weight_decay)
+        .init();
+    let mut state = RunState {
+        epoch: 0,
+        step: 0,
+        best_epoch: 0,
+        best_map_at_r: f64::NEG_INFINITY,
+        epochs_without_gain: 0,
+        history: Vec::new(),
+    };
+
+    if let Some(checkpoint) = &opts.resume {
+        let bytes = fs::read(checkpoint).map_err(io(checkpoint))?;
+        let bundle = Bundle::from_bytes(&checkpoint.display().to_string(), &bytes)?;
+        if bundle.header.architecture != opts.architecture
+            || bundle.header.preprocessing != opts.preprocessing
+        {
+            return Err(Error::BadInput(format!(
+                "{} was trained with another architecture or input size than this run asks for",
+                checkpoint.display()
+            )));
+        }
+        model = bundle.load_model(&device)?;
+        let optim_path = checkpoint.with_extension("optim");
+        let optim_bytes = fs::read(&optim_path).map_err(io(&optim_path))?;
+        optimizer = optimizer
+            .from_bytes(Bytes::from_bytes_vec(optim_bytes))
+            .map_err(|e| Error::corrupt(optim_path.display().to_string(), e.to_string()))?;
+        let state_path = checkpoint.with_extension("state.json");
+        let text = fs::read(&state_path).map_err(io(&state_path))?;
+        state = serde_json::from_slice(&text)
+            .map_err(|e| Error::corrupt(state_path.display().to_string(), e.to_string()))?;
+        info!(epoch = state.epoch, checkpoint = %checkpoint.display(), "resuming");
+    }
+
+    let p = opts.batch_size / opts.per_class;
+    let sampler = PkSampler::new(&train.labels, p, opts.per_class, opts.seed)
+        .map_err(|e| Error::BadInput(e.to_string()))?;
+    let steps_per_epoch = sampler.batches_per_epoch().max(1);
+    let total_steps = steps_per_epoch * opts.epochs;
+    let schedule = Schedule::new(opts.lr, total_steps, opts.warmup_fraction);
+    let metrics_path = opts.ckpt_dir.join("metrics.jsonl");
+
+    if state.epoch == 0 {
+        // Epoch 0 is the untrained network: the baseline every later epoch must beat.
+        let started = Instant::now();
+        let (map, p1) = validate(&model, &device, val, opts)?;
+        let record = EpochRecord {
+            epoch: 0,
+            train_loss: None,
+            val_map_at_r: map,
+            val_precision_at_1: p1,
+            lr: 0.0,
+            images_per_sec: None,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        info!(map_at_r = map, precision_at_1 = p1, "epoch 0 (untrained)");
+        append_jsonl(&metrics_path, &record, true)?;
+        state.history.push(record);
+        state.best_map_at_r = map;
+        if opts.epochs == 0 {
+            // `--epochs 0` exports the untrained network: the baseline of the README's tables.
+            let bundle = export(&model, opts, train, &state)?;
+            write_file(&opts.ckpt_dir.join("best.bundle"), &bundle.to_bytes()?)?;
+        }
+    }
+
+    let mut stopped_early = false;
+    while state.epoch < opts.epochs {
+        let epoch = state.epoch + 1;
+        let batches = sampler.epoch_batches(epoch as u64);
+        let bar = progress_bar(opts.progress, batches.len() as u64, epoch, opts.epochs);
+        let started = Instant::now();
+        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+
+        // A producer thread augments the next batches while the device runs this one.
+        model = std::thread::scope(|scope| -> Result<EmbeddingModel> {
+            let mut model = model;
+            let (tx, rx) = sync_channel::<(Vec<f32>, Vec<usize>)>(2);
+            let seed = opts.seed;
+            let batches_ref = &batches;
+            scope.spawn(move || {
+                for (b, batch) in batches_ref.iter().enumerate() {
+                    let prepared =
+                        prepare_batch(train, batch, opts, seed ^ ((epoch as u64) << 32) ^ b as u64);
+                    if tx.send(prepared).is_err() {
+                        break;
+                    }
+                }
+            });
+            for (pixels, labels) in rx {
+                let n = labels.len();
+                let s = opts.preprocessing.input_size as usize;
+                let input = Tensor::<4>::from_data(TensorData::new(pixels, [n, 3, s, s]), &device);
+                let lr = schedule.at(state.step);
+                let (next, l) = step(
+                    model,
+                    &mut optimizer,
+                    input,
+                    &labels,
+                    opts.loss,
+                    opts.margin,
+                    lr,
+                );
+                model = next;
+                let value: f32 = l.into_scalar();
+                if !value.is_finite() {
+                    return Err(Error::Internal(format!(
+                        "the loss became {value} at epoch {epoch}; lower --lr"
+                    )));
+                }
+                state.step += 1;
+                loss_sum += value as f64;
+                seen += n;
+                bar.inc(1);
+                bar.set_message(format!(
+                    "loss {:.4}  {:.0} img/s",
+                    loss_sum / bar.position() as f64,
+                    seen as f64 / started.elapsed().as_secs_f64()
+                ));
+            }
+            Ok(model)
+        })?;
+        bar.finish_and_clear();
+
+        let train_seconds = started.elapsed().as_secs_f64();
+        let (map, p1) = validate(&model, &device, val, opts)?;
+        let record = EpochRecord {
+            epoch,
+            train_loss: Some(loss_sum / batches.len().max(1) as f64),
+            val_map_at_r: map,
+            val_precision_at_1: p1,
+            lr: schedule.at(state.step.saturating_sub(1)),
+            images_per_sec: Some(seen as f64 / train_seconds),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        info!(
+            epoch,
+            loss = record.train_loss,
+            map_at_r = map,
+            precision_at_1 = p1,
+            images_per_sec = record.images_per_sec,
+            "epoch done"
+        );
+        append_jsonl(&metrics_path, &record, false)?;
+        state.history.push(record);
+        state.epoch = epoch;
+
+        let improved = map > state.best_map_at_r || state.best_epoch == 0;
+        if improved {
+            state.best_map_at_r = map;
+            state.best_epoch = epoch;
+            state.epochs_without_gain = 0;
+        } else {
+            state.epochs_without_gain += 1;
+        }
+        let checkpoint = opts.ckpt_dir.join(format!("epoch-{epoch:03}.bundle"));
+        let bundle = export(&model, opts, train, &state)?;
+        write_file(&checkpoint, &bundle.to_bytes()?)?;
+        let optim_path = checkpoint.with_extension("optim");
+        let optim_bytes = optimizer
+            .into_bytes()
+            .map_err(|e| Error::Internal(format!("serialising optimizer state: {e}")))?;
+        write_file(&optim_path, &optim_bytes)?;
+        let state_json =
+            serde_json::to_vec_pretty(&state).map_err(|e| Error::Internal(e.to_string()))?;
+        write_file(&checkpoint.with_extension("state.json"), &state_json)?;
+        if improved {
+            write_file(&opts.ckpt_dir.join("best.bundle"), &bundle.to_bytes()?)?;
+        }
+        if opts.patience > 0 && state.epochs_without_gain >= opts.patience {
+            info!(
+                epoch,
+                patience = opts.patience,
+                "validation MAP@R stopped improving: stopping early"
+            );
+            stopped_early = true;
+            break;
+        }
+    }
+
+    // The exported model is the best epoch by validation MAP@R.
+    let best_path = opts.ckpt_dir.join("best.bundle");
+    let best = fs::read(&best_path).map_err(io(&best_path))?;
+    let bundle = Bundle::from_bytes(&best_path.display().to_string(), &best)?;
+    if let Some(dir) = opts
+        .model_out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    write_file(&opts.model_out, &best)?;
+    Ok(TrainReport {
+        epochs_run: state.epoch,
+        best_epoch: state.best_epoch,
+        best_map_at_r: state.best_map_at_r,
+        stopped_early,
+        fingerprint: bundle.fingerprint().to_string(),
+        model_out: opts.model_out.clone(),
+        history: state.history,
+    })
+}
+
+/// One optimisation step: forward, loss, backward, AdamW update.
+pub fn step(
+    model: EmbeddingModel,
+    optimizer: &mut ModuleOptimizer,
+    input: Tensor<4>,
+    labels: &[usize],
+    kind: LossKind,
+    margin: f32,
+    lr: f64,
+) -> (EmbeddingModel, Tensor<1>) {
+    let l = loss(kind, model.forward(input), labels, margin);
+    let grads = GradientsParams::from_grads(l.clone().backward(), &model);
+    (optimizer.step(lr, model, grads), l.detach())
+}
+
+/// Training throughput of the bare step (random images, no data loading), for
+/// comparison with other frameworks on the same network and batch.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepBenchmark {
+    pub backend: String,
+    pub batch_size: usize,
+    pub input_size: u32,
+    pub widths: Vec<usize>,
+    pub steps: usize,
+    pub seconds: f64,
+    pub images_per_sec: f64,
+}
+
+/// Times `steps` training steps after `warmup` untimed ones.
+pub fn benchmark_steps(
+    backend: Backend,
+    architecture: &ModelConfig,
+    batch_size: usize,
+    per_class: usize,
+    input_size: u32,
+    warmup: usize,
+    steps: usize,
+) -> Result<StepBenchmark> {
+    let device = backend.training_device()?;
+    let mut model = architecture.init(&device)?;
+    let mut optimizer = AdamWConfig::new().with_weight_decay(5e-4).init();
+    let s = input_size as usize;
+    let input = Tensor::<4>::random(
+        [batch_size, 3, s, s],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let labels: Vec<usize> = (0..batch_size).map(|i| i / per_class.max(1)).collect();
+    let mut run = |model: EmbeddingModel, n: usize| -> Result<EmbeddingModel> {
+        let mut model = model;
+        let mut last = None;
+        for _ in 0..n {
+            let (next, l) = step(
+                model,
+                &mut optimizer,
+                input.clone(),
+                &labels,
+                LossKind::TripletHard,
+                0.2,
+                1e-3,
+            );
+            model = next;
+            last = Some(l);
+        }
+        if let Some(l) = last {
+            // Reading the loss waits for the device to finish the queued steps.
+            let _: f32 = l.into_scalar();
+        }
+        Ok(model)
+    };
+    model = run(model, warmup)?;
+    let started = Instant::now();
+    let _ = run(model, steps)?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(StepBenchmark {
+        backend: backend.to_string(),
+        batch_size,
+        input_size,
+        widths: architecture.widths.clone(),
+        steps,
+        seconds,
+        images_per_sec: (batch_size * steps) as f64 / seconds,
+    })
+}
+
+/// Augments and normalises one batch on all cores.
+fn prepare_batch(
+    data: &LabeledImages,
+    batch: &[usize],
+    opts: &TrainOptions,
+    seed: u64,
+) -> (Vec<f32>, Vec<usize>) {
+    let size = opts.preprocessing.input_size;
+    let per_image: Vec<Vec<f32>> = batch
+        .par_iter()
+        .enumerate()
+        .map(|(i, &item)| {
+            let mut rng =
+                StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i as u64);
+            let source = metricann::image::fit_square(&data.images[item], size.max(64));
+            let rgb = augment(
+                &DynamicImage::ImageRgb8(source),
+                size,
+                &opts.augment,
+                &mut rng,
+            );
+            opts.preprocessing.normalise(&rgb)
+        })
+        .collect();
+    let labels = batch.iter().map(|&i| data.labels[i]).collect();
+    (per_image.concat(), labels)
+}
+
+/// Validation MAP@R and P@1 of leave-one-out retrieval among the validation images.
+fn validate(
+    model: &EmbeddingModel,
+    device: &Device,
+    val: &LabeledImages,
+    opts: &TrainOptions,
+) -> Result<(f64, f64)> {
+    if val.is_empty() {
+        return Ok((0.0, 0.0));
+    }
+    let embedder = Embedder::from_model(
+        model.valid(),
+        device.clone().without_autodiff(),
+        opts.preprocessing.clone(),
+        String::new(),
+        opts.architecture.embedding_dim,
+    );
+    let vectors = embedder.embed(&val.images)?;
+    let m = retrieval_metrics(&vectors, &val.labels);
+    Ok((m.map_at_r, m.precision_at_1))
+}
+
+fn export(
+    model: &EmbeddingModel,
+    opts: &TrainOptions,
+    train: &LabeledImages,
+    state: &RunState,
+) -> Result<Bundle> {
+    let mut metrics = std::collections::BTreeMap::new();
+    if let Some(last) = state.history.last() {
+        metrics.insert("val_map_at_r".to_string(), last.val_map_at_r);
+        metrics.insert("val_precision_at_1".to_string(), last.val_precision_at_1);
+    }
+    let mut extra = std::collections::BTreeMap::new();
+    extra.insert("margin".to_string(), serde_json::json!(opts.margin));
+    extra.insert("lr".to_string(), serde_json::json!(opts.lr));
+    extra.insert("batch_size".to_string(), serde_json::json!(opts.batch_size));
+    extra.insert("seed".to_string(), serde_json::json!(opts.seed));
+    extra.insert(
+        "augment".to_string(),
+        serde_json::json!(format!("{:?}", opts.augment)),
+    );
+    let summary = TrainingSummary {
+        dataset: opts.dataset_name.clone(),
+        classes: train.classes.len(),
+        images: train.len(),
+        epochs: state.epoch,
+        loss: opts.loss.to_string(),
+        backend: opts.backend.to_string(),
+        metrics,
+        extra,
+    };
+    Bundle::from_model(
+        model,
+        &opts.architecture,
+        &opts.preprocessing,
+        Some(summary),
+    )
+}
+
+/// Writes by temp-then-rename so a killed run never leaves half a checkpoint.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp-write");
+    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
+}
+
+fn append_jsonl(path: &Path, record: &EpochRecord, truncate: bool) -> Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(!truncate)
+        .truncate(truncate)
+        .open(path)
+        .map_err(io(path))?;
+    let line = serde_json::to_string(record).map_err(|e| Error::Internal(e.to_string()))?;
+    writeln!(f, "{line}").map_err(io(path))
+}
+
+fn progress_bar(enabled: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+/// Linear warm-up, then cosine decay to 1% of the base rate.
+#[derive(Clone, Copy, Debug)]
+pub struct Schedule {
+    base: f64,
+    warmup: usize,
+    total: usize,
+}
+
+impl Schedule {
+    pub fn new(base: f64, total: usize, warmup_fraction: f64) -> Self {
+        let warmup = ((total as f64 * warmup_fraction).round() as usize).clamp(1, total.max(1));
+        Self {
+            base,
+            warmup,
+            total: total.max(1),
+        }
+    }
+
+    pub fn at(&self, step: usize) -> f64 {
+        if step < self.warmup {
+            return self.base * (step + 1) as f64 / self.warmup as f64;
+        }
+        let span = (self.total - self.warmup).max(1) as f64;
+        let t = ((step - self.warmup) as f64 / span).min(1.0);
+        let floor = self.base * 0.01;
+        floor + (self.base - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_warms_up_then_decays() {
+        let s = Schedule::new(1e-3, 100, 0.1);
+        assert!(s.at(0) < s.at(5));
+        assert!((s.at(9) - 1e-3).abs() < 1e-12);
+        assert!(s.at(50) < s.at(10));
+        assert!((s.at(99) - 1e-5).abs() < 2e-6, "{}", s.at(99));
+        assert!(s.at(1000) >= 1e-5);
+    }
+}
