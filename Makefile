@@ -18,6 +18,7 @@ test-native:
 ## The library must keep compiling for the browser.
 check-wasm:
 	cargo check -p metricann --lib --target wasm32-unknown-unknown
+	tests/wasm_simd/run.sh
 
 lint:
 	cargo fmt --all -- --check

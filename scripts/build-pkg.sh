@@ -20,10 +20,11 @@ case "$profile" in
     # wasm-opt runs on cargo's output, before wasm-bindgen: Debian's binaryen 108
     # rewrites wasm-bindgen's externref table on a round trip (even with no pass),
     # and the module then fails to instantiate ("Table.set(): Argument 1 is invalid").
-    # The flags are the post-MVP features Rust's wasm32 target emits by default.
+    # The flags are the post-MVP features Rust's wasm32 target emits by default,
+    # plus SIMD (.cargo/config.toml builds wasm32 with +simd128).
     opt="target/wasm32-unknown-unknown/$dir/metricann.opt.wasm"
     wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-      --enable-mutable-globals --enable-reference-types --enable-multivalue \
+      --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd \
       "$wasm" -o "$opt"
     echo "build-pkg: wasm-opt $(stat -c %s "$wasm") → $(stat -c %s "$opt") bytes"
     wasm="$opt"

@@ -4,11 +4,23 @@
 //! similarity = the dot product, and the distance the HNSW graph works with is
 //! `1 − score` (0 for identical directions, 2 for opposite ones).
 //!
-//! [`dot`] is written for the auto-vectoriser: eight independent accumulators over
-//! `chunks_exact(8)`, so the additions do not form one serial dependency chain and
-//! the compiler emits packed multiply-adds (SSE on x86-64 by default, `simd128` on
-//! wasm32 when enabled). On x86-64 an explicit AVX2 + FMA kernel is used when the
-//! CPU has it (detected once at run time), with the portable code as fallback.
+//! [`dot`] is the one kernel everything uses (the growing segment's exact scan,
+//! flat segments, and the [`Point`](super::Point) distance instant-distance calls
+//! while building and searching graphs). It picks, per target:
+//!
+//! - **x86-64**: an explicit AVX2 + FMA kernel (`std::arch`) when the CPU has
+//!   both, detected once at run time and cached in an atomic; otherwise
+//!   [`dot_portable`] (SSE2, the x86-64 baseline);
+//! - **wasm32 with `simd128`** (the npm package is built with
+//!   `-C target-feature=+simd128`, see `.cargo/config.toml`): an explicit
+//!   `core::arch::wasm32` kernel, four `f32x4` accumulators;
+//! - everywhere else (wasm32 without `simd128`, aarch64 where NEON is baseline):
+//!   [`dot_portable`], written for the auto-vectoriser: eight independent
+//!   accumulators over `chunks_exact(8)`, so the additions do not form one serial
+//!   dependency chain and the compiler emits packed multiply-adds.
+//!
+//! [`dot_scalar`] is the plain one-accumulator loop the tests (and the `distance`
+//! criterion bench) compare every kernel with.
 
 /// Dot product of `a` and `b` over their common length.
 #[inline]
@@ -20,7 +32,43 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
             return unsafe { x86::dot_avx2_fma(a, b) };
         }
     }
-    dot_portable(a, b)
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        wasm::dot_simd128(a, b)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        dot_portable(a, b)
+    }
+}
+
+/// Which kernel [`dot`] runs on this machine: `"avx2+fma"`, `"simd128"` or
+/// `"portable"` (reported by `metricann bench`).
+pub fn kernel_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if x86::has_avx2_fma() {
+            return "avx2+fma";
+        }
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        "simd128"
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        "portable"
+    }
+}
+
+/// The reference: one accumulator, element by element (a serial dependency
+/// chain the compiler must not reorder, so it stays scalar).
+pub fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
+    let mut sum = 0.0f32;
+    for (x, y) in a.iter().zip(b) {
+        sum += x * y;
+    }
+    sum
 }
 
 /// Portable dot product: eight independent lanes the compiler vectorises.
@@ -135,6 +183,49 @@ mod x86 {
     }
 }
 
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm {
+    use core::arch::wasm32::*;
+
+    /// `simd128` dot product: four `f32x4` accumulators (16 floats per step),
+    /// then one accumulator for 4-float steps, then a scalar tail.
+    /// Safe to call: `simd128` is enabled at compile time for this whole build.
+    #[inline]
+    pub fn dot_simd128(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc0 = f32x4_splat(0.0);
+        let mut acc1 = f32x4_splat(0.0);
+        let mut acc2 = f32x4_splat(0.0);
+        let mut acc3 = f32x4_splat(0.0);
+        let mut i = 0;
+        // SAFETY (all loads): each `v128_load` reads the 4 floats at i..i + 4,
+        // all < n, the length of both slices; `v128_load` allows unaligned reads.
+        unsafe {
+            let load = |p: *const f32, at: usize| v128_load(p.add(at) as *const v128);
+            while i + 16 <= n {
+                acc0 = f32x4_add(acc0, f32x4_mul(load(pa, i), load(pb, i)));
+                acc1 = f32x4_add(acc1, f32x4_mul(load(pa, i + 4), load(pb, i + 4)));
+                acc2 = f32x4_add(acc2, f32x4_mul(load(pa, i + 8), load(pb, i + 8)));
+                acc3 = f32x4_add(acc3, f32x4_mul(load(pa, i + 12), load(pb, i + 12)));
+                i += 16;
+            }
+            while i + 4 <= n {
+                acc0 = f32x4_add(acc0, f32x4_mul(load(pa, i), load(pb, i)));
+                i += 4;
+            }
+        }
+        let sum = f32x4_add(f32x4_add(acc0, acc1), f32x4_add(acc2, acc3));
+        let mut total = (f32x4_extract_lane::<0>(sum) + f32x4_extract_lane::<2>(sum))
+            + (f32x4_extract_lane::<1>(sum) + f32x4_extract_lane::<3>(sum));
+        while i < n {
+            total += a[i] * b[i];
+            i += 1;
+        }
+        total
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,7 +254,11 @@ mod tests {
             let b = floats(n as u64 + 1000, n);
             let want = naive(&a, &b);
             let tol = 1e-5 * (n as f64 + 1.0);
-            for (what, got) in [("dot", dot(&a, &b)), ("portable", dot_portable(&a, &b))] {
+            for (what, got) in [
+                ("dot", dot(&a, &b)),
+                ("portable", dot_portable(&a, &b)),
+                ("scalar", dot_scalar(&a, &b)),
+            ] {
                 assert!(
                     (got as f64 - want).abs() <= tol,
                     "{what} at n={n}: {got} vs {want}"
@@ -179,6 +274,7 @@ mod tests {
         let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         assert_eq!(dot(&a, &b), want);
         assert_eq!(dot_portable(&a, &b), want);
+        assert_eq!(dot_scalar(&a, &b), want);
         assert_eq!(norm_squared(&[3.0, 4.0]), 25.0);
     }
 
@@ -196,6 +292,30 @@ mod tests {
         assert_eq!(cosine_distance(&x, &x), 0.0);
         assert_eq!(cosine_distance(&x, &y), 1.0);
         assert_eq!(cosine_distance(&x, &z), 2.0);
+    }
+
+    #[test]
+    fn kernels_agree_with_scalar_on_unit_vectors() {
+        // The index's actual inputs: unit vectors of the embedding dimensions.
+        for dim in [3, 64, 128, 256, 384, 512, 768] {
+            let mut a = floats(dim as u64, dim);
+            let mut b = floats(dim as u64 + 5, dim);
+            for v in [&mut a, &mut b] {
+                let norm = dot_scalar(v, v).sqrt();
+                v.iter_mut().for_each(|x| *x /= norm);
+            }
+            let want = dot_scalar(&a, &b);
+            assert!((dot(&a, &b) - want).abs() < 1e-5, "dot, dim {dim}");
+            assert!(
+                (dot_portable(&a, &b) - want).abs() < 1e-5,
+                "portable, dim {dim}"
+            );
+            assert!(
+                (cosine_distance(&a, &a)).abs() < 1e-5,
+                "self distance, dim {dim}"
+            );
+        }
+        assert!(["avx2+fma", "simd128", "portable"].contains(&kernel_name()));
     }
 
     #[cfg(target_arch = "x86_64")]
