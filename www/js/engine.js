@@ -1,0 +1,84 @@
+// The model and the gallery, in a Web Worker (the package's createWorker()), so
+// that recognising a frame never blocks the page.
+import { createWorker } from 'metricann';
+
+/** The IndexedDB gallery the app keeps its classes in. */
+export const GALLERY = 'metricann-demo';
+/** The model bundle that ships with the app. */
+export const MODEL_URL = new URL('../models/default.bundle', import.meta.url).href;
+
+const params = new URLSearchParams(location.search);
+/** "auto" (WebGPU when there is an adapter, else the CPU); ?backend=cpu|webgpu forces one. */
+export const BACKEND = ['cpu', 'webgpu'].includes(params.get('backend')) ? params.get('backend') : 'auto';
+
+export class Engine {
+  /** The open gallery (the worker proxy of a MetricAnn instance), once ready. */
+  ann = null;
+  #remote = null;
+
+  /**
+   * Starts the worker, downloads the WebAssembly module and the model, opens the
+   * gallery. `progress({ stage: 'engine' | 'model' | 'gallery', loaded, total })`.
+   */
+  async start(progress) {
+    const worker = new Worker(new URL('./engine-worker.js', import.meta.url), { type: 'module', name: 'metricann' });
+    this.#remote = createWorker({ worker });
+    await new Promise((resolve, reject) => {
+      const onMessage = (event) => {
+        const msg = event.data;
+        if (msg?.app === 'load-progress') progress({ stage: 'engine', loaded: msg.loaded, total: msg.total });
+        else if (msg?.app === 'loaded') done(resolve);
+        else if (msg?.app === 'load-failed') done(() => reject(Object.assign(new Error(`could not load the engine: ${msg.message}`), { code: 'IO' })));
+      };
+      const onError = (event) => {
+        event.preventDefault?.();
+        done(() => reject(new Error(`the recognition worker failed to start: ${event.message || 'a module did not load'}`)));
+      };
+      const done = (fn) => {
+        worker.removeEventListener('message', onMessage);
+        worker.removeEventListener('error', onError);
+        fn();
+      };
+      worker.addEventListener('message', onMessage);
+      worker.addEventListener('error', onError);
+      worker.postMessage({ app: 'load' });
+    });
+    await this.open(progress);
+  }
+
+  /** Opens the gallery; extra options go to MetricAnn.open (e.g. { skipDamaged: true }). */
+  async open(progress = () => {}, extra = {}) {
+    this.ann = await this.#remote.open({
+      model: MODEL_URL,
+      gallery: GALLERY,
+      backend: BACKEND,
+      // A gallery built by an earlier model is rebuilt from its kept images.
+      reembed: true,
+      onProgress: (p) => progress({ stage: 'model', ...p }),
+      ...extra,
+    });
+    progress({ stage: 'gallery' });
+    return this.ann;
+  }
+
+  /** Replaces the gallery with an export file; on failure the old gallery is reopened. */
+  async importGallery(file) {
+    await this.ann?.close();
+    this.ann = null;
+    try {
+      this.ann = await this.#remote.import(file, { model: MODEL_URL, gallery: GALLERY, backend: BACKEND, overwrite: true });
+    } catch (e) {
+      await this.open();
+      throw e;
+    }
+    return this.ann;
+  }
+
+  /** Deletes the gallery and starts an empty one (when it cannot be opened). */
+  async resetGallery() {
+    await this.ann?.close();
+    this.ann = null;
+    await this.#remote.deleteGallery(GALLERY);
+    return this.open();
+  }
+}
