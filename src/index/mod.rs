@@ -46,8 +46,11 @@ pub struct IndexConfig {
     pub growing_capacity: usize,
     /// HNSW `efConstruction`.
     pub ef_construction: usize,
-    /// HNSW `ef` at query time (baked into each sealed graph when it is built).
+    /// HNSW `ef` at query time (baked into each sealed graph when it is built;
+    /// [`Index::set_ef_search`] changes it afterwards).
     pub ef_search: usize,
+    /// How a new node's neighbours are chosen while a graph is built.
+    pub neighbors: NeighborSelection,
     /// How many segments of one size tier merge into one of the next.
     pub merge_factor: usize,
     /// Seed of the graph builder (each segment uses `seed + its sequence number`),
@@ -61,8 +64,59 @@ impl Default for IndexConfig {
             growing_capacity: 1024,
             ef_construction: 100,
             ef_search: 64,
+            neighbors: NeighborSelection::default(),
             merge_factor: 4,
             seed: 0x6d65_7472_6963_616e, // "metrican"
+        }
+    }
+}
+
+/// How a node's graph neighbours are chosen while a HNSW graph is built
+/// (instant-distance's `Builder::select_heuristic`). Only the build reads it: a
+/// graph is searched the same way whichever built it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NeighborSelection {
+    /// instant-distance's default: the HNSW paper's diversity heuristic, then the
+    /// pruned candidates fill the rest of the list (`keep_pruned`), so every node
+    /// has 2M = 64 layer-0 links. The heuristic is re-run on a neighbour's list
+    /// each time a new node links to it.
+    #[default]
+    DiverseFill,
+    /// The diversity heuristic alone (what hnswlib does): fewer, more useful
+    /// links, so both building and searching visit fewer nodes.
+    Diverse,
+    /// The nearest candidates, no heuristic: the cheapest build, the weakest
+    /// graph on clustered data.
+    Nearest,
+}
+
+impl NeighborSelection {
+    pub(crate) fn heuristic(self) -> Option<instant_distance::Heuristic> {
+        match self {
+            NeighborSelection::DiverseFill => Some(instant_distance::Heuristic {
+                extend_candidates: false,
+                keep_pruned: true,
+            }),
+            NeighborSelection::Diverse => Some(instant_distance::Heuristic {
+                extend_candidates: false,
+                keep_pruned: false,
+            }),
+            NeighborSelection::Nearest => None,
+        }
+    }
+}
+
+impl std::str::FromStr for NeighborSelection {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "diverse-fill" => Ok(NeighborSelection::DiverseFill),
+            "diverse" => Ok(NeighborSelection::Diverse),
+            "nearest" => Ok(NeighborSelection::Nearest),
+            other => Err(Error::BadInput(format!(
+                "neighbour selection {other:?}: expected diverse-fill, diverse or nearest"
+            ))),
         }
     }
 }
@@ -723,6 +777,24 @@ impl Index {
         checked_unit(query, self.dim, "query")
     }
 
+    /// Changes the `ef` every sealed graph is searched with, and the one future
+    /// graphs are built with. Each HNSW segment is re-encoded in memory (see
+    /// `Sealed::set_ef_search`), so this is for tuning and benchmarks; the new
+    /// `ef` becomes part of the segments' encoding, so a caller that persists the
+    /// index must write its blobs again.
+    pub fn set_ef_search(&mut self, ef: usize) -> Result<()> {
+        if ef < 1 {
+            return Err(Error::BadInput(format!(
+                "index ef_search must be at least 1, got {ef}"
+            )));
+        }
+        for s in &mut self.sealed {
+            s.seg.set_ef_search(ef)?;
+        }
+        self.config.ef_search = ef;
+        Ok(())
+    }
+
     /// The `k` live vectors most similar to `query` (HNSW for sealed segments),
     /// best first. Wrong dimension, non-finite or zero queries are `BadInput`.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
@@ -1088,6 +1160,76 @@ mod tests {
         for (i, v) in vs.iter().enumerate().step_by(31) {
             assert_eq!(index.search(v, 1).unwrap()[0].id, i as u64);
         }
+    }
+
+    #[test]
+    fn set_ef_search_rebakes_graphs_for_every_neighbor_selection() {
+        let dim = 16;
+        let vs = random_unit(600, dim, 11);
+        let ids: Vec<u64> = (0..600).collect();
+        let qs = random_unit(40, dim, 12);
+        for neighbors in [
+            NeighborSelection::DiverseFill,
+            NeighborSelection::Diverse,
+            NeighborSelection::Nearest,
+        ] {
+            let cfg = IndexConfig {
+                growing_capacity: 600,
+                ef_search: 10,
+                neighbors,
+                ..Default::default()
+            };
+            let mut index = Index::new(dim, "fp", cfg).unwrap();
+            index.add(&ids, &vs).unwrap();
+            index.maintain().unwrap().unwrap();
+            assert_eq!(index.segments()[0].kind, SegmentKind::Hnsw);
+            let recall = |index: &Index| {
+                let approx: Vec<Vec<u64>> = qs
+                    .iter()
+                    .map(|q| ids_of(&index.search(q, 10).unwrap()))
+                    .collect();
+                let exact: Vec<Vec<u64>> = qs
+                    .iter()
+                    .map(|q| ids_of(&index.search_exact(q, 10).unwrap()))
+                    .collect();
+                crate::metrics::mean_recall_at_k(&approx, &exact, 10)
+            };
+            let low = recall(&index);
+            index.set_ef_search(300).unwrap();
+            assert_eq!(index.config().ef_search, 300);
+            let high = recall(&index);
+            assert!(
+                high >= low,
+                "{neighbors:?}: ef 300 recall {high} < ef 10 {low}"
+            );
+            assert!(high > 0.95, "{neighbors:?}: recall {high} at ef 300 of 600");
+            // The re-encoded segment decodes with its new ef.
+            let (name, bytes) = index.blobs().unwrap().remove(0);
+            let (_, _, seg) = Sealed::decode(&name, SegmentKind::Hnsw, &bytes).unwrap();
+            assert!(matches!(seg, Sealed::Hnsw { ef_search: 300, .. }));
+        }
+        let mut index = Index::new(dim, "fp", IndexConfig::default()).unwrap();
+        assert!(matches!(index.set_ef_search(0), Err(Error::BadInput(_))));
+    }
+
+    #[test]
+    fn neighbor_selection_defaults_and_parses() {
+        let old: IndexConfig = serde_json::from_str(r#"{"ef_search": 32}"#).unwrap();
+        assert_eq!(old.neighbors, NeighborSelection::DiverseFill);
+        let json = serde_json::to_string(&IndexConfig {
+            neighbors: NeighborSelection::Diverse,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(json.contains(r#""neighbors":"diverse""#), "{json}");
+        assert_eq!(
+            "nearest".parse::<NeighborSelection>().unwrap(),
+            NeighborSelection::Nearest
+        );
+        assert!(matches!(
+            "best".parse::<NeighborSelection>(),
+            Err(Error::BadInput(_))
+        ));
     }
 
     #[test]

@@ -176,12 +176,46 @@ impl Sealed {
         let map = Builder::default()
             .ef_construction(config.ef_construction)
             .ef_search(config.ef_search)
+            .select_heuristic(config.neighbors.heuristic())
             .seed(seed)
             .build(points, flat.ids);
         Sealed::Hnsw {
             map,
             ef_search: config.ef_search,
         }
+    }
+
+    /// Changes the `ef` a HNSW segment is searched with (flat segments have none).
+    ///
+    /// instant-distance fixes `ef_search` when it builds a graph and has no setter,
+    /// but it is the first field of its serialized form: the graph is encoded,
+    /// that leading varint replaced, and the graph decoded again. That costs about
+    /// one save and load of the segment, so it is for tuning and benchmarks, not
+    /// for every query.
+    pub(crate) fn set_ef_search(&mut self, ef: usize) -> Result<()> {
+        let Sealed::Hnsw { map, ef_search } = self else {
+            return Ok(());
+        };
+        if *ef_search == ef {
+            return Ok(());
+        }
+        let bytes = postcard::to_allocvec(&*map)
+            .map_err(|e| Error::Internal(format!("encoding a HNSW segment: {e}")))?;
+        let (old, rest) = postcard::take_from_bytes::<u64>(&bytes)
+            .map_err(|e| Error::Internal(format!("re-reading a HNSW segment: {e}")))?;
+        if old != *ef_search as u64 {
+            return Err(Error::Internal(format!(
+                "HNSW segment layout: expected ef_search {ef_search} first, found {old}"
+            )));
+        }
+        let mut patched = postcard::to_allocvec(&(ef as u64))
+            .map_err(|e| Error::Internal(format!("encoding ef_search: {e}")))?;
+        patched.extend_from_slice(rest);
+        drop(bytes);
+        *map = postcard::from_bytes(&patched)
+            .map_err(|e| Error::Internal(format!("decoding a HNSW segment: {e}")))?;
+        *ef_search = ef;
+        Ok(())
     }
 
     pub(crate) fn kind(&self) -> SegmentKind {

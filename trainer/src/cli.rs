@@ -84,6 +84,11 @@ pub enum Command {
         after_help = "Example:\n  metricann bench-train --backend cuda --batch-size 256 --input-size 64 --steps 50 --json"
     )]
     BenchTrain(BenchTrainArgs),
+    /// Benchmark the index as an ANN library: build time, memory, and per ef QPS (one thread) and recall@k.
+    #[command(
+        after_help = "Examples:\n  metricann bench --base base.npy --queries queries.npy --k 10 --ef 16,32,64,128,256 --json\n  metricann bench --base base.npy --queries queries.npy --gt gt.npy --k 10 --ef 64 --ef 128 --m 32 --ef-construction 100 --threads 1"
+    )]
+    Bench(crate::ann_bench::BenchArgs),
     /// Make datasets.
     #[command(subcommand)]
     Dataset(DatasetCommand),
@@ -322,6 +327,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Stats(a) => stats(a),
         Command::Eval(a) => eval(a),
         Command::BenchTrain(a) => bench_train(a),
+        Command::Bench(a) => crate::ann_bench::main(&a),
         Command::Dataset(DatasetCommand::Glyphs(a)) => glyphs(a),
     }
 }

@@ -1,5 +1,6 @@
 //! The native side of MetricANN: data, augmentation, losses, the training loop and the CLI.
 
+pub mod ann_bench;
 pub mod augment;
 pub mod cli;
 pub mod dataset;

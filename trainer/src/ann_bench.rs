@@ -1,0 +1,460 @@
+//! `metricann bench`: the index as an ANN library, on vectors from `.npy` files.
+//!
+//! Builds the index (one sealed instant-distance HNSW segment) over the base
+//! vectors, then, for each `--ef`, runs every query on one thread and reports
+//! queries per second, latency percentiles and recall@k against the ground truth
+//! (a `--gt` file of row indices, or the index's own exact search). The shape of
+//! the report is what `bench/ann_vs_hnswlib.py` compares with hnswlib.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use serde::Serialize;
+
+use metricann::index::{Index, IndexConfig, NeighborSelection, distance};
+use metricann::metrics::mean_recall_at_k;
+use metricann::{Error, Result};
+
+/// instant-distance's `M` is a compile-time constant.
+const INSTANT_DISTANCE_M: usize = 32;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Base vectors, an N×D float32 .npy: the index is built over them (ids = row numbers).
+    #[arg(long)]
+    pub base: PathBuf,
+    /// Query vectors, a Q×D float32 .npy.
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Ground truth, a Q×K' integer .npy (K' ≥ --k) of base row numbers, nearest
+    /// first. Without it the index's exact search is the ground truth.
+    #[arg(long)]
+    pub gt: Option<PathBuf>,
+    /// Neighbours per query (recall@k is measured at this k).
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// HNSW ef at query time; one run per value (≥ --k).
+    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = [16, 32, 64, 128, 256])]
+    pub ef: Vec<usize>,
+    /// HNSW M. instant-distance fixes it at 32 (64 links per node on layer 0), so
+    /// only 32 is accepted; compare with hnswlib at the same M.
+    #[arg(long, default_value_t = INSTANT_DISTANCE_M)]
+    pub m: usize,
+    /// HNSW efConstruction.
+    #[arg(long, default_value_t = IndexConfig::default().ef_construction)]
+    pub ef_construction: usize,
+    /// Neighbour selection while building: diverse-fill (instant-distance's
+    /// default), diverse (the heuristic alone, as hnswlib) or nearest.
+    #[arg(long, default_value = "diverse-fill")]
+    pub neighbors: String,
+    /// Threads building the graph (0: every core). Queries always run on one thread.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Use only the first N base vectors (and ground truth computed on them).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One query run at one `ef`.
+#[derive(Debug, Serialize)]
+pub struct Run {
+    pub ef: usize,
+    /// Queries per second on one thread.
+    pub qps: f64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub recall_at_k: f64,
+}
+
+/// Process memory (Linux `/proc/self/status`; absent elsewhere).
+#[derive(Debug, Serialize)]
+pub struct Memory {
+    /// Resident set once the inputs are loaded, before the build.
+    pub rss_inputs_bytes: Option<u64>,
+    /// Peak resident set during the build (the peak is reset before it, where
+    /// the kernel allows; otherwise it includes loading the inputs).
+    pub peak_rss_build_bytes: Option<u64>,
+    /// Resident set after the build, with the base vectors freed.
+    pub rss_after_build_bytes: Option<u64>,
+    /// The index's serialized size: vectors, graph links and ids.
+    pub index_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub library: &'static str,
+    pub base: PathBuf,
+    pub queries: PathBuf,
+    pub n: usize,
+    pub dim: usize,
+    pub nq: usize,
+    pub k: usize,
+    pub m: usize,
+    pub ef_construction: usize,
+    pub neighbors: NeighborSelection,
+    pub build_threads: usize,
+    pub build_seconds: f64,
+    /// The dot-product kernel the distances ran on.
+    pub kernel: &'static str,
+    /// `file` (--gt) or `exact` (the index's exact search).
+    pub ground_truth: &'static str,
+    pub memory: Memory,
+    pub runs: Vec<Run>,
+}
+
+/// A `BadInput` naming `path`.
+fn bad(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::BadInput(format!("{}: {reason}", path.display()))
+}
+
+fn read_vectors(path: &Path) -> Result<Vec<Vec<f32>>> {
+    let rows = crate::npy::read_f32(path)?;
+    match rows.first() {
+        None => Err(bad(path, "no vectors")),
+        Some(r) if r.is_empty() => Err(bad(path, "vectors of dimension 0")),
+        Some(_) => Ok(rows),
+    }
+}
+
+/// A field of `/proc/self/status` in bytes (`VmHWM`, `VmRSS`).
+fn proc_status(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Resets the kernel's peak-RSS counter (`VmHWM`) to the current RSS.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Runs the benchmark.
+pub fn run(a: &BenchArgs) -> Result<Report> {
+    if a.m != INSTANT_DISTANCE_M {
+        return Err(Error::BadInput(format!(
+            "--m {}: instant-distance's M is fixed at {INSTANT_DISTANCE_M} (64 links per node on layer 0)",
+            a.m
+        )));
+    }
+    if a.k == 0 {
+        return Err(Error::BadInput("--k must be at least 1".into()));
+    }
+    if let Some(ef) = a.ef.iter().find(|&&ef| ef < a.k) {
+        return Err(Error::BadInput(format!(
+            "--ef {ef} is below --k {}: the graph search would return fewer than k",
+            a.k
+        )));
+    }
+    let neighbors: NeighborSelection = a
+        .neighbors
+        .parse()
+        .map_err(|e| Error::BadInput(format!("--neighbors: {e}")))?;
+    let mut base = read_vectors(&a.base)?;
+    if let Some(limit) = a.limit {
+        base.truncate(limit.max(1));
+    }
+    let queries = read_vectors(&a.queries)?;
+    let dim = base[0].len();
+    if let Some(i) = base.iter().position(|r| r.len() != dim) {
+        return Err(bad(&a.base, format!("row {i} has another length")));
+    }
+    if let Some(q) = queries.first().filter(|q| q.len() != dim) {
+        return Err(bad(
+            &a.queries,
+            format!("dimension {} but the base vectors have {dim}", q.len()),
+        ));
+    }
+    let gt = match &a.gt {
+        None => None,
+        Some(path) => {
+            let gt = crate::npy::read_ids(path)?;
+            if gt.len() != queries.len() {
+                return Err(bad(
+                    path,
+                    format!("{} rows for {} queries", gt.len(), queries.len()),
+                ));
+            }
+            if let Some(row) = gt.iter().find(|r| r.len() < a.k) {
+                return Err(bad(
+                    path,
+                    format!("{} neighbours per query, --k is {}", row.len(), a.k),
+                ));
+            }
+            if let Some(id) = gt.iter().flatten().find(|&&id| id >= base.len() as u64) {
+                return Err(bad(
+                    path,
+                    format!("row number {id} but --base has {} rows", base.len()),
+                ));
+            }
+            Some(gt)
+        }
+    };
+    let n = base.len();
+    let rss_inputs = proc_status("VmRSS");
+    let peak_reset = reset_peak_rss();
+
+    let config = IndexConfig {
+        growing_capacity: n.clamp(1, 1 << 24),
+        ef_construction: a.ef_construction,
+        ef_search: a.ef.first().copied().unwrap_or(64),
+        neighbors,
+        ..IndexConfig::default()
+    };
+    let mut index = Index::new(dim, "bench", config)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build()
+        .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+    let build_threads = pool.current_num_threads();
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let start = Instant::now();
+    pool.install(|| -> Result<()> {
+        // The change sets (the blobs a gallery would store) are dropped at once.
+        index
+            .add(&ids, &base)
+            .map_err(|e| bad(&a.base, e.to_string()))?;
+        index.seal()?;
+        Ok(())
+    })?;
+    let build_seconds = start.elapsed().as_secs_f64();
+    let peak_rss_build = proc_status(if peak_reset { "VmHWM" } else { "VmPeak" });
+    drop(base);
+    let rss_after_build = proc_status("VmRSS");
+
+    // Queries are checked (and normalised) by the index itself.
+    let ground_truth: Vec<Vec<u64>> = match gt {
+        Some(gt) => gt.into_iter().map(|r| r[..a.k].to_vec()).collect(),
+        None => queries
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                index
+                    .search_exact(q, a.k)
+                    .map(|hits| hits.iter().map(|h| h.id).collect())
+                    .map_err(|e| bad(&a.queries, format!("query {i}: {e}")))
+            })
+            .collect::<Result<_>>()?,
+    };
+
+    let mut runs = Vec::with_capacity(a.ef.len());
+    for &ef in &a.ef {
+        index.set_ef_search(ef)?;
+        for q in queries.iter().take(10) {
+            index.search(q, a.k)?;
+        }
+        let mut found = Vec::with_capacity(queries.len());
+        let mut ms = Vec::with_capacity(queries.len());
+        let all = Instant::now();
+        for q in &queries {
+            let t = Instant::now();
+            let hits = index.search(q, a.k)?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            found.push(hits.iter().map(|h| h.id).collect::<Vec<u64>>());
+        }
+        let seconds = all.elapsed().as_secs_f64();
+        ms.sort_by(f64::total_cmp);
+        runs.push(Run {
+            ef,
+            qps: queries.len() as f64 / seconds.max(1e-12),
+            mean_ms: ms.iter().sum::<f64>() / ms.len().max(1) as f64,
+            p50_ms: percentile(&ms, 0.5),
+            p99_ms: percentile(&ms, 0.99),
+            recall_at_k: mean_recall_at_k(&found, &ground_truth, a.k),
+        });
+    }
+
+    Ok(Report {
+        library: "metricann (instant-distance HNSW)",
+        base: a.base.clone(),
+        queries: a.queries.clone(),
+        n,
+        dim,
+        nq: queries.len(),
+        k: a.k,
+        m: a.m,
+        ef_construction: a.ef_construction,
+        neighbors,
+        build_threads,
+        build_seconds,
+        kernel: distance::kernel_name(),
+        ground_truth: if a.gt.is_some() { "file" } else { "exact" },
+        memory: Memory {
+            rss_inputs_bytes: rss_inputs,
+            peak_rss_build_bytes: peak_rss_build,
+            rss_after_build_bytes: rss_after_build,
+            index_bytes: index.bytes(),
+        },
+        runs,
+    })
+}
+
+/// `metricann bench`: runs, then prints the report (one JSON object with --json).
+pub fn main(a: &BenchArgs) -> Result<()> {
+    let report = run(a)?;
+    if a.json {
+        let json = serde_json::to_string(&report).map_err(|e| Error::Internal(e.to_string()))?;
+        println!("{json}");
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+/// The readable form of a report.
+pub fn print_table(r: &Report) {
+    let mib = |b: Option<u64>| b.map_or("-".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0));
+    println!(
+        "{} × {} (M {}, efConstruction {}, {:?}): built in {:.1} s on {} thread(s); kernel {}",
+        r.n, r.dim, r.m, r.ef_construction, r.neighbors, r.build_seconds, r.build_threads, r.kernel
+    );
+    println!(
+        "memory: index {} serialized, peak RSS during build {}, RSS after {}",
+        mib(Some(r.memory.index_bytes)),
+        mib(r.memory.peak_rss_build_bytes),
+        mib(r.memory.rss_after_build_bytes)
+    );
+    println!(
+        "{} queries, k {}, ground truth: {}",
+        r.nq, r.k, r.ground_truth
+    );
+    println!("   ef       QPS   p50 ms   p99 ms  recall@{}", r.k);
+    for run in &r.runs {
+        println!(
+            "{:>5}  {:>8.0}  {:>7.3}  {:>7.3}  {:>9.4}",
+            run.ef, run.qps, run.p50_ms, run.p99_ms, run.recall_at_k
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(dir: &Path) -> BenchArgs {
+        BenchArgs {
+            base: dir.join("base.npy"),
+            queries: dir.join("q.npy"),
+            gt: None,
+            k: 5,
+            ef: vec![8, 64],
+            m: 32,
+            ef_construction: 40,
+            neighbors: "diverse".into(),
+            threads: 1,
+            limit: None,
+            json: true,
+        }
+    }
+
+    fn rows(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut s = seed | 1;
+        (0..n)
+            .map(|_| {
+                (0..dim)
+                    .map(|_| {
+                        s ^= s << 13;
+                        s ^= s >> 7;
+                        s ^= s << 17;
+                        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reports_recall_against_exact_and_against_a_gt_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = args(dir.path());
+        crate::npy::write_f32(&a.base, &rows(300, 8, 1), 8).unwrap();
+        crate::npy::write_f32(&a.queries, &rows(20, 8, 2), 8).unwrap();
+        let r = run(&a).unwrap();
+        assert_eq!((r.n, r.dim, r.nq, r.runs.len()), (300, 8, 20, 2));
+        assert_eq!(r.ground_truth, "exact");
+        assert!(r.runs[1].recall_at_k > 0.9, "{:?}", r.runs);
+        assert!(r.runs.iter().all(|x| x.qps > 0.0));
+        assert!(r.memory.index_bytes > 300 * 8 * 4);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["runs"][1]["ef"], 64);
+        assert_eq!(json["neighbors"], "diverse");
+
+        // A ground-truth file whose lists are all wrong: recall 0.
+        let gt_path = dir.path().join("gt.npy");
+        let wrong: Vec<Vec<f32>> = vec![vec![0.0; 5]; 20];
+        crate::npy::write_f32(&gt_path, &wrong, 5).unwrap();
+        let with_gt = BenchArgs {
+            gt: Some(gt_path.clone()),
+            ..args(dir.path())
+        };
+        // float32 is not an id array
+        assert!(run(&with_gt).unwrap_err().to_string().contains("gt.npy"));
+    }
+
+    #[test]
+    fn bad_input_names_the_file_or_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = args(dir.path());
+        crate::npy::write_f32(&a.base, &rows(100, 8, 1), 8).unwrap();
+        crate::npy::write_f32(&a.queries, &rows(5, 4, 2), 4).unwrap();
+        let e = run(&a).unwrap_err();
+        assert!(e.is_user_error());
+        assert!(e.to_string().contains("q.npy"), "{e}");
+
+        crate::npy::write_f32(&a.queries, &rows(5, 8, 2), 8).unwrap();
+        let mut nan = rows(100, 8, 1);
+        nan[7][3] = f32::NAN;
+        crate::npy::write_f32(&a.base, &nan, 8).unwrap();
+        let e = run(&a).unwrap_err();
+        assert!(
+            e.to_string().contains("base.npy") && e.is_user_error(),
+            "{e}"
+        );
+
+        for (bad, flag) in [
+            (
+                BenchArgs {
+                    m: 16,
+                    ..args(dir.path())
+                },
+                "--m",
+            ),
+            (
+                BenchArgs {
+                    ef: vec![2],
+                    ..args(dir.path())
+                },
+                "--ef",
+            ),
+            (
+                BenchArgs {
+                    neighbors: "x".into(),
+                    ..args(dir.path())
+                },
+                "--neighbors",
+            ),
+            (
+                BenchArgs {
+                    base: dir.path().join("missing.npy"),
+                    ..args(dir.path())
+                },
+                "missing.npy",
+            ),
+        ] {
+            let e = run(&bad).unwrap_err();
+            assert!(e.is_user_error() && e.to_string().contains(flag), "{e}");
+        }
+    }
+}
