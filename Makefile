@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR ?= never
 .PHONY: test setup test-native check-wasm lint fixture bench demo pkg
 
 ## Install what the tests need, then run them all.
-test: setup test-native check-wasm test-web
+test: setup test-native check-wasm test-web test-demo
 	@echo "make test: all suites passed"
 
 setup:

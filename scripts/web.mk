@@ -33,3 +33,27 @@ lint-wasm:
 bench-web: setup web-model
 	scripts/build-pkg.sh wasm
 	cd tests/web && METRICANN_PKG=$(CURDIR)/pkg METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) node bench.mjs
+
+# ---- The demo app (issue 4): www/, served with the package at /pkg/ ----
+.PHONY: demo demo-model test-demo
+DEMO_PORT ?= 8080
+DEMO_SCREENSHOTS := target/demo-screenshots
+
+## The model the demo ships: www/models/default.bundle as committed; until there is
+## one, the test bundle (scripts/web-model.sh) is copied there (never over an existing file).
+demo-model:
+	@if [ ! -f www/models/default.bundle ]; then \
+	  $(MAKE) --no-print-directory web-model && mkdir -p www/models && \
+	  cp $(WEB_MODEL_DIR)/default.bundle www/models/default.bundle && \
+	  echo "demo-model: no committed www/models/default.bundle; using $(WEB_MODEL_DIR)/default.bundle"; \
+	fi
+
+## `make demo`: build the package (release), serve www/ on http://127.0.0.1:$(DEMO_PORT)/.
+demo: pkg demo-model
+	node scripts/demo-server.mjs --root www --pkg pkg --port $(DEMO_PORT)
+
+## End-to-end tests of the demo: Debian Chromium with a fake camera (y4m made by ffmpeg),
+## driven by playwright-core; screenshots in target/demo-screenshots.
+test-demo: setup web-pkg demo-model
+	cd tests/web && METRICANN_PKG=$(CURDIR)/$(WEB_TEST_PKG) METRICANN_SCREENSHOTS=$(CURDIR)/$(DEMO_SCREENSHOTS) \
+	  node --test --test-concurrency=1 demo.test.mjs

@@ -1,0 +1,390 @@
+// End-to-end tests of the demo app (www/) in Debian's headless Chromium, with a
+// fake camera that films a glyph from the fixture (a y4m video made by ffmpeg).
+// Chromium takes one video file per launch, so the browser is launched twice on
+// the same profile: first filming a glyph that gets enrolled, then one that never is.
+//
+// Needs the package (METRICANN_PKG, default pkg/) and www/models/default.bundle
+// (`make test-demo` provides both). Screenshots go to METRICANN_SCREENSHOTS
+// (default target/demo-screenshots).
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { ROOT, PKG, FIXTURES, CHROMIUM, BASE_ARGS, watch } from './lib.mjs';
+import { startServer } from '../../scripts/demo-server.mjs';
+
+const WWW = join(ROOT, 'www');
+const SHOTS = process.env.METRICANN_SCREENSHOTS ?? join(ROOT, 'target/demo-screenshots');
+/** Filmed in the first launch and enrolled from camera snapshots. */
+const KNOWN = { label: '上', file: join(FIXTURES, 'train/上/NotoSansCJK-Regular-0.png') };
+/** Filmed in the second launch; never enrolled from the camera. */
+const NEVER = { label: '夭', file: join(FIXTURES, 'new/夭/NotoSansCJK-Regular-0.png') };
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 360, height: 640 };
+
+/** A 640×480 y4m of `png` on a card on a grey desk (Chromium's fake camera loops it). */
+function filmOf(png, out) {
+  execFileSync('ffmpeg', [
+    '-loglevel', 'error', '-y', '-loop', '1', '-i', png,
+    '-vf', 'scale=360:360:flags=bilinear,pad=400:400:20:20:white,pad=640:480:120:40:0x4a5563,format=yuv420p',
+    '-r', '5', '-frames:v', '5', '-f', 'yuv4mpegpipe', out,
+  ]);
+  return out;
+}
+
+async function launch(profile, video) {
+  const { chromium } = await import('playwright-core');
+  return chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...BASE_ARGS, '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${video}`],
+    permissions: ['camera'],
+    viewport: DESKTOP,
+    acceptDownloads: true,
+  });
+}
+
+/** Records what the model-loading bar showed (before the app's scripts run). */
+function recordLoading() {
+  window.__loading = [];
+  document.addEventListener('DOMContentLoaded', () => {
+    const label = document.getElementById('load-label');
+    const bar = document.getElementById('load-progress');
+    new MutationObserver(() => {
+      window.__loading.push({ label: label.textContent, value: bar.hasAttribute('value') ? bar.value : null });
+    }).observe(document.getElementById('loader'), { subtree: true, childList: true, characterData: true, attributes: true });
+  });
+}
+
+async function open(context, origin) {
+  const page = context.pages()[0] ?? (await context.newPage());
+  watch(page, 'demo');
+  await page.addInitScript(recordLoading);
+  await page.goto(`${origin}/#camera`);
+  await ready(page);
+  return page;
+}
+
+async function ready(page) {
+  await page.waitForFunction(() => document.body.dataset.state !== 'loading', null, { timeout: 120_000 });
+  const state = await page.evaluate(() => ({ state: document.body.dataset.state, banner: document.getElementById('banner-text').textContent }));
+  assert.equal(state.state, 'ready', `the app did not start: ${state.banner}`);
+}
+
+/** Waits for the live overlay to show a result satisfying `want` ({ state, top, score }). */
+async function live(page, want = () => true, what = 'a live result') {
+  const handle = await page
+    .waitForFunction(
+      (src) => {
+        const d = document.getElementById('results').dataset;
+        if (d.state !== 'match' && d.state !== 'unknown') return false;
+        const r = { state: d.state, top: d.top, score: Number(d.score) };
+        return new Function(`return (${src})`)()(r) ? r : false;
+      },
+      want.toString(),
+      { timeout: 30_000 },
+    )
+    .catch(async (e) => {
+      const d = await page.evaluate(() => ({ ...document.getElementById('results').dataset }));
+      throw new Error(`waiting for ${what}: ${e.message.split('\n')[0]}; the overlay shows ${JSON.stringify(d)}`);
+    });
+  return handle.jsonValue();
+}
+
+async function go(page, view) {
+  await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: new RegExp(`^${view}`, 'i') }).click();
+  await page.waitForFunction((v) => document.body.dataset.view === v, view.toLowerCase());
+}
+
+async function snapshot(page, name) {
+  await page.evaluate(() => {
+    document.getElementById('toasts').replaceChildren();
+    window.scrollTo(0, 0);
+  });
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: join(SHOTS, name) });
+}
+
+async function setThreshold(page, value) {
+  await page.evaluate((v) => {
+    const el = document.getElementById('threshold');
+    el.value = String(v);
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+  }, value);
+}
+
+/** Interactive elements of the accessibility tree that have no accessible name. */
+async function unnamedControls(page) {
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    const { nodes } = await cdp.send('Accessibility.getFullAXTree');
+    const roles = new Set(['button', 'link', 'textbox', 'combobox', 'slider', 'checkbox', 'radio', 'spinbutton', 'searchbox', 'switch', 'tab', 'listbox', 'PopUpButton', 'menuitem']);
+    const controls = nodes.filter((n) => !n.ignored && roles.has(n.role?.value));
+    return {
+      count: controls.length,
+      unnamed: controls.filter((n) => !String(n.name?.value ?? '').trim()).map((n) => `${n.role.value} (backend node ${n.backendDOMNodeId})`),
+    };
+  } finally {
+    await cdp.detach();
+  }
+}
+
+/** What Tab reaches, in order, from the top of the page (one lap). */
+async function tabStops(page, max = 40) {
+  // Start where a keyboard user starts: the first stop, the skip link.
+  await page.evaluate(() => document.querySelector('.skip-link').focus());
+  const seen = ['skip link'];
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press('Tab');
+    const id = await page.evaluate(() => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return null;
+      return el.id || el.getAttribute('aria-label') || el.textContent.trim().replace(/\s+/g, ' ');
+    });
+    if (id === null || seen.includes(id)) break;
+    seen.push(id);
+  }
+  return seen;
+}
+
+test('the demo app (www/) in headless Chromium with a fake camera', { timeout: 600_000 }, async (t) => {
+  for (const f of [join(WWW, 'models/default.bundle'), join(PKG, 'index.js')]) {
+    assert.ok(existsSync(f), `${f} is missing: run make test-demo (it builds the package and provides the model)`);
+  }
+  await mkdir(SHOTS, { recursive: true });
+  const tmp = await mkdtemp(join(tmpdir(), 'metricann-demo-'));
+  t.after(() => rm(tmp, { recursive: true, force: true }));
+  const known = filmOf(KNOWN.file, join(tmp, 'known.y4m'));
+  const never = filmOf(NEVER.file, join(tmp, 'never.y4m'));
+  const profile = join(tmp, 'profile');
+
+  const server = await startServer({ mounts: { '/': WWW, '/pkg/': PKG } });
+  t.after(() => server.close());
+  let selfScore;
+
+  // ---- first launch: the camera films KNOWN ----
+  let context = await launch(profile, known);
+  try {
+    let page;
+    await t.test('first visit: the model loads with a progress bar; backend, camera and offline cache come up', async () => {
+      const t0 = Date.now();
+      page = await open(context, server.origin);
+      const loading = await page.evaluate(() => window.__loading);
+      const labels = [...new Set(loading.map((l) => l.label))];
+      const backend = await page.locator('#backend-chip').textContent();
+      console.log(`# ready in ${((Date.now() - t0) / 1000).toFixed(1)} s on ${backend}; the loading bar said: ${labels.join(' → ')}`);
+      assert.ok(labels.some((l) => /engine/.test(l)), 'the engine download is shown');
+      assert.ok(labels.some((l) => /model/.test(l)), 'the model download is shown');
+      assert.ok(loading.some((l) => /model/.test(l.label) && l.value === 1), 'the model bar reaches 100 %');
+      assert.equal(await page.locator('#loader').isHidden(), true, 'the bar goes away when ready');
+      assert.match(backend, /^(CPU|WebGPU)$/);
+      await page.waitForFunction(() => document.body.dataset.camera === 'on');
+      assert.match(await page.locator('#camera-select').textContent(), /known\.y4m/, 'the device picker lists the camera');
+      await page.waitForFunction(() => document.body.dataset.offline === 'ready', null, { timeout: 60_000 });
+      assert.equal(await page.locator('#offline-chip').textContent(), 'Works offline');
+      await assert.doesNotReject(page.getByText('Nothing enrolled yet').first().waitFor());
+    });
+
+    await t.test('enroll from camera snapshots: the live result shows that label at top-1', async () => {
+      await go(page, 'Enroll');
+      const snap = page.getByRole('button', { name: /^Snap/ });
+      await snap.click();
+      await snap.click();
+      await assert.doesNotReject(page.locator('#shots li').nth(1).waitFor());
+      await page.getByLabel('Name', { exact: true }).fill(KNOWN.label);
+      await snapshot(page, 'enroll-1280x800.png');
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.waitForFunction(() => document.body.dataset.view === 'camera');
+      const r = await live(page, (r) => r.state === 'match', 'a match');
+      selfScore = r.score;
+      assert.equal(r.top, KNOWN.label);
+      const best = page.locator('#result-list li.best');
+      assert.equal(await best.locator('.label').textContent(), KNOWN.label);
+      assert.match(await best.locator('img').getAttribute('src'), /^data:image\/jpeg;base64,/, 'the class thumbnail is shown');
+      await page.waitForFunction(() => Number(document.body.dataset.fps) > 0);
+      const fps = await page.locator('#fps').textContent();
+      console.log(`# live: ${r.top} at top-1, score ${r.score.toFixed(4)}, ${fps}, ${await page.locator('#fact-latency').textContent()}`);
+      assert.match(fps, /^\d+(\.\d)? fps$/);
+      assert.equal(await page.locator('#class-count').textContent(), '1');
+    });
+
+    await t.test('screenshots of the camera, enroll and gallery views at 1280×800 and 360×640', async () => {
+      await live(page, (r) => r.state === 'match');
+      await snapshot(page, 'camera-1280x800.png');
+      await go(page, 'Gallery');
+      await page.locator('#class-list li').first().waitFor();
+      await snapshot(page, 'gallery-1280x800.png');
+      await page.setViewportSize(PHONE);
+      await go(page, 'Camera');
+      await live(page, (r) => r.state === 'match');
+      await snapshot(page, 'camera-360x640.png');
+      await go(page, 'Enroll');
+      await page.getByRole('button', { name: /^Snap/ }).click();
+      await page.getByLabel('Name', { exact: true }).fill(KNOWN.label);
+      await snapshot(page, 'enroll-360x640.png');
+      await page.getByRole('button', { name: 'Remove picture 1' }).click();
+      await page.getByLabel('Name', { exact: true }).fill('');
+      await go(page, 'Gallery');
+      await snapshot(page, 'gallery-360x640.png');
+      // Nothing of the layout is wider than the phone's screen.
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `the page is ${overflow}px wider than 360px`);
+      await page.setViewportSize(DESKTOP);
+      console.log(`# screenshots: ${SHOTS}`);
+    });
+
+    await t.test('keyboard: every control has an accessible name, Tab reaches the main controls, views and rename work from the keyboard', async () => {
+      const expected = {
+        Camera: ['camera-select', 'threshold', 'topk', 'pause'],
+        Enroll: ['snap', 'choose-files', 'class-name'],
+        Gallery: ['export', 'import', `Rename ${KNOWN.label}`, `Delete ${KNOWN.label}`],
+      };
+      for (const [view, ids] of Object.entries(expected)) {
+        await go(page, view);
+        const { count, unnamed } = await unnamedControls(page);
+        assert.deepEqual(unnamed, [], `${view}: controls without an accessible name`);
+        const stops = await tabStops(page);
+        for (const id of ['Camera', 'Enroll', `Gallery`, ...ids]) {
+          assert.ok(stops.some((s) => s === id || s.startsWith(`${id} `)), `${view}: Tab does not reach ${id}; it reaches ${JSON.stringify(stops)}`);
+        }
+        console.log(`# ${view}: ${count} named controls; Tab order: ${stops.join(' → ')}`);
+      }
+      // Views by keyboard: focus the Camera tab, Enter.
+      await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: 'Camera' }).focus();
+      await page.keyboard.press('Enter');
+      await page.waitForFunction(() => document.body.dataset.view === 'camera');
+      // The threshold slider by keyboard.
+      await page.locator('#threshold').focus();
+      await page.keyboard.press('ArrowLeft');
+      assert.equal(await page.locator('#threshold-value').textContent(), '0.74');
+      await page.keyboard.press('ArrowRight');
+      // Rename in the gallery, by keyboard only (the dialog's controls are named too).
+      await go(page, 'Gallery');
+      await page.getByRole('button', { name: `Rename ${KNOWN.label}` }).focus();
+      await page.keyboard.press('Enter');
+      assert.equal(await page.locator('#rename-dialog').getAttribute('open'), '');
+      assert.deepEqual((await unnamedControls(page)).unnamed, [], 'rename dialog: controls without an accessible name');
+      await page.keyboard.press('Control+A');
+      await page.keyboard.type('up');
+      await page.keyboard.press('Enter');
+      await page.locator('#class-list li[data-label="up"]').waitFor();
+      await go(page, 'Camera');
+      assert.equal((await live(page, (r) => r.top === 'up', 'the new name')).top, 'up');
+      await go(page, 'Gallery');
+      await page.getByRole('button', { name: 'Rename up' }).click();
+      await page.getByLabel('New name').fill(KNOWN.label);
+      await page.getByRole('button', { name: 'Rename', exact: true }).click();
+      await page.locator(`#class-list li[data-label="${KNOWN.label}"]`).waitFor();
+      await go(page, 'Camera');
+    });
+
+    await t.test('offline: after the first visit, the app, the model and the gallery work with the network gone', async () => {
+      await context.setOffline(true);
+      server.setDown(true);
+      try {
+        await page.reload();
+        await ready(page);
+        assert.equal(await page.locator('#offline-chip').textContent(), 'Offline · cached');
+        assert.equal(await page.locator('#class-count').textContent(), '1');
+        const r = await live(page, (r) => r.state === 'match', 'a match while offline');
+        assert.equal(r.top, KNOWN.label);
+        // Enrolling works offline too: one more picture of the class.
+        await go(page, 'Enroll');
+        await page.getByRole('button', { name: /^Snap/ }).click();
+        await page.getByLabel('Name', { exact: true }).fill(KNOWN.label);
+        await page.getByRole('button', { name: `Add to “${KNOWN.label}”` }).click();
+        await page.waitForFunction(() => document.body.dataset.view === 'camera');
+        assert.equal((await live(page, (r) => r.state === 'match', 'a match after enrolling offline')).top, KNOWN.label);
+        await go(page, 'Gallery');
+        assert.match(await page.locator(`#class-list li[data-label="${KNOWN.label}"]`).textContent(), /3 pictures/);
+        console.log(`# offline: reloaded from the service worker's cache, ${r.top} at top-1 (score ${r.score.toFixed(4)}); enrolled a 3rd picture offline`);
+      } finally {
+        server.setDown(false);
+        await context.setOffline(false);
+      }
+    });
+  } finally {
+    await context.close();
+  }
+
+  // ---- second launch, same profile: the camera films NEVER ----
+  context = await launch(profile, never);
+  try {
+    let page;
+    await t.test('a class never enrolled shows "unknown" or a low score', async () => {
+      page = await open(context, server.origin);
+      const threshold = Number(await page.locator('#threshold').inputValue());
+      const r = await live(page);
+      console.log(
+        `# never-enrolled ${NEVER.label}: ${r.state}, top-1 ${r.top} at ${r.score.toFixed(4)} ` +
+          `(${KNOWN.label} scored ${selfScore.toFixed(4)} on its own camera picture; threshold ${threshold})`,
+      );
+      assert.ok(r.state === 'unknown' || r.score < selfScore, JSON.stringify(r));
+      // Whatever the model's scores, a best score under the threshold reads "unknown", with "Enroll it".
+      await setThreshold(page, 1);
+      const u = await live(page, (r) => r.state === 'unknown', '"unknown" at threshold 1');
+      assert.equal(u.top, KNOWN.label, 'the closest class is still listed');
+      assert.equal(await page.locator('.unknown-item .label').textContent(), 'Unknown');
+      await page.getByRole('button', { name: 'Enroll it' }).click();
+      await page.waitForFunction(() => document.body.dataset.view === 'enroll');
+      assert.equal(await page.locator('#shots li').count(), 1, 'the frame became the first picture');
+      await page.getByRole('button', { name: 'Remove picture 1' }).click();
+      await setThreshold(page, threshold);
+    });
+
+    await t.test('enroll from dropped and chosen files', async () => {
+      await go(page, 'Enroll');
+      const bytes = [...(await readFile(NEVER.file))];
+      await page.evaluate((bytes) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(bytes)], 'dropped.png', { type: 'image/png' }));
+        document.getElementById('dropzone').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      }, bytes);
+      await page.locator('#shots li').first().waitFor();
+      await page.locator('#file-input').setInputFiles([join(FIXTURES, 'new/夭/NotoSerifCJK-Regular-0.png')]);
+      await page.locator('#shots li').nth(1).waitFor();
+      await page.getByLabel('Name', { exact: true }).fill(NEVER.label);
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.waitForFunction(() => document.body.dataset.classes === '2');
+      await go(page, 'Gallery');
+      const card = page.locator(`#class-list li[data-label="${NEVER.label}"]`);
+      assert.match(await card.textContent(), /2 pictures/);
+      assert.match(await card.locator('img').getAttribute('src'), /^data:image\/jpeg/);
+    });
+
+    await t.test('export, delete (gone, also after a reload), import brings the gallery back', async () => {
+      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export…' }).click()]);
+      const file = join(tmp, download.suggestedFilename());
+      await download.saveAs(file);
+      assert.match(download.suggestedFilename(), /^metricann-gallery-\d{4}-\d\d-\d\d\.metricann$/);
+      const size = (await readFile(file)).length;
+      assert.ok(size > 0);
+
+      for (const label of [NEVER.label, KNOWN.label]) {
+        await page.getByRole('button', { name: `Delete ${label}` }).click();
+        await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+        await page.locator(`#class-list li[data-label="${label}"]`).waitFor({ state: 'detached' });
+      }
+      assert.equal(await page.locator('#class-count').textContent(), '0');
+      assert.equal(await page.locator('#gallery-empty').isVisible(), true);
+      await page.reload();
+      await ready(page);
+      assert.equal(await page.locator('#class-list li').count(), 0, 'still gone after a reload');
+      await go(page, 'Camera');
+      await page.waitForFunction(() => document.getElementById('results').dataset.state === 'empty');
+
+      await go(page, 'Gallery');
+      await page.locator('#import-input').setInputFiles(file);
+      await page.locator(`#class-list li[data-label="${KNOWN.label}"]`).waitFor();
+      assert.equal(await page.locator('#class-list li').count(), 2);
+      console.log(`# export: ${download.suggestedFilename()} (${size} bytes) → delete both classes → reload → import: 2 classes back`);
+      await go(page, 'Camera');
+      await live(page);
+    });
+  } finally {
+    await context.close();
+  }
+});
