@@ -54,10 +54,14 @@ export class Engine {
       backend: BACKEND,
       // A gallery built by an earlier model is rebuilt from its kept images.
       reembed: true,
-      onProgress: (p) => progress({ stage: 'model', ...p }),
+      onProgress: (p) => {
+        progress({ stage: 'model', ...p });
+        // Downloaded: what is left is reading (or rebuilding) the gallery. In the
+        // next task, so that the full bar is drawn first.
+        if (p.total !== null && p.loaded >= p.total) setTimeout(() => progress({ stage: 'gallery' }), 0);
+      },
       ...extra,
     });
-    progress({ stage: 'gallery' });
     return this.ann;
   }
 

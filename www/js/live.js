@@ -65,7 +65,7 @@ export class Live {
       while (this.active) {
         const ann = this.#app.engine.ann;
         if (!ann || this.paused || document.hidden || this.#app.busy) {
-          if (!ann) this.#state('idle', this.#app.ready ? '' : 'Loading the model…');
+          if (!ann) this.#state('idle', document.body.dataset.state === 'loading' ? 'Loading the model…' : '');
           await sleep(150);
           continue;
         }
