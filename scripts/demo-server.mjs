@@ -113,6 +113,16 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     console.error(`demo-server: ${pkg}/index.js is missing: build the package first (make pkg)`);
     process.exit(1);
   }
-  const server = await startServer({ mounts: { '/': root, '/pkg/': pkg }, port, host, log: args.includes('--log') });
+  let server;
+  try {
+    server = await startServer({ mounts: { '/': root, '/pkg/': pkg }, port, host, log: args.includes('--log') });
+  } catch (e) {
+    console.error(
+      e.code === 'EADDRINUSE'
+        ? `demo-server: ${host}:${port} is in use (another demo running?); pick another port: make demo DEMO_PORT=8081`
+        : `demo-server: ${e.message}`,
+    );
+    process.exit(1);
+  }
   console.log(`MetricANN demo: ${server.origin}/  (www: ${root}, package: ${pkg}; Ctrl-C stops)`);
 }
