@@ -44,10 +44,11 @@ class Net(nn.Module):
                 c = w
         self.blocks = nn.Sequential(*layers)
         self.head = nn.Linear(c, dim)
+        self.neck = nn.BatchNorm1d(dim)
 
     def forward(self, x):
         x = self.blocks(F.relu(self.stem(x)))
-        return F.normalize(self.head(x.mean(dim=(2, 3))), dim=1)
+        return F.normalize(self.neck(self.head(x.mean(dim=(2, 3)))), dim=1)
 
 
 def batch_hard(e, labels, margin):

@@ -24,6 +24,14 @@ pub struct ModelConfig {
     pub blocks_per_stage: usize,
     /// Length of the output unit vectors.
     pub embedding_dim: usize,
+    /// Batch normalisation of the projection before L2 normalisation ("BNNeck").
+    /// It centres every coordinate, so unrelated images point in unrelated
+    /// directions: without it the pooled ReLU features share one large positive
+    /// component and batch-hard triplet training settles with every embedding
+    /// within cosine 0.999 of every other, which ranks well but leaves no room
+    /// for an "unknown" threshold. Headers written before it existed lack it.
+    #[serde(default)]
+    pub projection_norm: bool,
 }
 
 impl Default for ModelConfig {
@@ -32,6 +40,7 @@ impl Default for ModelConfig {
             widths: vec![32, 64, 128, 256],
             blocks_per_stage: 1,
             embedding_dim: 128,
+            projection_norm: true,
         }
     }
 }
@@ -43,6 +52,7 @@ impl ModelConfig {
             widths: vec![8, 16, 32],
             blocks_per_stage: 1,
             embedding_dim,
+            projection_norm: true,
         }
     }
 
@@ -77,7 +87,15 @@ impl ModelConfig {
             }
         }
         let head = LinearConfig::new(channels, self.embedding_dim).init(device);
-        Ok(EmbeddingModel { stem, blocks, head })
+        let neck = self
+            .projection_norm
+            .then(|| BatchNormConfig::new(self.embedding_dim).init(device));
+        Ok(EmbeddingModel {
+            stem,
+            blocks,
+            head,
+            neck,
+        })
     }
 }
 
@@ -147,6 +165,7 @@ pub struct EmbeddingModel {
     stem: ConvBn,
     blocks: Vec<ResidualBlock>,
     head: Linear,
+    neck: Option<BatchNorm>,
 }
 
 impl EmbeddingModel {
@@ -158,7 +177,11 @@ impl EmbeddingModel {
         }
         let [n, c, _, _] = x.dims();
         let pooled = x.mean_dim(3).mean_dim(2).reshape([n, c]);
-        self.head.forward(pooled)
+        let projected = self.head.forward(pooled);
+        match &self.neck {
+            Some(norm) => norm.forward(projected),
+            None => projected,
+        }
     }
 
     /// Unit-length embeddings: dot products are cosine similarities.
