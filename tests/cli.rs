@@ -104,8 +104,10 @@ fn trained() -> &'static Trained {
             s(&fixture("glyphs/val")),
             "--epochs",
             "2",
+            // Small batches: more steps in two epochs, so batch norm's running
+            // statistics (used at inference) settle.
             "--batch-size",
-            "32",
+            "8",
             "--per-class",
             "4",
             "--loss",
@@ -235,6 +237,7 @@ fn pipeline_extract_index_search_update_remove_eval() {
         labels.lines().count() as u64,
         extracted["vectors"].as_u64().unwrap() + 1
     );
+    assert_embeddings_spread(&emb);
 
     let index = work.path().join("index");
     let built = ok_json(&[
@@ -371,6 +374,37 @@ fn pipeline_extract_index_search_update_remove_eval() {
 }
 
 /// An index with a few sealed segments over the val classes, for the failure tests.
+/// Unrelated images must not share one direction: the "unknown" threshold of
+/// search lives in the gap between same-class and other-class cosines. A
+/// collapsed model (every cosine above 0.999) still ranks, so MAP@R alone
+/// would not notice.
+fn assert_embeddings_spread(emb: &Path) {
+    let vectors = metricann_trainer::npy::read_f32(&emb.join("vectors.npy")).unwrap();
+    let labels: Vec<String> = fs::read_to_string(emb.join("labels.tsv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit('\t').next().unwrap().to_string())
+        .collect();
+    let (mut same, mut other) = (Vec::new(), Vec::new());
+    for i in 0..vectors.len() {
+        for j in i + 1..vectors.len() {
+            let cos: f32 = vectors[i].iter().zip(&vectors[j]).map(|(a, b)| a * b).sum();
+            if labels[i] == labels[j] {
+                same.push(cos);
+            } else {
+                other.push(cos);
+            }
+        }
+    }
+    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+    let (same, other) = (mean(&same), mean(&other));
+    assert!(
+        other < 0.8 && same > other + 0.1,
+        "embeddings collapsed: mean cosine {same:.4} within classes, {other:.4} across"
+    );
+}
+
 fn small_index(model: &str, dir: &Path) -> PathBuf {
     let emb = dir.join("emb");
     ok_json(&[
@@ -633,4 +667,33 @@ fn a_killed_update_leaves_the_old_or_the_new_index() {
             return;
         }
     }
+}
+
+#[test]
+fn inspect_prints_the_header_and_records_provenance_without_touching_weights() {
+    let t = trained();
+    let header = ok_json(&["inspect", "--model", s(&t.model)]);
+    assert_eq!(header["embedding_dim"], 32);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("annotated.bundle");
+    let annotated = ok_json(&[
+        "inspect",
+        "--model",
+        s(&t.model),
+        "--set",
+        "fonts=[\"a.ttf\",\"b.ttc\"]",
+        "--set",
+        "note=plain text",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(annotated["fingerprint"], header["fingerprint"]);
+    let reread = ok_json(&["inspect", "--model", s(&out)]);
+    assert_eq!(reread["training"]["extra"]["fonts"][1], "b.ttc");
+    assert_eq!(reread["training"]["extra"]["note"], "plain text");
+    // --set without --out is a usage error, not a silent no-op.
+    assert_user_error(
+        &metricann(&["inspect", "--model", s(&t.model), "--set", "k=v"]),
+        "--out",
+    );
 }
