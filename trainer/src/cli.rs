@@ -74,9 +74,14 @@ pub enum Command {
     /// Show a gallery's classes, vectors and segments.
     #[command(after_help = "Example:\n  metricann stats --index gallery/ --json")]
     Stats(StatsArgs),
+    /// Print a model bundle's header; optionally record provenance in it.
+    #[command(
+        after_help = "Examples:\n  metricann inspect --model m.bundle\n  metricann inspect --model m.bundle --set fonts='[\"NotoSansCJK-Regular.ttc\"]' --out m2.bundle"
+    )]
+    Inspect(InspectArgs),
     /// Few-shot evaluation on unseen classes.
     #[command(
-        after_help = "Examples:\n  metricann eval --model m.bundle --data unseen/ --shots 1\n  metricann eval --model m.bundle --data unseen/ --shots 5 --ways 20 --episodes 1000 --json"
+        after_help = "Examples:\n  metricann eval --model m.bundle --data unseen/ --shots 1\n  metricann eval --model m.bundle --data unseen/ --shots 5 --ways 20 --episodes 1000 --json\n  metricann extract --model m.bundle --data unseen/ --out emb/ && metricann eval --embeddings emb/ --shots 3\n  metricann eval --baseline pixels --data unseen/ --shots 1"
     )]
     Eval(EvalArgs),
     /// Time bare training steps on random images (for framework comparisons).
@@ -251,10 +256,19 @@ pub struct StatsArgs {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    #[arg(long)]
-    pub model: PathBuf,
-    #[arg(long)]
-    pub data: PathBuf,
+    /// The model to evaluate (or --baseline, or --embeddings).
+    #[arg(long, required_unless_present_any = ["baseline", "embeddings"])]
+    pub model: Option<PathBuf>,
+    /// ImageFolder of the classes to evaluate on.
+    #[arg(long, required_unless_present = "embeddings")]
+    pub data: Option<PathBuf>,
+    /// Evaluate vectors that `extract` wrote (vectors.npy, labels.tsv, meta.json) instead
+    /// of embedding --data again: one extraction, many protocols.
+    #[arg(long, conflicts_with_all = ["model", "data", "baseline"])]
+    pub embeddings: Option<PathBuf>,
+    /// A non-learned baseline instead of a model: `pixels` (16×16 grey, centred, unit length).
+    #[arg(long, conflicts_with = "model")]
+    pub baseline: Option<String>,
     /// Images enrolled per class; the rest are queries.
     #[arg(long, default_value_t = 1)]
     pub shots: usize,
@@ -325,11 +339,48 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Update(a) => update(a),
         Command::Remove(a) => remove(a),
         Command::Stats(a) => stats(a),
+        Command::Inspect(a) => inspect(a),
         Command::Eval(a) => eval(a),
         Command::BenchTrain(a) => bench_train(a),
         Command::Bench(a) => crate::ann_bench::main(&a),
         Command::Dataset(DatasetCommand::Glyphs(a)) => glyphs(a),
     }
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    /// KEY=VALUE recorded in the header's training notes (VALUE is JSON, or a
+    /// plain string); the weights and the fingerprint do not change.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Where to write the annotated bundle (required with --set).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn inspect(a: InspectArgs) -> Result<()> {
+    let bytes = fs::read(&a.model).map_err(|e| Error::io(&a.model, e))?;
+    let mut bundle = Bundle::from_bytes(&a.model.display().to_string(), &bytes)?;
+    if !a.set.is_empty() {
+        let out = a
+            .out
+            .as_ref()
+            .ok_or_else(|| Error::BadInput("--set needs --out FILE".into()))?;
+        let training = bundle.header.training.get_or_insert_with(Default::default);
+        for pair in &a.set {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| Error::BadInput(format!("--set {pair}: expected KEY=VALUE")))?;
+            let value = serde_json::from_str(value)
+                .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+            training.extra.insert(key.to_string(), value);
+        }
+        crate::train::write_file(out, &bundle.to_bytes()?)?;
+    }
+    print_json(&serde_json::to_value(&bundle.header).map_err(|e| Error::Internal(e.to_string()))?);
+    Ok(())
 }
 
 fn print_json(value: &serde_json::Value) {
@@ -462,6 +513,7 @@ fn train(a: TrainArgs) -> Result<()> {
             widths: a.widths,
             blocks_per_stage: a.blocks_per_stage,
             embedding_dim: a.embedding_dim,
+            projection_norm: true,
         },
         augment,
         seed: a.seed,
@@ -785,33 +837,16 @@ fn stats(a: StatsArgs) -> Result<()> {
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
-    let embedder = embedder(&a.model, &a.backend)?;
-    let folder = open_folder(&a.data)?;
-    let data = load_images(&folder, a.json)?;
-    let bar = spinner(data.len() as u64, "embedding", a.json);
-    let mut vectors = Vec::with_capacity(data.len());
-    for chunk in data.images.chunks(64) {
-        vectors.extend(embedder.embed(chunk)?);
-        bar.inc(chunk.len() as u64);
-    }
-    bar.finish_and_clear();
-    let g = crate::eval::gallery_eval(
-        &vectors,
-        &data.labels,
-        &data.classes,
-        embedder.fingerprint(),
-        a.shots,
-        a.seed,
-    )?;
+    let Scored {
+        vectors,
+        labels,
+        classes,
+        fingerprint,
+    } = eval_vectors(&a)?;
+    let g = crate::eval::gallery_eval(&vectors, &labels, &classes, &fingerprint, a.shots, a.seed)?;
     let episodic = match a.ways {
         Some(ways) => Some(crate::eval::episodic_eval(
-            &vectors,
-            &data.labels,
-            ways,
-            a.shots,
-            a.queries,
-            a.episodes,
-            a.seed,
+            &vectors, &labels, ways, a.shots, a.queries, a.episodes, a.seed,
         )?),
         None => None,
     };
@@ -843,11 +878,97 @@ fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// What `eval` scores: one vector per image, its class id, the class names and
+/// the fingerprint of what made the vectors.
+struct Scored {
+    vectors: Vec<Vec<f32>>,
+    labels: Vec<usize>,
+    classes: Vec<String>,
+    fingerprint: String,
+}
+
+/// The vectors `eval` scores: from a model, a baseline, or an earlier `extract`.
+fn eval_vectors(a: &EvalArgs) -> Result<Scored> {
+    if let Some(dir) = &a.embeddings {
+        let vectors = crate::npy::read_f32(&dir.join("vectors.npy"))?;
+        let names = read_labels(&dir.join("labels.tsv"))?;
+        if vectors.len() != names.len() {
+            return Err(Error::BadInput(format!(
+                "{} vectors but {} labels in {}",
+                vectors.len(),
+                names.len(),
+                dir.display()
+            )));
+        }
+        let meta_path = dir.join("meta.json");
+        let meta: serde_json::Value =
+            serde_json::from_slice(&fs::read(&meta_path).map_err(|e| Error::io(&meta_path, e))?)
+                .map_err(|e| Error::BadInput(format!("{}: {e}", meta_path.display())))?;
+        let fingerprint = meta["fingerprint"]
+            .as_str()
+            .unwrap_or("extracted")
+            .to_string();
+        let mut classes: Vec<String> = names.clone();
+        classes.sort();
+        classes.dedup();
+        let labels = names
+            .iter()
+            .map(|n| classes.binary_search(n).unwrap_or_default())
+            .collect();
+        return Ok(Scored {
+            vectors,
+            labels,
+            classes,
+            fingerprint,
+        });
+    }
+    let data_dir = a
+        .data
+        .as_ref()
+        .ok_or_else(|| Error::BadInput("--data is required".into()))?;
+    let folder = open_folder(data_dir)?;
+    let data = load_images(&folder, a.json)?;
+    let bar = spinner(data.len() as u64, "embedding", a.json);
+    let (vectors, fingerprint) = match (&a.baseline, &a.model) {
+        (Some(name), _) if name == "pixels" => {
+            let v = data
+                .images
+                .iter()
+                .map(|i| crate::eval::pixel_vector(i, 16))
+                .collect();
+            (v, "pixels-16x16".to_string())
+        }
+        (Some(name), _) => {
+            return Err(Error::BadInput(format!(
+                "--baseline {name}: the baseline is `pixels`"
+            )));
+        }
+        (None, Some(model)) => {
+            let embedder = embedder(model, &a.backend)?;
+            let mut vectors = Vec::with_capacity(data.len());
+            for chunk in data.images.chunks(64) {
+                vectors.extend(embedder.embed(chunk)?);
+                bar.inc(chunk.len() as u64);
+            }
+            (vectors, embedder.fingerprint().to_string())
+        }
+        (None, None) => return Err(Error::BadInput("--model or --baseline is required".into())),
+    };
+    bar.finish_and_clear();
+    Ok(Scored {
+        vectors,
+        labels: data.labels,
+        classes: data.classes,
+        fingerprint,
+    })
+}
+
 fn bench_train(a: BenchTrainArgs) -> Result<()> {
     let architecture = ModelConfig {
         widths: a.widths,
         blocks_per_stage: 1,
         embedding_dim: a.embedding_dim,
+        projection_norm: true,
     };
     let report = crate::train::benchmark_steps(
         a.backend.parse()?,
