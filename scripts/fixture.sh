@@ -10,22 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FONTS=(
-  /usr/share/fonts/opentype/noto/NotoSansCJK-{Thin,Light,DemiLight,Regular,Medium,Bold,Black}.ttc
-  /usr/share/fonts/opentype/noto/NotoSerifCJK-{ExtraLight,Light,Regular,Medium,SemiBold,Bold,Black}.ttc
-  /usr/share/fonts/truetype/wqy/wqy-{zenhei,microhei}.ttc
-  /usr/share/fonts/truetype/arphic/{uming,ukai}.ttc
-  /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
-  /usr/share/fonts/opentype/ipafont-gothic/{ipag,ipagp}.ttf
-  /usr/share/fonts/opentype/ipaexfont-mincho/ipaexm.ttf
-  /usr/share/fonts/truetype/vlgothic/VL-{Gothic,PGothic}-Regular.ttf
-  /usr/share/fonts/truetype/takao-mincho/{TakaoMincho,TakaoPMincho}.ttf
-  /usr/share/fonts/truetype/hanazono/{HanaMinA,HanaMinB}.ttf
-  /usr/share/fonts/truetype/cwtex/cwming.ttf
-)
-for f in "${FONTS[@]}"; do
-  [ -f "$f" ] || { echo "fixture: missing font $f (see the apt-get line in $0)" >&2; exit 1; }
-done
+source scripts/fonts.sh
 
 cargo build --workspace --all-targets
 BIN="${CARGO_TARGET_DIR:-target}/debug/metricann"
