@@ -130,6 +130,9 @@ pub fn train(
     }
     fs::create_dir_all(&opts.ckpt_dir).map_err(io(&opts.ckpt_dir))?;
     let device = opts.backend.training_device()?;
+    // --seed fixes the initial weights too, not only sampling and augmentation:
+    // two runs of one command train the same model.
+    device.seed(opts.seed);
     let mut model = opts.architecture.init(&device)?;
     let mut optimizer = AdamWConfig::new()
         .with_weight_decay(opts.weight_decay)
