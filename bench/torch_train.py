@@ -72,6 +72,8 @@ def main():
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--profile", action="store_true",
+                    help="also time the GPU kernels (torch.profiler): their total per step and the top ten")
     a = ap.parse_args()
     dev = torch.device("cuda")
     net = Net([int(w) for w in a.widths.split(",")], a.blocks, a.dim).to(dev)
@@ -95,13 +97,35 @@ def main():
     loss.item()
     torch.cuda.synchronize()
     seconds = time.perf_counter() - t
+    extra = profile(step, a.steps) if a.profile else {}
     print(json.dumps({
         "framework": f"pytorch {torch.__version__} eager",
         "device": torch.cuda.get_device_name(0),
         "batch_size": a.batch_size, "input_size": a.input_size, "widths": a.widths,
         "steps": a.steps, "seconds": seconds,
         "images_per_sec": a.batch_size * a.steps / seconds,
+        **extra,
     }))
+
+
+def profile(step, steps):
+    """GPU kernel time per step: with the wall time, how busy the GPU is."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    def device_us(e):
+        return getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
+    events = [e for e in prof.key_averages() if device_us(e) > 0]
+    total_us = sum(device_us(e) for e in events)
+    top = sorted(events, key=lambda e: -device_us(e))[:10]
+    return {
+        "kernel_ms_per_step": total_us / 1000 / steps,
+        "kernel_launches_per_step": sum(e.count for e in events) / steps,
+        "top_kernels": [{"name": e.key[:80], "ms_per_step": device_us(e) / 1000 / steps,
+                         "calls_per_step": e.count / steps} for e in top],
+    }
 
 
 if __name__ == "__main__":

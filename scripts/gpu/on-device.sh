@@ -6,22 +6,11 @@
 # eager on the same network and batch), trains for about $TRAIN_SECONDS and
 # leaves the bundle, the per-epoch metrics and the benchmark JSON in $OUT.
 set -uo pipefail
-BIN=/tmp/metricann
 BACKEND=${BACKEND:-wgpu}
 TRAIN_SECONDS=${TRAIN_SECONDS:-360}
 BATCH=256
 ARCH=(--input-size 64 --widths 32,64,128,256 --embedding-dim 128)
-log() { echo "[$(date +%T)] $*" | tee -a "$OUT/log"; }
-
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-# cubecl-cuda loads libcuda, libnvrtc and friends at run time.
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH=$d:${LD_LIBRARY_PATH:-}
-done
-icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f "$icd" ] && export VK_DRIVER_FILES=$icd
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$OUT/log"
+source scripts/gpu/setup.sh
 
 # The binary and the glyphs together exceed what one call may carry, so an
 # earlier call on the same warm machine may have unpacked the glyphs already:
@@ -31,8 +20,6 @@ if [ ! -f /tmp/l1.complete ]; then
   python3 scripts/gpu/unpack-glyphs.py .devdata/l1-64.pack.xz /tmp/l1 2>&1 | tee -a "$OUT/log" && touch /tmp/l1.complete
 fi
 [ -n "${GLYPHS_ONLY:-}" ] && { ls /tmp/l1 | wc -l | tee -a "$OUT/log"; exit 0; }
-python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.dev/metricann.xz'), open('$BIN', 'wb'))"
-chmod +x "$BIN"
 
 # Where the time goes: cubecl's own per-kernel profile of a few cuda steps.
 if [ -n "${PROFILE:-}" ]; then
