@@ -26,6 +26,7 @@
 //! similarities. Queries are normalised the same way.
 
 pub mod distance;
+pub(crate) mod graph;
 pub(crate) mod segment;
 
 use std::collections::{BTreeSet, HashSet};
@@ -36,7 +37,7 @@ use crate::blob::{BlobRead, ChangeSet, Damage};
 use crate::{Error, Result};
 use segment::{Flat, Sealed, TopK};
 
-pub use segment::{FLAT_MAX, Point};
+pub use segment::FLAT_MAX;
 
 /// Parameters of the index. Stored in the gallery manifest; fixed at creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -722,7 +723,7 @@ impl Index {
             self.dim,
             &self.config,
             self.config.seed.wrapping_add(seq),
-        );
+        )?;
         let bytes = seg.encode(&self.fingerprint, self.dim)?;
         let entry = SegmentEntry {
             name: name.clone(),
@@ -777,11 +778,10 @@ impl Index {
         checked_unit(query, self.dim, "query")
     }
 
-    /// Changes the `ef` every sealed graph is searched with, and the one future
-    /// graphs are built with. Each HNSW segment is re-encoded in memory (see
-    /// `Sealed::set_ef_search`), so this is for tuning and benchmarks; the new
-    /// `ef` becomes part of the segments' encoding, so a caller that persists the
-    /// index must write its blobs again.
+    /// Changes the `ef` every sealed graph is searched with by default, and the
+    /// one future graphs are built with. The `ef` is stored with each graph, so a
+    /// caller that persists the index must write its blobs again for it to
+    /// outlive a reload; [`Index::search_ef`] picks one per query instead.
     pub fn set_ef_search(&mut self, ef: usize) -> Result<()> {
         if ef < 1 {
             return Err(Error::BadInput(format!(
@@ -789,7 +789,7 @@ impl Index {
             )));
         }
         for s in &mut self.sealed {
-            s.seg.set_ef_search(ef)?;
+            s.seg.set_ef_search(ef);
         }
         self.config.ef_search = ef;
         Ok(())
@@ -798,16 +798,31 @@ impl Index {
     /// The `k` live vectors most similar to `query` (HNSW for sealed segments),
     /// best first. Wrong dimension, non-finite or zero queries are `BadInput`.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
-        self.search_impl(query, k, false)
+        self.search_impl(query, k, None, false)
+    }
+
+    /// Like [`Index::search`] with HNSW's `ef` (the candidate list's length, the
+    /// recall/speed trade-off) chosen for this query; `ef` below `k` is raised to `k`.
+    pub fn search_ef(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<Hit>> {
+        if ef < 1 {
+            return Err(Error::BadInput(format!("ef must be at least 1, got {ef}")));
+        }
+        self.search_impl(query, k, Some(ef), false)
     }
 
     /// Like [`Index::search`], by brute force over every vector: the ground truth
     /// that recall is measured against.
     pub fn search_exact(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
-        self.search_impl(query, k, true)
+        self.search_impl(query, k, None, true)
     }
 
-    fn search_impl(&self, query: &[f32], k: usize, exact: bool) -> Result<Vec<Hit>> {
+    fn search_impl(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        exact: bool,
+    ) -> Result<Vec<Hit>> {
         let q = self.query(query)?;
         let mut top = TopK::new(k);
         if k == 0 {
@@ -817,7 +832,7 @@ impl Index {
         for s in &self.sealed {
             if s.live() > 0 {
                 s.seg
-                    .search(self.dim, &q, k, exact, &self.tombstones, &mut top);
+                    .search(self.dim, &q, k, ef, exact, &self.tombstones, &mut top);
             }
         }
         Ok(top.into_hits())
@@ -1163,7 +1178,7 @@ mod tests {
     }
 
     #[test]
-    fn set_ef_search_rebakes_graphs_for_every_neighbor_selection() {
+    fn set_ef_search_trades_recall_for_every_neighbor_selection() {
         let dim = 16;
         let vs = random_unit(600, dim, 11);
         let ids: Vec<u64> = (0..600).collect();
@@ -1203,10 +1218,10 @@ mod tests {
                 "{neighbors:?}: ef 300 recall {high} < ef 10 {low}"
             );
             assert!(high > 0.95, "{neighbors:?}: recall {high} at ef 300 of 600");
-            // The re-encoded segment decodes with its new ef.
+            // The segment is stored with its new ef.
             let (name, bytes) = index.blobs().unwrap().remove(0);
             let (_, _, seg) = Sealed::decode(&name, SegmentKind::Hnsw, &bytes).unwrap();
-            assert!(matches!(seg, Sealed::Hnsw { ef_search: 300, .. }));
+            assert!(matches!(seg, Sealed::Hnsw(g) if g.ef_search() == 300));
         }
         let mut index = Index::new(dim, "fp", IndexConfig::default()).unwrap();
         assert!(matches!(index.set_ef_search(0), Err(Error::BadInput(_))));
@@ -1234,6 +1249,7 @@ mod tests {
 
     #[test]
     fn k_above_ef_search_still_returns_k() {
+        // The graph is then searched with ef = k.
         let dim = 8;
         let cfg = IndexConfig {
             growing_capacity: 200,
@@ -1248,7 +1264,23 @@ mod tests {
         assert_eq!(index.segments()[0].kind, SegmentKind::Hnsw);
         let got = index.search(&vs[0], 50).unwrap();
         assert_eq!(got.len(), 50);
-        assert_eq!(got, index.search_exact(&vs[0], 50).unwrap());
+        assert_eq!(got[0].id, 0);
+        let exact = index.search_exact(&vs[0], 50).unwrap();
+        let recall = crate::metrics::mean_recall_at_k(&[ids_of(&got)], &[ids_of(&exact)], 50);
+        assert!(recall >= 0.9, "recall@50 {recall}");
+        // A per-query ef: a larger one is at least as good, and ef < 1 is refused.
+        let q = random_unit(1, dim, 7).remove(0);
+        let exact = ids_of(&index.search_exact(&q, 10).unwrap());
+        let r = |ef| {
+            let hits = index.search_ef(&q, 10, ef).unwrap();
+            assert_eq!(hits.len(), 10);
+            crate::metrics::mean_recall_at_k(&[ids_of(&hits)], &[exact.clone()], 10)
+        };
+        assert_eq!(r(200), 1.0, "ef = every point is exact");
+        assert!(matches!(
+            index.search_ef(&q, 10, 0),
+            Err(Error::BadInput(_))
+        ));
     }
 
     #[test]
@@ -1277,9 +1309,9 @@ mod tests {
         assert_eq!(index.deleted(), 2);
         assert!(!index.contains(3) && !index.contains(1005) && index.contains(4));
         for exact in [false, true] {
-            let hits = index.search_impl(&vs[3], 5, exact).unwrap();
+            let hits = index.search_impl(&vs[3], 5, None, exact).unwrap();
             assert!(hits.iter().all(|h| h.id != 3));
-            let hits = index.search_impl(&extra[5], 5, exact).unwrap();
+            let hits = index.search_impl(&extra[5], 5, None, exact).unwrap();
             assert!(hits.iter().all(|h| h.id != 1005));
         }
         assert_eq!(index.manifest().tombstones, vec![3, 1005]);

@@ -2,25 +2,21 @@
 //!
 //! A *flat* segment (the growing segment, its persisted chunks, and sealed
 //! segments too small to deserve a graph) is `ids` plus one contiguous `f32`
-//! array, scanned with the SIMD dot product. A *HNSW* segment is an
-//! [`instant_distance::HnswMap`] from [`Point`] to vector id.
+//! array, scanned with the SIMD dot product. A *HNSW* segment is a [`Graph`]:
+//! built by instant-distance, searched in this crate's layout.
 //!
 //! Both are persisted with postcard inside a [`blob`](crate::blob) frame, together
 //! with the model fingerprint and the dimension, so a segment is self-describing.
-//! Decoding never trusts the bytes: a HNSW graph is first walked by a shadow
-//! deserializer that checks every neighbour reference is in range (a graph with a
-//! dangling reference would make instant-distance index out of bounds at search
-//! time), and only then deserialized for real.
+//! Decoding never trusts the bytes: every neighbour reference of a graph is
+//! checked to be in range before anything searches it.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeSet, BinaryHeap};
-use std::fmt;
 
-use instant_distance::{Builder, HnswMap, Search};
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::distance;
+use super::graph::{BuildParams, Graph, StoredGraph};
 use super::{Hit, IndexConfig, SegmentKind};
 use crate::blob;
 use crate::{Error, Result};
@@ -36,24 +32,6 @@ pub const KIND_GROW: [u8; 4] = *b"GROW";
 /// dozen vectors an exact scan costs about what a graph search does (HNSW visits
 /// `ef_search` ≥ 64 nodes anyway), is exact, and costs nothing to build.
 pub const FLAT_MAX: usize = 64;
-
-/// A vector as instant-distance sees it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Point(pub Box<[f32]>);
-
-impl instant_distance::Point for Point {
-    fn distance(&self, other: &Self) -> f32 {
-        distance::cosine_distance(&self.0, &other.0)
-    }
-}
-
-thread_local! {
-    /// instant-distance's search state, reused by the queries of a thread: a fresh
-    /// `Search` allocates and zeroes one "visited" byte per graph node (1 MB at a
-    /// million vectors) on every query.
-    static SEARCH: std::cell::RefCell<Search> = std::cell::RefCell::new(Search::default());
-}
 
 /// Keeps the `k` best (score, id) pairs seen: higher score first, lower id on ties.
 pub(crate) struct TopK {
@@ -161,81 +139,45 @@ impl Flat {
 /// A sealed (immutable) segment.
 pub(crate) enum Sealed {
     Flat(Flat),
-    Hnsw {
-        map: HnswMap<Point, u64>,
-        /// The `ef` the graph was built with: instant-distance returns at most
-        /// this many neighbours per search.
-        ef_search: usize,
-    },
+    Hnsw(Graph),
 }
 
 impl Sealed {
     /// Builds a sealed segment from vectors: flat below [`FLAT_MAX`], HNSW above.
-    pub(crate) fn build(flat: Flat, dim: usize, config: &IndexConfig, seed: u64) -> Sealed {
+    pub(crate) fn build(flat: Flat, dim: usize, config: &IndexConfig, seed: u64) -> Result<Sealed> {
         if flat.len() < FLAT_MAX {
-            return Sealed::Flat(flat);
+            return Ok(Sealed::Flat(flat));
         }
-        let points: Vec<Point> = flat
-            .data
-            .chunks_exact(dim)
-            .map(|c| Point(c.to_vec().into_boxed_slice()))
-            .collect();
-        let map = Builder::default()
-            .ef_construction(config.ef_construction)
-            .ef_search(config.ef_search)
-            .select_heuristic(config.neighbors.heuristic())
-            .seed(seed)
-            .build(points, flat.ids);
-        Sealed::Hnsw {
-            map,
+        let params = BuildParams {
+            ef_construction: config.ef_construction,
             ef_search: config.ef_search,
-        }
+            heuristic: config.neighbors.heuristic(),
+            seed,
+        };
+        let graph = Graph::build(&flat.ids, &flat.data, dim, &params)
+            .map_err(|e| Error::Internal(format!("building a HNSW segment: {e}")))?;
+        Ok(Sealed::Hnsw(graph))
     }
 
-    /// Changes the `ef` a HNSW segment is searched with (flat segments have none).
-    ///
-    /// instant-distance fixes `ef_search` when it builds a graph and has no setter,
-    /// but it is the first field of its serialized form: the graph is encoded,
-    /// that leading varint replaced, and the graph decoded again. That costs about
-    /// one save and load of the segment, so it is for tuning and benchmarks, not
-    /// for every query.
-    pub(crate) fn set_ef_search(&mut self, ef: usize) -> Result<()> {
-        let Sealed::Hnsw { map, ef_search } = self else {
-            return Ok(());
-        };
-        if *ef_search == ef {
-            return Ok(());
+    /// Changes the `ef` a HNSW segment is searched with by default (flat
+    /// segments have none). It is stored with the graph.
+    pub(crate) fn set_ef_search(&mut self, ef: usize) {
+        if let Sealed::Hnsw(graph) = self {
+            graph.set_ef_search(ef);
         }
-        let bytes = postcard::to_allocvec(&*map)
-            .map_err(|e| Error::Internal(format!("encoding a HNSW segment: {e}")))?;
-        let (old, rest) = postcard::take_from_bytes::<u64>(&bytes)
-            .map_err(|e| Error::Internal(format!("re-reading a HNSW segment: {e}")))?;
-        if old != *ef_search as u64 {
-            return Err(Error::Internal(format!(
-                "HNSW segment layout: expected ef_search {ef_search} first, found {old}"
-            )));
-        }
-        let mut patched = postcard::to_allocvec(&(ef as u64))
-            .map_err(|e| Error::Internal(format!("encoding ef_search: {e}")))?;
-        patched.extend_from_slice(rest);
-        drop(bytes);
-        *map = postcard::from_bytes(&patched)
-            .map_err(|e| Error::Internal(format!("decoding a HNSW segment: {e}")))?;
-        *ef_search = ef;
-        Ok(())
     }
 
     pub(crate) fn kind(&self) -> SegmentKind {
         match self {
             Sealed::Flat(_) => SegmentKind::Flat,
-            Sealed::Hnsw { .. } => SegmentKind::Hnsw,
+            Sealed::Hnsw(_) => SegmentKind::Hnsw,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
         match self {
             Sealed::Flat(f) => f.len(),
-            Sealed::Hnsw { map, .. } => map.values.len(),
+            Sealed::Hnsw(graph) => graph.len(),
         }
     }
 
@@ -243,13 +185,7 @@ impl Sealed {
     pub(crate) fn for_each(&self, dim: usize, mut f: impl FnMut(u64, &[f32])) {
         match self {
             Sealed::Flat(flat) => flat.iter(dim).for_each(|(id, v)| f(id, v)),
-            Sealed::Hnsw { map, .. } => {
-                for (pid, p) in map.iter() {
-                    if let Some(id) = map.values.get(pid.into_inner() as usize) {
-                        f(*id, &p.0);
-                    }
-                }
-            }
+            Sealed::Hnsw(graph) => graph.iter().for_each(|(id, v)| f(id, v)),
         }
     }
 
@@ -257,56 +193,61 @@ impl Sealed {
     pub(crate) fn sorted_ids(&self) -> Vec<u64> {
         let mut ids = match self {
             Sealed::Flat(f) => f.ids.clone(),
-            Sealed::Hnsw { map, .. } => map.values.clone(),
+            Sealed::Hnsw(graph) => graph.ids().to_vec(),
         };
         ids.sort_unstable();
         ids
     }
 
     /// Searches into `top`. `exact` scans every vector; otherwise a HNSW segment
-    /// is searched through its graph, unless `k` exceeds the graph's `ef` (it
-    /// could then return fewer than `k` neighbours), in which case it is scanned.
+    /// is searched through its graph with `ef` = `ef` (or the graph's own when
+    /// `None`), raised to `k`, and raised again while tombstones leave fewer
+    /// than `k` live results.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn search(
         &self,
         dim: usize,
         query: &[f32],
         k: usize,
+        ef: Option<usize>,
         exact: bool,
         tombstones: &BTreeSet<u64>,
         top: &mut TopK,
     ) {
         match self {
             Sealed::Flat(flat) => flat.scan(dim, query, tombstones, top),
-            Sealed::Hnsw { map, ef_search } => {
-                if exact || k > *ef_search {
-                    self.for_each(dim, |id, v| {
+            Sealed::Hnsw(graph) => {
+                if exact {
+                    for (id, v) in graph.iter() {
                         if !tombstones.contains(&id) {
                             top.push(id, distance::dot(query, v));
                         }
-                    });
+                    }
                     return;
                 }
-                let point = Point(query.to_vec().into_boxed_slice());
-                let mut run = |search: &mut Search| {
-                    // Nearest first: past the k-th live one nothing can enter the top k.
-                    let mut live = 0;
-                    for item in map.search(&point, search) {
-                        let id = *item.value;
-                        if !tombstones.contains(&id) {
-                            // Recomputed rather than taken as 1 − distance, so that a
-                            // vector scores exactly the same in every kind of segment.
-                            top.push(id, distance::dot(query, &item.point.0));
-                            live += 1;
-                            if live == k {
-                                break;
-                            }
-                        }
+                let mut ef = ef.unwrap_or(graph.ef_search()).max(k);
+                let mut found = Vec::with_capacity(ef);
+                loop {
+                    graph.search(query, ef, &mut found);
+                    let live = found
+                        .iter()
+                        .filter(|(_, id)| !tombstones.contains(id))
+                        .count();
+                    if live >= k || found.len() < ef || ef >= graph.len() {
+                        break;
                     }
-                };
-                SEARCH.with(|cell| match cell.try_borrow_mut() {
-                    Ok(mut search) => run(&mut search),
-                    Err(_) => run(&mut Search::default()),
-                });
+                    ef = (ef * 2).min(graph.len());
+                }
+                let mut live = 0;
+                for &(score, id) in &found {
+                    if live == k {
+                        break;
+                    }
+                    if !tombstones.contains(&id) {
+                        top.push(id, score);
+                        live += 1;
+                    }
+                }
             }
         }
     }
@@ -315,11 +256,11 @@ impl Sealed {
     pub(crate) fn encode(&self, fingerprint: &str, dim: usize) -> Result<Vec<u8>> {
         match self {
             Sealed::Flat(flat) => encode_flat(KIND_FLAT, fingerprint, dim, flat),
-            Sealed::Hnsw { map, .. } => {
+            Sealed::Hnsw(graph) => {
                 let file = HnswFileRef {
                     fingerprint,
                     dim: dim as u64,
-                    map,
+                    map: graph.serializable(),
                 };
                 let payload = postcard::to_allocvec(&file)
                     .map_err(|e| Error::Internal(format!("encoding a HNSW segment: {e}")))?;
@@ -439,201 +380,28 @@ pub(crate) fn decode_all<'de, T: Deserialize<'de>>(name: &str, payload: &'de [u8
 }
 
 #[derive(Serialize)]
-struct HnswFileRef<'a> {
+struct HnswFileRef<'a, G: Serialize> {
     fingerprint: &'a str,
     dim: u64,
-    map: &'a HnswMap<Point, u64>,
+    map: G,
 }
 
 #[derive(Deserialize)]
 struct HnswFile {
     fingerprint: String,
-    /// Checked by the shadow pass already.
-    #[allow(dead_code)]
     dim: u64,
-    map: HnswMap<Point, u64>,
+    map: StoredGraph,
 }
 
 fn decode_hnsw(name: &str, bytes: &[u8]) -> Result<(String, usize, Sealed)> {
     let payload = blob::open(name, KIND_HNSW, bytes)?;
-    // First pass: the shadow structure, which checks shapes and references
-    // without building anything big.
-    let shape: HnswFileShape = decode_all(name, payload)?;
-    let dim = usize::try_from(shape.dim)
+    let file: HnswFile = decode_all(name, payload)?;
+    let dim = usize::try_from(file.dim)
         .ok()
         .filter(|d| *d > 0)
-        .ok_or_else(|| Error::corrupt(name, format!("bad dimension {}", shape.dim)))?;
-    let ef_search = shape
-        .map
-        .validate(dim)
-        .map_err(|e| Error::corrupt(name, e))?;
-    // Second pass: the real thing, now known to be safe to search.
-    let file: HnswFile = decode_all(name, payload)?;
-    Ok((
-        file.fingerprint,
-        dim,
-        Sealed::Hnsw {
-            map: file.map,
-            ef_search,
-        },
-    ))
-}
-
-// ---- Shadow of instant-distance's serialized layout, for validation ----
-//
-// `HnswMap { hnsw: Hnsw { ef_search: usize, points: Vec<P>, zero: Vec<[PointId; 2M]>,
-// layers: Vec<Vec<[PointId; M]>> }, values: Vec<V> }` with M = 32, where `PointId`
-// is a `u32` newtype and `u32::MAX` means "no neighbour".
-
-const M: usize = 32;
-const INVALID: u32 = u32::MAX;
-
-#[derive(Deserialize)]
-struct HnswFileShape {
-    #[allow(dead_code)]
-    fingerprint: String,
-    dim: u64,
-    map: MapShape,
-}
-
-#[derive(Deserialize)]
-struct MapShape {
-    hnsw: HnswShape,
-    values: Vec<u64>,
-}
-
-#[derive(Deserialize)]
-struct HnswShape {
-    ef_search: u64,
-    points: Vec<PointShape>,
-    zero: Vec<NodeShape<{ 2 * M }>>,
-    layers: Vec<Vec<NodeShape<M>>>,
-}
-
-impl MapShape {
-    /// Checks everything a search relies on; returns `ef_search`.
-    fn validate(&self, dim: usize) -> std::result::Result<usize, String> {
-        let h = &self.hnsw;
-        let n = h.points.len();
-        if self.values.len() != n {
-            return Err(format!("{} points but {} ids", n, self.values.len()));
-        }
-        if h.zero.len() != n {
-            return Err(format!("{} points but {} graph nodes", n, h.zero.len()));
-        }
-        for (i, p) in h.points.iter().enumerate() {
-            if p.len != dim {
-                return Err(format!("point {i} has {} values, expected {dim}", p.len));
-            }
-            if !p.finite {
-                return Err(format!("point {i} has a non-finite value"));
-            }
-        }
-        for (i, node) in h.zero.iter().enumerate() {
-            if let Some(max) = node.max
-                && max as usize >= n
-            {
-                return Err(format!("node {i} links to point {max} of {n}"));
-            }
-        }
-        // Upper layers hold a prefix of the points, shrinking upwards; the search
-        // starts at point 0 of the top layer.
-        let mut below = n;
-        for (l, layer) in h.layers.iter().enumerate() {
-            let len = layer.len();
-            if len == 0 || len > below {
-                return Err(format!(
-                    "layer {} has {len} nodes (layer below has {below})",
-                    l + 1
-                ));
-            }
-            for (i, node) in layer.iter().enumerate() {
-                if let Some(max) = node.max
-                    && max as usize >= len
-                {
-                    return Err(format!(
-                        "layer {} node {i} links to point {max} of {len}",
-                        l + 1
-                    ));
-                }
-            }
-            below = len;
-        }
-        if n == 0 && !h.layers.is_empty() {
-            return Err("empty graph with upper layers".into());
-        }
-        let ef = usize::try_from(h.ef_search)
-            .ok()
-            .filter(|ef| *ef >= 1)
-            .ok_or_else(|| format!("bad ef_search {}", h.ef_search))?;
-        Ok(ef)
-    }
-}
-
-/// A point's vector, checked for length and finiteness but not kept.
-struct PointShape {
-    len: usize,
-    finite: bool,
-}
-
-impl<'de> Deserialize<'de> for PointShape {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = PointShape;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a sequence of f32")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> std::result::Result<PointShape, A::Error> {
-                let mut shape = PointShape {
-                    len: 0,
-                    finite: true,
-                };
-                while let Some(x) = seq.next_element::<f32>()? {
-                    shape.len += 1;
-                    shape.finite &= x.is_finite();
-                }
-                Ok(shape)
-            }
-        }
-        d.deserialize_seq(V)
-    }
-}
-
-/// A graph node's N neighbour slots; only the largest valid reference is kept.
-struct NodeShape<const N: usize> {
-    max: Option<u32>,
-}
-
-impl<'de, const N: usize> Deserialize<'de> for NodeShape<N> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V<const N: usize>;
-        impl<'de, const N: usize> Visitor<'de> for V<N> {
-            type Value = NodeShape<N>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "{N} neighbour ids")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> std::result::Result<NodeShape<N>, A::Error> {
-                let mut max: Option<u32> = None;
-                for i in 0..N {
-                    let pid: u32 = seq
-                        .next_element()?
-                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
-                    if pid != INVALID {
-                        max = Some(max.map_or(pid, |m| m.max(pid)));
-                    }
-                }
-                Ok(NodeShape { max })
-            }
-        }
-        d.deserialize_tuple(N, V::<N>)
-    }
+        .ok_or_else(|| Error::corrupt(name, format!("bad dimension {}", file.dim)))?;
+    let graph = file.map.check(dim).map_err(|e| Error::corrupt(name, e))?;
+    Ok((file.fingerprint, dim, Sealed::Hnsw(graph)))
 }
 
 #[cfg(test)]
@@ -683,9 +451,9 @@ mod tests {
     #[test]
     fn small_segments_stay_flat_large_ones_get_a_graph() {
         let cfg = IndexConfig::default();
-        let s = Sealed::build(flat(FLAT_MAX - 1, 8), 8, &cfg, 1);
+        let s = Sealed::build(flat(FLAT_MAX - 1, 8), 8, &cfg, 1).unwrap();
         assert_eq!(s.kind(), SegmentKind::Flat);
-        let s = Sealed::build(flat(FLAT_MAX, 8), 8, &cfg, 1);
+        let s = Sealed::build(flat(FLAT_MAX, 8), 8, &cfg, 1).unwrap();
         assert_eq!(s.kind(), SegmentKind::Hnsw);
         assert_eq!(s.len(), FLAT_MAX);
         let mut ids = s.sorted_ids();
@@ -698,7 +466,7 @@ mod tests {
         let dim = 16;
         let cfg = IndexConfig::default();
         let f = flat(120, dim);
-        let s = Sealed::build(f.clone(), dim, &cfg, 7);
+        let s = Sealed::build(f.clone(), dim, &cfg, 7).unwrap();
         let bytes = s.encode("fp", dim).unwrap();
         let (fp, d, back) = Sealed::decode("seg-1", SegmentKind::Hnsw, &bytes).unwrap();
         assert_eq!((fp.as_str(), d), ("fp", dim));
@@ -709,7 +477,7 @@ mod tests {
         );
         for (i, q) in f.data.chunks_exact(dim).enumerate().step_by(13) {
             let mut top = TopK::new(1);
-            back.search(dim, q, 1, false, &BTreeSet::new(), &mut top);
+            back.search(dim, q, 1, None, false, &BTreeSet::new(), &mut top);
             let hits = top.into_hits();
             assert_eq!(hits[0].id, f.ids[i]);
             assert!((hits[0].score - 1.0).abs() < 1e-5);
@@ -724,11 +492,11 @@ mod tests {
         let dead: BTreeSet<u64> = [f.ids[0]].into();
         for s in [
             Sealed::Flat(f.clone()),
-            Sealed::build(f.clone(), dim, &IndexConfig::default(), 3),
+            Sealed::build(f.clone(), dim, &IndexConfig::default(), 3).unwrap(),
         ] {
             for exact in [false, true] {
                 let mut top = TopK::new(5);
-                s.search(dim, &q, 5, exact, &dead, &mut top);
+                s.search(dim, &q, 5, None, exact, &dead, &mut top);
                 let hits = top.into_hits();
                 assert_eq!(hits.len(), 5);
                 assert!(hits.iter().all(|h| h.id != f.ids[0]));
@@ -783,13 +551,13 @@ mod tests {
         let dim = 4;
         // A graph of 10 points: every node has empty neighbour slots.
         let f = flat(10, dim);
-        let points = f
-            .data
-            .chunks_exact(dim)
-            .map(|c| Point(c.to_vec().into_boxed_slice()))
-            .collect();
-        let map = Builder::default().seed(5).build(points, f.ids.clone());
-        let s = Sealed::Hnsw { map, ef_search: 64 };
+        let params = BuildParams {
+            ef_construction: 100,
+            ef_search: 64,
+            heuristic: None,
+            seed: 5,
+        };
+        let s = Sealed::Hnsw(Graph::build(&f.ids, &f.data, dim, &params).unwrap());
         let bytes = s.encode("fp", dim).unwrap();
         assert!(Sealed::decode("seg-4", SegmentKind::Hnsw, &bytes).is_ok());
         // Find the encoding of a neighbour id in the zero layer and point it far
@@ -825,7 +593,7 @@ mod tests {
     #[test]
     fn hnsw_truncated_payload_is_corrupt() {
         let dim = 4;
-        let s = Sealed::build(flat(80, dim), dim, &IndexConfig::default(), 5);
+        let s = Sealed::build(flat(80, dim), dim, &IndexConfig::default(), 5).unwrap();
         let bytes = s.encode("fp", dim).unwrap();
         for cut in [1, 10, 100, 1000] {
             let bad = reframe(&bytes, |p| p.truncate(p.len() - cut));

@@ -277,7 +277,7 @@ pub fn run(a: &BenchArgs) -> Result<Report> {
     }
 
     Ok(Report {
-        library: "metricann (instant-distance HNSW)",
+        library: "metricann (instant-distance graph, own search)",
         base: a.base.clone(),
         queries: a.queries.clone(),
         n,

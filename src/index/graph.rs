@@ -1,0 +1,830 @@
+//! A sealed HNSW graph, laid out for search.
+//!
+//! instant-distance builds the graph (its construction, neighbour heuristic and
+//! layer assignment are what the design asks for), but its own search is slow
+//! at scale: every point is a separate allocation (a pointer chase and a cache
+//! miss per distance), the result list is a sorted `Vec` with an O(ef) insert
+//! per improvement, and `ef` is fixed when the graph is built. So once a graph
+//! is built (or read back) it moves into [`Graph`]:
+//!
+//! - the vectors in one contiguous `f32` array, in the graph's point order, so a
+//!   node's vector is one offset away and can be prefetched;
+//! - layer 0 as one `u32` array of `2M` slots per node, upper layers as `M`
+//!   slots per node (`u32::MAX` ends a node's list), exactly instant-distance's
+//!   links;
+//! - a search with two binary heaps and a generation-stamped visited array
+//!   reused per thread, and `ef` chosen per query.
+//!
+//! The serialized form is instant-distance's own (`HnswMap<Point, u64>` through
+//! serde, which the gallery has always stored), written and read here directly:
+//! segments written before this module exist read unchanged, and a graph is
+//! decoded in one pass that checks every reference before anything searches it.
+
+use std::cell::RefCell;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::fmt;
+
+use instant_distance::{Builder, Heuristic};
+use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
+use serde::ser::{SerializeSeq, SerializeStruct, SerializeTuple, Serializer};
+use serde::{Deserialize, Serialize};
+
+use super::distance;
+
+/// instant-distance's `M`: links per node on the upper layers (twice that on layer 0).
+pub(crate) const M: usize = 32;
+const M0: usize = 2 * M;
+/// An empty neighbour slot; it ends the node's list.
+const INVALID: u32 = u32::MAX;
+
+/// A built HNSW graph over `n` vectors of dimension `dim`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Graph {
+    dim: usize,
+    /// The `ef` searches use unless told otherwise; also stored with the graph.
+    ef_search: usize,
+    /// `n × dim`, point order.
+    vectors: Vec<f32>,
+    /// The caller's id of each point, point order.
+    ids: Vec<u64>,
+    /// `n × 2M` layer-0 links.
+    zero: Vec<u32>,
+    /// `upper[l - 1]`: layer `l`'s links, `M` per node. Layer `l` holds the first
+    /// `upper[l - 1].len() / M` points (a prefix, shrinking upwards); a search
+    /// enters at point 0 of the top layer.
+    upper: Vec<Vec<u32>>,
+}
+
+/// Build parameters.
+pub(crate) struct BuildParams {
+    pub ef_construction: usize,
+    pub ef_search: usize,
+    pub heuristic: Option<Heuristic>,
+    pub seed: u64,
+}
+
+/// A point as instant-distance sees it while building: a row of the caller's
+/// contiguous array. It serializes as its row number, which is how the built
+/// graph's point order is read back (see [`Graph::build`]).
+#[derive(Clone, Copy)]
+struct Row<'a> {
+    row: u32,
+    v: &'a [f32],
+}
+
+impl instant_distance::Point for Row<'_> {
+    fn distance(&self, other: &Self) -> f32 {
+        distance::cosine_distance(self.v, other.v)
+    }
+}
+
+impl Serialize for Row<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(self.row)
+    }
+}
+
+impl Graph {
+    /// Builds a graph over `data` (`ids.len() × dim`). Uses rayon's current pool.
+    pub(crate) fn build(
+        ids: &[u64],
+        data: &[f32],
+        dim: usize,
+        p: &BuildParams,
+    ) -> Result<Graph, String> {
+        if dim == 0 || data.len() != ids.len() * dim {
+            return Err(format!(
+                "{} ids but {} floats (dimension {dim})",
+                ids.len(),
+                data.len()
+            ));
+        }
+        if ids.len() >= INVALID as usize {
+            return Err(format!("{} vectors: too many for one graph", ids.len()));
+        }
+        let rows: Vec<Row> = data
+            .chunks_exact(dim)
+            .enumerate()
+            .map(|(i, v)| Row { row: i as u32, v })
+            .collect();
+        let map = Builder::default()
+            .ef_construction(p.ef_construction)
+            .ef_search(p.ef_search)
+            .select_heuristic(p.heuristic)
+            .seed(p.seed)
+            .build(rows, ids.to_vec());
+        // instant-distance keeps its graph private; its serialized form is the
+        // documented way out. With rows serialized as row numbers it is small
+        // (the links, about a quarter of the vectors' size) and read straight
+        // into this layout.
+        let bytes =
+            postcard::to_allocvec(&map).map_err(|e| format!("encoding the built graph: {e}"))?;
+        drop(map);
+        let layout: MapLayout<Vec<u32>> = postcard::from_bytes(&bytes)
+            .map_err(|e| format!("reading the built graph back: {e}"))?;
+        let order = &layout.hnsw.points;
+        let mut vectors = Vec::with_capacity(data.len());
+        for &row in order {
+            let start = row as usize * dim;
+            let v = data
+                .get(start..start + dim)
+                .ok_or_else(|| format!("built graph names row {row} of {}", ids.len()))?;
+            vectors.extend_from_slice(v);
+        }
+        Graph::from_layout(layout, dim, vectors)
+    }
+
+    /// Checks a decoded layout and assembles the graph.
+    fn from_layout<P>(
+        layout: MapLayout<P>,
+        dim: usize,
+        vectors: Vec<f32>,
+    ) -> Result<Graph, String> {
+        let MapLayout { hnsw, values } = layout;
+        let n = values.len();
+        if vectors.len() != n * dim {
+            return Err(format!(
+                "{n} ids but {} vector values (dimension {dim})",
+                vectors.len()
+            ));
+        }
+        let zero = hnsw.zero.0;
+        if zero.len() != n * M0 {
+            return Err(format!("{n} points but {} graph nodes", zero.len() / M0));
+        }
+        if let Some(bad) = zero.iter().position(|&p| p != INVALID && p as usize >= n) {
+            return Err(format!(
+                "node {} links to point {} of {n}",
+                bad / M0,
+                zero[bad]
+            ));
+        }
+        let mut below = n;
+        let mut upper = Vec::with_capacity(hnsw.layers.len());
+        for (l, layer) in hnsw.layers.into_iter().enumerate() {
+            let links = layer.0;
+            let len = links.len() / M;
+            if len == 0 || len > below {
+                return Err(format!(
+                    "layer {} has {len} nodes (layer below has {below})",
+                    l + 1
+                ));
+            }
+            if let Some(bad) = links
+                .iter()
+                .position(|&p| p != INVALID && p as usize >= len)
+            {
+                return Err(format!(
+                    "layer {} node {} links to point {} of {len}",
+                    l + 1,
+                    bad / M,
+                    links[bad]
+                ));
+            }
+            upper.push(links);
+            below = len;
+        }
+        if n == 0 && !upper.is_empty() {
+            return Err("empty graph with upper layers".into());
+        }
+        let ef_search = usize::try_from(hnsw.ef_search)
+            .ok()
+            .filter(|ef| *ef >= 1)
+            .ok_or_else(|| format!("bad ef_search {}", hnsw.ef_search))?;
+        if let Some(pos) = vectors.iter().position(|x| !x.is_finite()) {
+            return Err(format!("point {} has a non-finite value", pos / dim));
+        }
+        Ok(Graph {
+            dim,
+            ef_search,
+            vectors,
+            ids: values,
+            zero,
+            upper,
+        })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub(crate) fn ids(&self) -> &[u64] {
+        &self.ids
+    }
+
+    pub(crate) fn ef_search(&self) -> usize {
+        self.ef_search
+    }
+
+    pub(crate) fn set_ef_search(&mut self, ef: usize) {
+        self.ef_search = ef.max(1);
+    }
+
+    /// Every (id, vector), in point order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &[f32])> + '_ {
+        self.ids
+            .iter()
+            .copied()
+            .zip(self.vectors.chunks_exact(self.dim))
+    }
+
+    #[inline]
+    fn vector(&self, p: u32) -> &[f32] {
+        let start = p as usize * self.dim;
+        &self.vectors[start..start + self.dim]
+    }
+
+    /// The (about) `ef` points most similar to `query`, best first, as
+    /// (score, id) pairs; `query` has the graph's dimension.
+    pub(crate) fn search(&self, query: &[f32], ef: usize, out: &mut Vec<(f32, u64)>) {
+        out.clear();
+        if self.ids.is_empty() {
+            return;
+        }
+        let ef = ef.max(1);
+        // Greedy descent through the upper layers.
+        let mut entry = 0u32;
+        let mut best = distance::dot(query, self.vector(0));
+        for layer in self.upper.iter().rev() {
+            loop {
+                let start = entry as usize * M;
+                let mut moved = false;
+                for &p in &layer[start..start + M] {
+                    if p == INVALID {
+                        break;
+                    }
+                    let s = distance::dot(query, self.vector(p));
+                    if s > best {
+                        best = s;
+                        entry = p;
+                        moved = true;
+                    }
+                }
+                if !moved {
+                    break;
+                }
+            }
+        }
+        STATE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut state) => self.search_zero(query, ef, entry, best, &mut state, out),
+            Err(_) => self.search_zero(query, ef, entry, best, &mut State::default(), out),
+        });
+    }
+
+    /// The HNSW paper's layer search (algorithm 2) on layer 0.
+    fn search_zero(
+        &self,
+        query: &[f32],
+        ef: usize,
+        entry: u32,
+        entry_score: f32,
+        state: &mut State,
+        out: &mut Vec<(f32, u64)>,
+    ) {
+        let State {
+            visited,
+            candidates,
+            results,
+        } = state;
+        visited.begin(self.ids.len());
+        candidates.clear();
+        results.clear();
+        visited.insert(entry);
+        let first = Scored {
+            score: entry_score,
+            point: entry,
+        };
+        candidates.push(first);
+        results.push(Reverse(first));
+        let mut fresh = [0u32; M0];
+        while let Some(c) = candidates.pop() {
+            let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
+            if results.len() >= ef && c.score < worst {
+                break;
+            }
+            // Unvisited neighbours first, their vectors prefetched, then the
+            // distances: the loads overlap instead of stalling one by one.
+            let start = c.point as usize * M0;
+            let mut count = 0;
+            for &p in &self.zero[start..start + M0] {
+                if p == INVALID {
+                    break;
+                }
+                if visited.insert(p) {
+                    prefetch(self.vector(p));
+                    fresh[count] = p;
+                    count += 1;
+                }
+            }
+            for &p in &fresh[..count] {
+                let score = distance::dot(query, self.vector(p));
+                let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
+                if results.len() < ef || score > worst {
+                    let s = Scored { score, point: p };
+                    candidates.push(s);
+                    results.push(Reverse(s));
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                }
+            }
+        }
+        out.extend(
+            results
+                .drain()
+                .map(|Reverse(s)| (s.score, self.ids[s.point as usize])),
+        );
+        out.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    }
+
+    /// Serializes in instant-distance's `HnswMap<Point, u64>` layout.
+    pub(crate) fn serializable(&self) -> impl Serialize + '_ {
+        MapRef(self)
+    }
+}
+
+/// A graph as read from its serialized form (by [`Graph::serializable`] or by
+/// instant-distance itself), not yet checked: [`StoredGraph::check`] makes it a
+/// [`Graph`] once every reference is known to be in range.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub(crate) struct StoredGraph(MapLayout<Rows>);
+
+impl StoredGraph {
+    pub(crate) fn check(self, dim: usize) -> Result<Graph, String> {
+        let mut layout = self.0;
+        let rows = &layout.hnsw.points;
+        if let Some(bad) = rows.lengths.iter().position(|&len| len != dim) {
+            return Err(format!(
+                "point {bad} has {} values, expected {dim}",
+                rows.lengths[bad]
+            ));
+        }
+        let vectors = std::mem::take(&mut layout.hnsw.points.data);
+        Graph::from_layout(layout, dim, vectors)
+    }
+}
+
+/// Issues a prefetch of `v`'s first cache lines (a hint: never faults).
+#[inline(always)]
+fn prefetch(v: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // 128-d vectors span eight 64-byte lines; the first four are enough for
+        // the hardware prefetcher to follow the rest. 16 floats = one line.
+        for line in v.chunks(16).take(4) {
+            // SAFETY: prefetching is a hint and cannot fault; the address is
+            // inside `v` anyway.
+            #[allow(unused_unsafe)]
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(line.as_ptr() as *const i8);
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
+/// A point with its score; ordered by score (then point, for determinism).
+#[derive(Clone, Copy, Debug)]
+struct Scored {
+    score: f32,
+    point: u32,
+}
+
+impl PartialEq for Scored {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Scored {}
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then_with(|| other.point.cmp(&self.point))
+    }
+}
+
+/// Points visited by the current search: a stamp per point, so starting a
+/// search costs nothing (no clearing) except once every 2³² searches.
+#[derive(Default)]
+struct Visited {
+    marks: Vec<u32>,
+    stamp: u32,
+}
+
+impl Visited {
+    fn begin(&mut self, n: usize) {
+        if self.marks.len() < n {
+            self.marks.resize(n, 0);
+        }
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.marks.fill(0);
+            self.stamp = 1;
+        }
+    }
+
+    /// True when `p` had not been visited.
+    #[inline]
+    fn insert(&mut self, p: u32) -> bool {
+        let mark = &mut self.marks[p as usize];
+        let new = *mark != self.stamp;
+        *mark = self.stamp;
+        new
+    }
+}
+
+/// A thread's search state, reused by its queries.
+#[derive(Default)]
+struct State {
+    visited: Visited,
+    candidates: BinaryHeap<Scored>,
+    results: BinaryHeap<Reverse<Scored>>,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+// ---- instant-distance's serialized layout ----
+//
+// `HnswMap { hnsw: Hnsw { ef_search: usize, points: Vec<P>, zero: Vec<[PointId; 2M]>,
+// layers: Vec<Vec<[PointId; M]>> }, values: Vec<V> }`, where `PointId` is a
+// `u32` newtype and a node's array is a fixed-size tuple.
+
+struct MapRef<'a>(&'a Graph);
+
+impl Serialize for MapRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let g = self.0;
+        let mut map = s.serialize_struct("HnswMap", 2)?;
+        map.serialize_field("hnsw", &HnswRef(g))?;
+        map.serialize_field("values", &g.ids)?;
+        map.end()
+    }
+}
+
+struct HnswRef<'a>(&'a Graph);
+
+impl Serialize for HnswRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let g = self.0;
+        let mut h = s.serialize_struct("Hnsw", 4)?;
+        h.serialize_field("ef_search", &g.ef_search)?;
+        h.serialize_field("points", &RowsRef(g))?;
+        h.serialize_field("zero", &LinksRef::<M0>(&g.zero))?;
+        let layers: Vec<LinksRef<M>> = g.upper.iter().map(|l| LinksRef::<M>(l)).collect();
+        h.serialize_field("layers", &layers)?;
+        h.end()
+    }
+}
+
+struct RowsRef<'a>(&'a Graph);
+
+impl Serialize for RowsRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let g = self.0;
+        let mut seq = s.serialize_seq(Some(g.len()))?;
+        for row in g.vectors.chunks_exact(g.dim) {
+            seq.serialize_element(row)?;
+        }
+        seq.end()
+    }
+}
+
+struct LinksRef<'a, const N: usize>(&'a [u32]);
+
+impl<const N: usize> Serialize for LinksRef<'_, N> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len() / N))?;
+        for node in self.0.chunks_exact(N) {
+            seq.serialize_element(&NodeRef(node))?;
+        }
+        seq.end()
+    }
+}
+
+struct NodeRef<'a>(&'a [u32]);
+
+impl Serialize for NodeRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(self.0.len())?;
+        for p in self.0 {
+            t.serialize_element(&PointIdRef(*p))?;
+        }
+        t.end()
+    }
+}
+
+struct PointIdRef(u32);
+
+impl Serialize for PointIdRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_newtype_struct("PointId", &self.0)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(bound = "P: Deserialize<'de>")]
+struct MapLayout<P> {
+    hnsw: HnswLayout<P>,
+    values: Vec<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound = "P: Deserialize<'de>")]
+struct HnswLayout<P> {
+    ef_search: u64,
+    points: P,
+    zero: Links<M0>,
+    layers: Vec<Links<M>>,
+}
+
+/// Every point's vector in one array, with each row's length (checked later
+/// against the dimension, which the caller knows).
+#[derive(Default)]
+struct Rows {
+    data: Vec<f32>,
+    lengths: Vec<usize>,
+}
+
+impl<'de> Deserialize<'de> for Rows {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Rows;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a sequence of vectors")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Rows, A::Error> {
+                let mut rows = Rows::default();
+                if let Some(n) = seq.size_hint() {
+                    rows.lengths.reserve(n.min(1 << 24));
+                }
+                loop {
+                    let before = rows.data.len();
+                    if seq.next_element_seed(AppendRow(&mut rows.data))?.is_none() {
+                        break;
+                    }
+                    rows.lengths.push(rows.data.len() - before);
+                }
+                Ok(rows)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// Appends one vector's values to a shared array.
+struct AppendRow<'a>(&'a mut Vec<f32>);
+
+impl<'de> DeserializeSeed<'de> for AppendRow<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        struct V<'a>(&'a mut Vec<f32>);
+        impl<'de> Visitor<'de> for V<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a sequence of f32")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+                while let Some(x) = seq.next_element::<f32>()? {
+                    self.0.push(x);
+                }
+                Ok(())
+            }
+        }
+        d.deserialize_seq(V(self.0))
+    }
+}
+
+/// A layer: a sequence of nodes of `N` neighbour slots, flattened.
+struct Links<const N: usize>(Vec<u32>);
+
+impl<'de, const N: usize> Deserialize<'de> for Links<N> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<const N: usize>;
+        impl<'de, const N: usize> Visitor<'de> for V<N> {
+            type Value = Links<N>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "a sequence of {N}-neighbour nodes")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Links<N>, A::Error> {
+                let mut links = Vec::new();
+                if let Some(n) = seq.size_hint() {
+                    links.reserve(n.min(1 << 20) * N);
+                }
+                while seq
+                    .next_element_seed(AppendNode::<N>(&mut links))?
+                    .is_some()
+                {}
+                Ok(Links(links))
+            }
+        }
+        d.deserialize_seq(V::<N>)
+    }
+}
+
+/// Appends one node's `N` slots.
+struct AppendNode<'a, const N: usize>(&'a mut Vec<u32>);
+
+impl<'de, const N: usize> DeserializeSeed<'de> for AppendNode<'_, N> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        struct V<'a, const N: usize>(&'a mut Vec<u32>);
+        impl<'de, const N: usize> Visitor<'de> for V<'_, N> {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "{N} neighbour ids")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+                for i in 0..N {
+                    let p: u32 = seq
+                        .next_element()?
+                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
+                    self.0.push(p);
+                }
+                Ok(())
+            }
+        }
+        d.deserialize_tuple(N, V::<N>(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut out = Vec::with_capacity(n * dim);
+        for _ in 0..n {
+            let v: Vec<f32> = (0..dim)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                })
+                .collect();
+            let norm = distance::norm_squared(&v).sqrt();
+            out.extend(v.iter().map(|x| x / norm));
+        }
+        out
+    }
+
+    fn params(ef_search: usize) -> BuildParams {
+        BuildParams {
+            ef_construction: 100,
+            ef_search,
+            heuristic: Some(Heuristic::default()),
+            seed: 9,
+        }
+    }
+
+    /// The point type the gallery's segments were written with before this
+    /// module: instant-distance's own serialization of it is the stored format.
+    #[derive(Clone, Serialize)]
+    #[serde(transparent)]
+    struct Boxed(Box<[f32]>);
+
+    impl instant_distance::Point for Boxed {
+        fn distance(&self, other: &Self) -> f32 {
+            distance::cosine_distance(&self.0, &other.0)
+        }
+    }
+
+    fn exact(data: &[f32], dim: usize, q: &[f32], k: usize) -> Vec<u64> {
+        let mut all: Vec<(f32, u64)> = data
+            .chunks_exact(dim)
+            .enumerate()
+            .map(|(i, v)| (distance::dot(q, v), i as u64))
+            .collect();
+        all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        all.into_iter().take(k).map(|(_, id)| id).collect()
+    }
+
+    #[test]
+    fn reads_instant_distances_own_bytes_and_writes_them_back() {
+        let (n, dim) = (700, 16);
+        let data = unit_vectors(n, dim, 3);
+        let ids: Vec<u64> = (0..n as u64).map(|i| i * 7 + 1).collect();
+        let points = data
+            .chunks_exact(dim)
+            .map(|c| Boxed(c.to_vec().into_boxed_slice()))
+            .collect();
+        let map = Builder::default()
+            .ef_search(40)
+            .seed(2)
+            .build(points, ids.clone());
+        let theirs = postcard::to_allocvec(&map).unwrap();
+        let stored: StoredGraph = postcard::from_bytes(&theirs).unwrap();
+        let graph = stored.check(dim).unwrap();
+        assert_eq!(graph.len(), n);
+        assert_eq!(graph.ef_search(), 40);
+        assert!(
+            graph.upper.len() >= 1,
+            "700 points make more than one layer"
+        );
+        let ours = postcard::to_allocvec(&graph.serializable()).unwrap();
+        assert_eq!(ours, theirs, "byte for byte instant-distance's layout");
+        // Both searches agree on what they find.
+        let mut search = instant_distance::Search::default();
+        let mut found = Vec::new();
+        for q in unit_vectors(30, dim, 4).chunks_exact(dim) {
+            let q = Boxed(q.to_vec().into_boxed_slice());
+            let theirs: Vec<u64> = map
+                .search(&q, &mut search)
+                .take(10)
+                .map(|m| *m.value)
+                .collect();
+            graph.search(&q.0, 40, &mut found);
+            let ours: Vec<u64> = found.iter().take(10).map(|(_, id)| *id).collect();
+            let same = ours.iter().filter(|id| theirs.contains(id)).count();
+            assert!(same >= 9, "{ours:?} vs {theirs:?}");
+            assert_eq!(ours[0], theirs[0]);
+        }
+        // The wrong dimension is refused by name.
+        let stored: StoredGraph = postcard::from_bytes(&theirs).unwrap();
+        let err = stored.check(8).unwrap_err();
+        assert!(err.contains("expected 8"), "{err}");
+    }
+
+    #[test]
+    fn search_recall_rises_with_ef_and_every_point_finds_itself() {
+        let (n, dim) = (1200, 16);
+        let data = unit_vectors(n, dim, 5);
+        let ids: Vec<u64> = (0..n as u64).collect();
+        let graph = Graph::build(&ids, &data, dim, &params(64)).unwrap();
+        assert_eq!(graph.iter().count(), n);
+        // Point order is the graph's, but every (id, vector) pair survived.
+        for (id, v) in graph.iter().step_by(37) {
+            let start = id as usize * dim;
+            assert_eq!(v, &data[start..start + dim]);
+        }
+        let queries = unit_vectors(100, dim, 6);
+        let recall = |ef: usize| {
+            let mut found = Vec::new();
+            let mut hit = 0;
+            for q in queries.chunks_exact(dim) {
+                graph.search(q, ef, &mut found);
+                assert!(found.len() <= ef.max(1));
+                assert!(found.windows(2).all(|w| w[0].0 >= w[1].0), "best first");
+                let truth = exact(&data, dim, q, 10);
+                hit += found
+                    .iter()
+                    .take(10)
+                    .filter(|(_, id)| truth.contains(id))
+                    .count();
+            }
+            hit as f64 / 1000.0
+        };
+        let (low, high) = (recall(10), recall(200));
+        assert!(high > 0.97, "recall@10 at ef 200: {high}");
+        assert!(high >= low, "ef 200 {high} < ef 10 {low}");
+        let mut found = Vec::new();
+        for (i, v) in data.chunks_exact(dim).enumerate().step_by(23) {
+            graph.search(v, 16, &mut found);
+            assert_eq!(found[0].1, i as u64);
+            assert!((found[0].0 - 1.0).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn tiny_and_empty_graphs() {
+        let dim = 4;
+        let empty = Graph::build(&[], &[], dim, &params(8)).unwrap();
+        let mut found = vec![(0.0, 0)];
+        empty.search(&[1.0, 0.0, 0.0, 0.0], 8, &mut found);
+        assert!(found.is_empty());
+        let data = unit_vectors(3, dim, 1);
+        let g = Graph::build(&[10, 20, 30], &data, dim, &params(8)).unwrap();
+        g.search(&data[4..8], 8, &mut found);
+        assert_eq!(found.len(), 3);
+        assert_eq!(found[0].1, 20);
+        assert!(Graph::build(&[1, 2], &data, dim, &params(8)).is_err());
+    }
+
+    #[test]
+    fn visited_stamps_survive_wrapping() {
+        let mut v = Visited::default();
+        v.begin(4);
+        assert!(v.insert(2));
+        assert!(!v.insert(2));
+        v.stamp = u32::MAX;
+        v.marks[1] = 1;
+        v.begin(4);
+        assert_eq!(v.stamp, 1);
+        assert!(v.insert(1), "marks are cleared when the stamp wraps");
+        assert!(!v.insert(1));
+    }
+}
