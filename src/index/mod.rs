@@ -1274,7 +1274,7 @@ mod tests {
         let r = |ef| {
             let hits = index.search_ef(&q, 10, ef).unwrap();
             assert_eq!(hits.len(), 10);
-            crate::metrics::mean_recall_at_k(&[ids_of(&hits)], &[exact.clone()], 10)
+            crate::metrics::mean_recall_at_k(&[ids_of(&hits)], std::slice::from_ref(&exact), 10)
         };
         assert_eq!(r(200), 1.0, "ef = every point is exact");
         assert!(matches!(
