@@ -293,7 +293,7 @@ impl Graph {
         visited.insert(entry);
         let first = Scored {
             score: entry_score,
-            point: entry,
+            id: entry,
         };
         candidates.push(first);
         results.push(Reverse(first));
@@ -305,7 +305,7 @@ impl Graph {
             }
             // Unvisited neighbours first, their vectors prefetched, then the
             // distances: the loads overlap instead of stalling one by one.
-            let start = c.point as usize * M0;
+            let start = c.id as usize * M0;
             let mut count = 0;
             for &p in &self.zero[start..start + M0] {
                 if p == INVALID {
@@ -321,7 +321,7 @@ impl Graph {
                 let score = distance::dot(query, self.vector(p));
                 let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
                 if results.len() < ef || score > worst {
-                    let s = Scored { score, point: p };
+                    let s = Scored { score, id: p };
                     candidates.push(s);
                     results.push(Reverse(s));
                     if results.len() > ef {
@@ -333,7 +333,7 @@ impl Graph {
         out.extend(
             results
                 .drain()
-                .map(|Reverse(s)| (s.score, self.ids[s.point as usize])),
+                .map(|Reverse(s)| (s.score, self.ids[s.id as usize])),
         );
         out.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     }
@@ -387,29 +387,31 @@ fn prefetch(v: &[f32]) {
     let _ = v;
 }
 
-/// A point with its score; ordered by score (then point, for determinism).
+/// A score with what it scores: a graph point here, a vector id in the index's
+/// top-K. Ordered by score, then lower id first on ties (greater = better), so
+/// results are deterministic.
 #[derive(Clone, Copy, Debug)]
-struct Scored {
-    score: f32,
-    point: u32,
+pub(crate) struct Scored<I> {
+    pub score: f32,
+    pub id: I,
 }
 
-impl PartialEq for Scored {
+impl<I: Ord> PartialEq for Scored<I> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
-impl Eq for Scored {}
-impl PartialOrd for Scored {
+impl<I: Ord> Eq for Scored<I> {}
+impl<I: Ord> PartialOrd for Scored<I> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Scored {
+impl<I: Ord> Ord for Scored<I> {
     fn cmp(&self, other: &Self) -> Ordering {
         self.score
             .total_cmp(&other.score)
-            .then_with(|| other.point.cmp(&self.point))
+            .then_with(|| other.id.cmp(&self.id))
     }
 }
 
@@ -447,8 +449,8 @@ impl Visited {
 #[derive(Default)]
 struct State {
     visited: Visited,
-    candidates: BinaryHeap<Scored>,
-    results: BinaryHeap<Reverse<Scored>>,
+    candidates: BinaryHeap<Scored<u32>>,
+    results: BinaryHeap<Reverse<Scored<u32>>>,
 }
 
 thread_local! {

@@ -10,13 +10,13 @@
 //! Decoding never trusts the bytes: every neighbour reference of a graph is
 //! checked to be in range before anything searches it.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
 use serde::{Deserialize, Serialize};
 
 use super::distance;
-use super::graph::{BuildParams, Graph, StoredGraph};
+use super::graph::{BuildParams, Graph, Scored, StoredGraph};
 use super::{Hit, IndexConfig, SegmentKind};
 use crate::blob;
 use crate::{Error, Result};
@@ -36,33 +36,7 @@ pub const FLAT_MAX: usize = 64;
 /// Keeps the `k` best (score, id) pairs seen: higher score first, lower id on ties.
 pub(crate) struct TopK {
     k: usize,
-    heap: BinaryHeap<Reverse<Ranked>>,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Ranked {
-    score: f32,
-    id: u64,
-}
-
-impl PartialEq for Ranked {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Ranked {}
-impl PartialOrd for Ranked {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Ranked {
-    /// Greater = better.
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.score
-            .total_cmp(&other.score)
-            .then_with(|| other.id.cmp(&self.id))
-    }
+    heap: BinaryHeap<Reverse<Scored<u64>>>,
 }
 
 impl TopK {
@@ -78,7 +52,7 @@ impl TopK {
         if self.k == 0 {
             return;
         }
-        let item = Ranked { score, id };
+        let item = Scored { score, id };
         if self.heap.len() < self.k {
             self.heap.push(Reverse(item));
         } else if let Some(Reverse(worst)) = self.heap.peek()
@@ -90,7 +64,7 @@ impl TopK {
     }
 
     pub(crate) fn into_hits(self) -> Vec<Hit> {
-        let mut items: Vec<Ranked> = self.heap.into_iter().map(|Reverse(r)| r).collect();
+        let mut items: Vec<Scored<u64>> = self.heap.into_iter().map(|Reverse(r)| r).collect();
         items.sort_unstable_by(|a, b| b.cmp(a));
         items
             .into_iter()
