@@ -15,16 +15,21 @@
 //!
 //! | name | kind | content |
 //! | --- | --- | --- |
-//! | `manifest` | `MNFT` | JSON [`Manifest`]: format version, model fingerprint, dimension, id counters, the index section (config, sealed segments and growing chunks with kind/vector count/byte size, tombstones), and the class blobs as `[class id, blob seq, bytes]` |
+//! | `manifest` | `MNFT` | JSON [`Manifest`]: format version, model fingerprint, dimension, id counters, the index section (config, sealed segments and growing chunks with kind/vector count/byte size, tombstones), the class pages as `[blob seq, bytes, records]`, and the removed classes that a page still holds |
 //! | `seg-<seq>` | `SEGH` / `SEGF` | a sealed segment (postcard: fingerprint, dim, HNSW map or flat ids + vectors) |
 //! | `grow-<seq>` | `GROW` | one chunk of the growing segment: the vectors of one enrollment |
-//! | `class-<seq>` | `CLAS` | one class (postcard: class id, label, vector ids, metadata as JSON text, images) |
+//! | `classes-<seq>` | `CLSP` | a page of class records (postcard list of: class id, label, vector ids, metadata as JSON text, images) |
 //!
-//! Blob names are never reused: a class rewritten (more examples, renamed) gets a
-//! new `class-<seq>` and the old one is deleted after the manifest that no longer
-//! lists it. A crash before the manifest is replaced therefore leaves the old
-//! state fully readable. An enrollment writes only its own growing chunk, its
-//! class record and the manifest.
+//! Class records are log-structured ([`pages`]): a mutation writes the classes
+//! it changed into one new page, and pages merge by size tiers, so the
+//! manifest stays small and an enrollment writes only its own growing chunk,
+//! one small page and the manifest, however many classes the gallery holds.
+//! Blob names are never reused, and blobs that a new manifest no longer lists
+//! are deleted after it: a crash before the manifest is replaced leaves the
+//! old state fully readable.
+//!
+//! Format 1 (one `class-<seq>` blob per class, all listed in the manifest) is
+//! read, and migrated into a page by the first mutation.
 //!
 //! The whole gallery exports as one byte file ([`Gallery::export_bytes`]): a blob
 //! of kind `MAEX` whose payload is a `u32` blob count, then per blob a `u32` name
@@ -38,18 +43,23 @@ use serde_json::Value;
 use crate::blob::{self, BlobRead, ChangeSet, MANIFEST};
 use crate::index::{Index, IndexConfig, IndexManifest};
 use crate::{Error, Result};
+use pages::{PageEntry, Pages, page_blob};
+
+pub mod pages;
 
 pub use crate::blob::Damage;
 pub use crate::index::{SegmentInfo, SegmentKind};
 
 /// Blob kind of the manifest.
 pub const KIND_MANIFEST: [u8; 4] = *b"MNFT";
-/// Blob kind of a class record.
+/// Blob kind of a class record (format 1).
 pub const KIND_CLASS: [u8; 4] = *b"CLAS";
+/// Blob kind of a page of class records.
+pub const KIND_CLASS_PAGE: [u8; 4] = *b"CLSP";
 /// Blob kind of a whole-gallery export.
 pub const KIND_EXPORT: [u8; 4] = *b"MAEX";
-/// The gallery format this build writes and reads.
-pub const GALLERY_FORMAT: u32 = 1;
+/// The gallery format this build writes (it also reads format 1).
+pub const GALLERY_FORMAT: u32 = 2;
 /// Longest accepted class label, in bytes.
 pub const MAX_LABEL_BYTES: usize = 1024;
 /// Fewest neighbours a class-level search asks the index for.
@@ -138,12 +148,25 @@ pub struct Manifest {
     pub next_vector_id: u64,
     pub next_class_seq: u64,
     pub index: IndexManifest,
-    pub classes: Vec<ClassEntry>,
+    pub pages: Vec<PageEntry>,
+    /// Removed classes of which a listed page still holds a (stale) record.
+    pub removed_classes: Vec<u64>,
 }
 
-/// A class blob as the manifest lists it: `[class id, blob seq, bytes]` (the
-/// blob is `class-<seq>`). A compact array, because the manifest is rewritten
-/// on every mutation and lists every class.
+/// A format-1 manifest, read to migrate it.
+#[derive(Deserialize)]
+struct ManifestV1 {
+    fingerprint: String,
+    dim: usize,
+    next_class_id: u64,
+    next_vector_id: u64,
+    next_class_seq: u64,
+    index: IndexManifest,
+    classes: Vec<ClassEntry>,
+}
+
+/// A format-1 class blob as its manifest lists it: `[class id, blob seq,
+/// bytes]` (the blob is `class-<seq>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClassEntry(pub u64, pub u64, pub u64);
 
@@ -158,24 +181,35 @@ struct ClassRecord {
     images: Vec<serde_bytes::ByteBuf>,
 }
 
+/// [`ClassRecord`] borrowed from a [`Class`], to encode without copying images
+/// (postcard writes both the same way).
+#[derive(Serialize)]
+struct ClassRecordRef<'a> {
+    id: u64,
+    label: &'a str,
+    vector_ids: &'a [u64],
+    metadata: Option<String>,
+    images: Vec<&'a serde_bytes::Bytes>,
+}
+
 #[derive(Debug, Clone)]
 struct Class {
     label: String,
     vector_ids: Vec<u64>,
     metadata: Option<Value>,
     images: Vec<Vec<u8>>,
-    /// Sequence number of the blob holding this class (`class-<seq>`).
-    seq: u64,
-    /// Size of that blob.
-    bytes: u64,
+    /// Sequence number of the page holding the class's current record; 0
+    /// while it is in none (new, or read from a format-1 blob).
+    page: u64,
 }
 
+/// A format-1 class blob.
 fn class_blob(seq: u64) -> String {
     format!("class-{seq}")
 }
 
 impl Class {
-    fn encode(&self, id: u64) -> Result<Vec<u8>> {
+    fn record(&self, id: u64) -> Result<ClassRecordRef<'_>> {
         let metadata = match &self.metadata {
             Some(v) => Some(
                 serde_json::to_string(v)
@@ -183,32 +217,20 @@ impl Class {
             ),
             None => None,
         };
-        let record = ClassRecord {
+        Ok(ClassRecordRef {
             id,
-            label: self.label.clone(),
-            vector_ids: self.vector_ids.clone(),
+            label: &self.label,
+            vector_ids: &self.vector_ids,
             metadata,
             images: self
                 .images
                 .iter()
-                .map(|i| serde_bytes::ByteBuf::from(i.clone()))
+                .map(|i| serde_bytes::Bytes::new(i))
                 .collect(),
-        };
-        let payload = postcard::to_allocvec(&record)
-            .map_err(|e| Error::Internal(format!("encoding a class record: {e}")))?;
-        Ok(blob::seal(KIND_CLASS, &payload))
+        })
     }
 
-    fn decode(name: &str, bytes: &[u8]) -> Result<(u64, Class)> {
-        let payload = blob::open(name, KIND_CLASS, bytes)?;
-        let (record, rest): (ClassRecord, _) = postcard::take_from_bytes(payload)
-            .map_err(|e| Error::corrupt(name, format!("undecodable class record: {e}")))?;
-        if !rest.is_empty() {
-            return Err(Error::corrupt(
-                name,
-                format!("{} undecoded bytes after the class record", rest.len()),
-            ));
-        }
+    fn from_record(name: &str, record: ClassRecord) -> Result<(u64, Class)> {
         check_label(&record.label).map_err(|e| Error::corrupt(name, e.to_string()))?;
         let metadata = match record.metadata {
             Some(text) => Some(
@@ -224,11 +246,69 @@ impl Class {
                 vector_ids: record.vector_ids,
                 metadata,
                 images: record.images.into_iter().map(|b| b.into_vec()).collect(),
-                seq: 0,
-                bytes: bytes.len() as u64,
+                page: 0,
             },
         ))
     }
+}
+
+/// Encodes the page holding `ids`' records.
+fn encode_page(classes: &BTreeMap<u64, Class>, ids: &[u64]) -> Result<Vec<u8>> {
+    let mut records = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let class = classes
+            .get(&id)
+            .ok_or_else(|| Error::Internal(format!("class {id} vanished")))?;
+        records.push(class.record(id)?);
+    }
+    let payload = postcard::to_allocvec(&records)
+        .map_err(|e| Error::Internal(format!("encoding a class page: {e}")))?;
+    Ok(blob::seal(KIND_CLASS_PAGE, &payload))
+}
+
+/// Decodes a page into its records, in stored order.
+fn decode_page(name: &str, bytes: &[u8]) -> Result<Vec<(u64, Class)>> {
+    let payload = blob::open(name, KIND_CLASS_PAGE, bytes)?;
+    let (records, rest): (Vec<ClassRecord>, _) = postcard::take_from_bytes(payload)
+        .map_err(|e| Error::corrupt(name, format!("undecodable class page: {e}")))?;
+    if !rest.is_empty() {
+        return Err(Error::corrupt(
+            name,
+            format!("{} undecoded bytes after the class records", rest.len()),
+        ));
+    }
+    records
+        .into_iter()
+        .map(|r| Class::from_record(name, r))
+        .collect()
+}
+
+/// Decodes a format-1 class blob (one record).
+fn decode_v1_class(name: &str, bytes: &[u8]) -> Result<(u64, Class)> {
+    let payload = blob::open(name, KIND_CLASS, bytes)?;
+    let (record, rest): (ClassRecord, _) = postcard::take_from_bytes(payload)
+        .map_err(|e| Error::corrupt(name, format!("undecodable class record: {e}")))?;
+    if !rest.is_empty() {
+        return Err(Error::corrupt(
+            name,
+            format!("{} undecoded bytes after the class record", rest.len()),
+        ));
+    }
+    Class::from_record(name, record)
+}
+
+/// Reads a listed blob, checking the size the manifest gives.
+fn read_listed(blobs: &dyn BlobRead, name: &str, size: u64) -> Result<Vec<u8>> {
+    let bytes = blobs
+        .get(name)?
+        .ok_or_else(|| Error::corrupt(name, "missing (listed in the manifest)"))?;
+    if bytes.len() as u64 != size {
+        return Err(Error::corrupt(
+            name,
+            format!("{} bytes, the manifest says {size}", bytes.len()),
+        ));
+    }
+    Ok(bytes)
 }
 
 fn check_label(label: &str) -> Result<()> {
@@ -277,9 +357,14 @@ pub struct Gallery {
     empty_classes: usize,
     /// Damaged blobs found at open, deleted by the next mutation.
     pending_deletes: Vec<String>,
-    /// Classes whose stored record lists vectors that were lost: rewritten by
-    /// the next mutation.
+    /// Classes whose stored record is not their current state: written into a
+    /// new page by the mutation under way (or, for records that list lost
+    /// vectors or come from format 1, by the next one).
     dirty: BTreeSet<u64>,
+    pages: Pages,
+    /// Format-1 class blobs (name, bytes) still stored: deleted once their
+    /// classes are in a page.
+    legacy: Vec<(String, u64)>,
     manifest_bytes: u64,
     auto_maintain: bool,
 }
@@ -317,6 +402,8 @@ impl Gallery {
             empty_classes: 0,
             pending_deletes: Vec::new(),
             dirty: BTreeSet::new(),
+            pages: Pages::default(),
+            legacy: Vec::new(),
             manifest_bytes: 0,
             auto_maintain: true,
         };
@@ -339,7 +426,7 @@ impl Gallery {
         let bytes = blobs.get(MANIFEST)?.ok_or_else(|| {
             Error::NotFound("gallery: there is no manifest (no gallery was created here)".into())
         })?;
-        let manifest = decode_manifest(&bytes)?;
+        let (manifest, v1_classes) = decode_manifest(&bytes)?;
         if let Some(expected) = expected_fingerprint
             && expected != manifest.fingerprint
         {
@@ -360,6 +447,7 @@ impl Gallery {
             blobs,
             skip,
         )?;
+        let index_damage = damage.len();
         let mut gallery = Gallery {
             fingerprint: manifest.fingerprint.clone(),
             dim: manifest.dim,
@@ -374,18 +462,93 @@ impl Gallery {
             empty_classes: 0,
             pending_deletes: Vec::new(),
             dirty: BTreeSet::new(),
+            pages: Pages::default(),
+            legacy: Vec::new(),
             manifest_bytes: bytes.len() as u64,
             auto_maintain: true,
         };
-        for &ClassEntry(id, seq, size) in &manifest.classes {
+        let mut unreadable = Vec::new();
+        let mut fail = |name: &str, e: Error, damage: &mut Vec<Damage>| match e {
+            Error::Corrupt { .. } | Error::ModelMismatch { .. } if skip => {
+                damage.push(Damage::from_error(name, &e));
+                unreadable.push(name.to_string());
+                Ok(())
+            }
+            e => Err(e),
+        };
+        // Every record, newest page last: the newest record of a class wins.
+        let mut current: BTreeMap<u64, (String, Class)> = BTreeMap::new();
+        let mut listed = manifest.pages.clone();
+        listed.sort_by_key(|e| e.0);
+        for PageEntry(seq, size, count) in listed {
+            let name = page_blob(seq);
+            let records = read_listed(blobs, &name, size).and_then(|b| {
+                let records = decode_page(&name, &b)?;
+                if records.len() as u64 != count {
+                    return Err(Error::corrupt(
+                        &name,
+                        format!("{} records, the manifest says {count}", records.len()),
+                    ));
+                }
+                Ok(records)
+            });
+            let records = match records {
+                Ok(r) => r,
+                Err(e) => {
+                    fail(&name, e, &mut damage)?;
+                    continue;
+                }
+            };
+            let mut ids = Vec::with_capacity(records.len());
+            for (id, mut class) in records {
+                ids.push(id);
+                class.page = seq;
+                if current.insert(id, (name.clone(), class)).is_some() {
+                    gallery.pages.superseded(id);
+                }
+            }
+            gallery.pages.insert_loaded(seq, size, ids);
+        }
+        for id in manifest.removed_classes {
+            let had = current.remove(&id).is_some();
+            gallery.pages.loaded_removed(id, had);
+        }
+        let mut max_legacy_seq = 0;
+        for ClassEntry(id, seq, size) in v1_classes {
+            max_legacy_seq = max_legacy_seq.max(seq);
             let name = class_blob(seq);
-            match gallery.load_class(blobs, id, seq, size, skip) {
-                Ok(()) => {}
-                Err(e @ (Error::Corrupt { .. } | Error::ModelMismatch { .. })) if skip => {
+            match read_listed(blobs, &name, size).and_then(|b| decode_v1_class(&name, &b)) {
+                Ok((found, class)) if found == id => {
+                    gallery.legacy.push((name.clone(), size));
+                    current.insert(id, (name, class));
+                }
+                Ok((found, _)) => fail(
+                    &name,
+                    Error::corrupt(
+                        &name,
+                        format!("holds class {found}, the manifest says class {id}"),
+                    ),
+                    &mut damage,
+                )?,
+                Err(e) => fail(&name, e, &mut damage)?,
+            }
+        }
+        for (id, (name, class)) in current {
+            let page = class.page;
+            match gallery.adopt(id, class, &name, skip) {
+                Ok(()) => gallery.pages.count_live(page),
+                Err(e @ Error::Corrupt { .. }) if skip => {
+                    // A consistent page with one inconsistent record: drop the
+                    // record (as removed), keep the page and the rest.
                     damage.push(Damage::from_error(&name, &e));
+                    gallery.pages.loaded_removed(id, page != 0);
                 }
                 Err(e) => return Err(e),
             }
+        }
+        // Format-1 classes move into a page with the next mutation.
+        if !gallery.legacy.is_empty() {
+            gallery.dirty.extend(gallery.classes.keys().copied());
         }
         // Counters must stay ahead of everything stored, whatever the manifest says.
         let max_vector = gallery.index.max_id().unwrap_or(0);
@@ -393,7 +556,7 @@ impl Gallery {
         if let Some((&max_class, _)) = gallery.classes.last_key_value() {
             gallery.next_class_id = gallery.next_class_id.max(max_class + 1);
         }
-        let max_seq = gallery.classes.values().map(|c| c.seq).max().unwrap_or(0);
+        let max_seq = gallery.pages.seqs().max().unwrap_or(0).max(max_legacy_seq);
         gallery.next_class_seq = gallery.next_class_seq.max(max_seq + 1);
 
         if !damage.is_empty() {
@@ -405,9 +568,10 @@ impl Gallery {
                 .filter(|id| !gallery.owner.contains_key(id))
                 .collect();
             gallery.index.remove(&orphans);
-            gallery.pending_deletes = damage
+            gallery.pending_deletes = damage[..index_damage]
                 .iter()
                 .map(|d| d.blob.clone())
+                .chain(unreadable)
                 .filter(|n| n != MANIFEST)
                 .collect();
         }
@@ -425,38 +589,11 @@ impl Gallery {
         Ok((gallery, damage))
     }
 
-    fn load_class(
-        &mut self,
-        blobs: &dyn BlobRead,
-        id: u64,
-        seq: u64,
-        size: u64,
-        skip: bool,
-    ) -> Result<()> {
-        let name = class_blob(seq);
-        let bytes = blobs
-            .get(&name)?
-            .ok_or_else(|| Error::corrupt(&name, "missing (listed in the manifest)"))?;
-        if bytes.len() as u64 != size {
-            return Err(Error::corrupt(
-                &name,
-                format!("{} bytes, the manifest says {size}", bytes.len()),
-            ));
-        }
-        let (found_id, mut class) = Class::decode(&name, &bytes)?;
-        class.seq = seq;
-        if found_id != id {
-            return Err(Error::corrupt(
-                &name,
-                format!("holds class {found_id}, the manifest says class {id}"),
-            ));
-        }
-        if self.classes.contains_key(&id) {
-            return Err(Error::corrupt(&name, format!("class {id} is listed twice")));
-        }
+    /// Takes in a class read at open, checking it against those already in.
+    fn adopt(&mut self, id: u64, mut class: Class, name: &str, skip: bool) -> Result<()> {
         if self.by_label.contains_key(&class.label) {
             return Err(Error::corrupt(
-                &name,
+                name,
                 format!("label {:?} is used by another class too", class.label),
             ));
         }
@@ -464,7 +601,7 @@ impl Gallery {
         for &v in &class.vector_ids {
             if self.owner.contains_key(&v) || !unique.insert(v) {
                 return Err(Error::corrupt(
-                    &name,
+                    name,
                     format!("vector {v} belongs to two classes"),
                 ));
             }
@@ -475,7 +612,7 @@ impl Gallery {
         if let Some(&missing) = class.vector_ids.iter().find(|&&v| !self.index.contains(v)) {
             if !skip {
                 return Err(Error::corrupt(
-                    &name,
+                    name,
                     format!("vector {missing} is not in the index"),
                 ));
             }
@@ -520,10 +657,6 @@ impl Gallery {
     }
 
     fn manifest(&self) -> Manifest {
-        self.manifest_with(|c| c.bytes)
-    }
-
-    fn manifest_with(&self, class_bytes: impl Fn(&Class) -> u64) -> Manifest {
         Manifest {
             format: GALLERY_FORMAT,
             fingerprint: self.fingerprint.clone(),
@@ -532,39 +665,87 @@ impl Gallery {
             next_vector_id: self.next_vector_id,
             next_class_seq: self.next_class_seq,
             index: self.index.manifest(),
-            classes: self
-                .classes
-                .iter()
-                .map(|(&id, c)| ClassEntry(id, c.seq, class_bytes(c)))
-                .collect(),
+            pages: self.pages.entries(),
+            removed_classes: self.pages.removed(),
         }
     }
 
-    /// Writes class `id` under a new blob name (deleting the old one).
-    fn rewrite_class(&mut self, id: u64, cs: &mut ChangeSet) -> Result<()> {
+    /// Marks class `id` for rewriting by the mutation under way.
+    fn rewrite_class(&mut self, id: u64) {
+        self.dirty.insert(id);
+    }
+
+    /// Writes the current records of `ids` into one new page.
+    fn write_page(&mut self, ids: Vec<u64>, cs: &mut ChangeSet) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let seq = self.next_class_seq;
-        let Some(class) = self.classes.get_mut(&id) else {
-            return Err(Error::Internal(format!("class {id} vanished")));
-        };
-        let old = class.seq;
-        class.seq = seq;
-        let bytes = class.encode(id)?;
-        class.bytes = bytes.len() as u64;
+        let bytes = encode_page(&self.classes, &ids)?;
+        for &id in &ids {
+            if let Some(class) = self.classes.get_mut(&id) {
+                self.pages.retire(id, class.page, false);
+                class.page = seq;
+            }
+        }
         self.next_class_seq += 1;
-        cs.put(class_blob(seq), bytes);
-        if old != 0 {
-            cs.delete(class_blob(old));
+        self.pages.add(seq, bytes.len() as u64, ids);
+        cs.put(page_blob(seq), bytes);
+        Ok(())
+    }
+
+    /// Deletes a page blob: dropped from `cs` if this change set wrote it.
+    fn delete_page(&mut self, seq: u64, cs: &mut ChangeSet) {
+        if self.pages.drop_dead(seq) {
+            let name = page_blob(seq);
+            let before = cs.puts.len();
+            cs.puts.retain(|(n, _)| *n != name);
+            if cs.puts.len() == before {
+                cs.delete(name);
+            }
+        }
+    }
+
+    /// Merges and compacts class pages until the tiers are in shape.
+    fn merge_pages(&mut self, cs: &mut ChangeSet) -> Result<()> {
+        while let Some(group) = self.pages.plan() {
+            let mut ids: Vec<u64> = group
+                .iter()
+                .flat_map(|&seq| self.pages.ids(seq).iter().copied())
+                .filter(|id| {
+                    self.classes
+                        .get(id)
+                        .is_some_and(|c| group.contains(&c.page))
+                })
+                .collect();
+            // A class may have a stale and its current record in the group.
+            ids.sort_unstable();
+            ids.dedup();
+            self.write_page(ids, cs)?;
+            for seq in group {
+                self.delete_page(seq, cs);
+            }
         }
         Ok(())
     }
 
-    /// Completes a mutation's change set: pending repairs, then the manifest
-    /// (last put: the commit point).
-    fn finish(&mut self, mut cs: ChangeSet) -> Result<ChangeSet> {
-        for id in std::mem::take(&mut self.dirty) {
-            if self.classes.contains_key(&id) {
-                self.rewrite_class(id, &mut cs)?;
-            }
+    /// Completes a mutation's change set: the changed classes' page, pending
+    /// repairs, page merges (with `merge`), then the manifest (last put: the
+    /// commit point).
+    fn finish_with(&mut self, mut cs: ChangeSet, merge: bool) -> Result<ChangeSet> {
+        let dirty: Vec<u64> = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .filter(|id| self.classes.contains_key(id))
+            .collect();
+        self.write_page(dirty, &mut cs)?;
+        for (name, _) in std::mem::take(&mut self.legacy) {
+            cs.delete(name);
+        }
+        for seq in self.pages.dead() {
+            self.delete_page(seq, &mut cs);
+        }
+        if merge {
+            self.merge_pages(&mut cs)?;
         }
         for name in std::mem::take(&mut self.pending_deletes) {
             cs.delete(name);
@@ -573,6 +754,10 @@ impl Gallery {
         self.manifest_bytes = bytes.len() as u64;
         cs.put(MANIFEST, bytes);
         Ok(cs)
+    }
+
+    fn finish(&mut self, cs: ChangeSet) -> Result<ChangeSet> {
+        self.finish_with(cs, self.auto_maintain)
     }
 
     fn maybe_maintain(&mut self, cs: &mut ChangeSet) -> Result<()> {
@@ -626,8 +811,7 @@ impl Gallery {
             vector_ids: Vec::new(),
             metadata: None,
             images: Vec::new(),
-            seq: 0,
-            bytes: 0,
+            page: 0,
         });
         if existing.is_some() && class.vector_ids.is_empty() {
             self.empty_classes -= 1;
@@ -641,8 +825,7 @@ impl Gallery {
         for &id in &ids {
             self.owner.insert(id, class_id);
         }
-        self.dirty.remove(&class_id);
-        self.rewrite_class(class_id, &mut cs)?;
+        self.rewrite_class(class_id);
         self.maybe_maintain(&mut cs)?;
         self.finish(cs)
     }
@@ -677,8 +860,8 @@ impl Gallery {
                 .max()
                 .unwrap_or(0);
         }
+        self.pages.retire(id, class.page, true);
         let mut cs = ChangeSet::new();
-        cs.delete(class_blob(class.seq));
         self.maybe_maintain(&mut cs)?;
         self.finish(cs)
     }
@@ -700,9 +883,8 @@ impl Gallery {
         }
         self.by_label.remove(old);
         self.by_label.insert(new.to_string(), id);
-        let mut cs = ChangeSet::new();
-        self.rewrite_class(id, &mut cs)?;
-        self.finish(cs)
+        self.rewrite_class(id);
+        self.finish(ChangeSet::new())
     }
 
     /// Replaces (or with `None` clears) a class's metadata.
@@ -711,9 +893,8 @@ impl Gallery {
         if let Some(class) = self.classes.get_mut(&id) {
             class.metadata = metadata;
         }
-        let mut cs = ChangeSet::new();
-        self.rewrite_class(id, &mut cs)?;
-        self.finish(cs)
+        self.rewrite_class(id);
+        self.finish(ChangeSet::new())
     }
 
     /// Every class, by label.
@@ -760,23 +941,26 @@ impl Gallery {
             deleted: self.index.deleted(),
             segments: self.index.segments(),
             bytes: self.index.bytes()
-                + self.classes.values().map(|c| c.bytes).sum::<u64>()
+                + self.pages.bytes()
+                + self.legacy.iter().map(|(_, b)| b).sum::<u64>()
                 + self.manifest_bytes,
         }
     }
 
-    /// Whether the index has sealing, merging or compaction to do.
+    /// Whether the index has sealing, merging or compaction to do, or the
+    /// class pages merging.
     pub fn needs_maintenance(&self) -> bool {
-        self.index.needs_maintenance()
+        self.index.needs_maintenance() || self.pages.plan().is_some()
     }
 
-    /// Does the index's pending sealing/merging/compaction; `None` when there
-    /// was nothing to do.
+    /// Does the pending sealing/merging/compaction of the index and the class
+    /// pages; `None` when there was nothing to do.
     pub fn maintain(&mut self) -> Result<Option<ChangeSet>> {
-        match self.index.maintain()? {
-            Some(cs) => Ok(Some(self.finish(cs)?)),
-            None => Ok(None),
+        let index = self.index.maintain()?;
+        if index.is_none() && self.pages.plan().is_none() {
+            return Ok(None);
         }
+        Ok(Some(self.finish_with(index.unwrap_or_default(), true)?))
     }
 
     /// Class-level top-K: the `k_classes` classes whose best example is most
@@ -862,16 +1046,31 @@ impl Gallery {
             .collect())
     }
 
-    /// Every blob of the current state (manifest last), encoded afresh.
+    /// Every blob of the current state (manifest last), encoded afresh: the
+    /// class pages hold only current records (stale ones are left out), and a
+    /// class not yet in a page gets one.
     pub fn all_blobs(&self) -> Result<Vec<(String, Vec<u8>)>> {
         let mut out = self.index.blobs()?;
-        let mut sizes = HashMap::new();
+        let mut by_page: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         for (&id, c) in &self.classes {
-            let bytes = c.encode(id)?;
-            sizes.insert(c.seq, bytes.len() as u64);
-            out.push((class_blob(c.seq), bytes));
+            let page = if self.pages.contains(c.page) {
+                c.page
+            } else {
+                self.next_class_seq
+            };
+            by_page.entry(page).or_default().push(id);
         }
-        let manifest = self.manifest_with(|c| sizes.get(&c.seq).copied().unwrap_or(c.bytes));
+        let mut manifest = self.manifest();
+        manifest.pages.clear();
+        manifest.removed_classes.clear();
+        manifest.next_class_seq = self.next_class_seq + 1;
+        for (seq, ids) in by_page {
+            let bytes = encode_page(&self.classes, &ids)?;
+            manifest
+                .pages
+                .push(PageEntry(seq, bytes.len() as u64, ids.len() as u64));
+            out.push((page_blob(seq), bytes));
+        }
         out.push((MANIFEST.to_string(), encode_manifest(&manifest)?));
         Ok(out)
     }
@@ -958,7 +1157,8 @@ impl Gallery {
             .chain(m.growing)
             .map(|e| e.name)
             .collect();
-        names.extend(self.classes.values().map(|c| class_blob(c.seq)));
+        names.extend(self.pages.seqs().map(page_blob));
+        names.extend(self.legacy.iter().map(|(n, _)| n.clone()));
         names.push(MANIFEST.to_string());
         names
     }
@@ -970,24 +1170,40 @@ fn encode_manifest(m: &Manifest) -> Result<Vec<u8>> {
     Ok(blob::seal(KIND_MANIFEST, &json))
 }
 
-fn decode_manifest(bytes: &[u8]) -> Result<Manifest> {
+/// The manifest, and for format 1 the class blobs it lists (its `pages` are
+/// then empty).
+fn decode_manifest(bytes: &[u8]) -> Result<(Manifest, Vec<ClassEntry>)> {
     let json = blob::open(MANIFEST, KIND_MANIFEST, bytes)?;
     let value: Value = serde_json::from_slice(json)
         .map_err(|e| Error::corrupt(MANIFEST, format!("not JSON: {e}")))?;
+    let bad = |e: serde_json::Error| Error::corrupt(MANIFEST, format!("bad manifest: {e}"));
     match value.get("format").and_then(Value::as_u64) {
-        Some(v) if v == GALLERY_FORMAT as u64 => {}
-        Some(v) => {
-            return Err(Error::corrupt(
-                MANIFEST,
-                format!(
-                    "gallery format {v} is not supported (this build reads format {GALLERY_FORMAT})"
-                ),
-            ));
+        Some(v) if v == GALLERY_FORMAT as u64 => {
+            Ok((serde_json::from_value(value).map_err(bad)?, Vec::new()))
         }
-        None => return Err(Error::corrupt(MANIFEST, "no gallery format version")),
+        Some(1) => {
+            let v1: ManifestV1 = serde_json::from_value(value).map_err(bad)?;
+            let manifest = Manifest {
+                format: 1,
+                fingerprint: v1.fingerprint,
+                dim: v1.dim,
+                next_class_id: v1.next_class_id,
+                next_vector_id: v1.next_vector_id,
+                next_class_seq: v1.next_class_seq,
+                index: v1.index,
+                pages: Vec::new(),
+                removed_classes: Vec::new(),
+            };
+            Ok((manifest, v1.classes))
+        }
+        Some(v) => Err(Error::corrupt(
+            MANIFEST,
+            format!(
+                "gallery format {v} is not supported (this build reads formats 1 and {GALLERY_FORMAT})"
+            ),
+        )),
+        None => Err(Error::corrupt(MANIFEST, "no gallery format version")),
     }
-    serde_json::from_value(value)
-        .map_err(|e| Error::corrupt(MANIFEST, format!("bad manifest: {e}")))
 }
 
 /// Bounds-checked little-endian reader over an export payload.
@@ -1200,9 +1416,9 @@ mod tests {
         // Only its own chunk, its class record and the manifest are written.
         let puts: Vec<&str> = cs.puts.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(puts.len(), 3);
-        assert!(puts[0].starts_with("grow-") && puts[1].starts_with("class-"));
+        assert!(puts[0].starts_with("grow-") && puts[1].starts_with("classes-"));
         assert_eq!(puts[2], MANIFEST);
-        assert_eq!(cs.deletes.len(), 1, "the old class record");
+        assert_eq!(cs.deletes.len(), 1, "the page of the old record");
         store.apply(cs);
         let info = &g.classes()[0];
         assert_eq!((info.label.as_str(), info.examples), ("cat", 3));
@@ -1327,7 +1543,7 @@ mod tests {
         let (_, mut store) = new_gallery(16);
         let json = blob::open(MANIFEST, KIND_MANIFEST, &store.0[MANIFEST]).unwrap();
         let mut v: Value = serde_json::from_slice(json).unwrap();
-        v["format"] = json!(2);
+        v["format"] = json!(3);
         store.0.insert(
             MANIFEST.into(),
             blob::seal(KIND_MANIFEST, &serde_json::to_vec(&v).unwrap()),
@@ -1335,7 +1551,7 @@ mod tests {
         let err = Gallery::open(&store, None, OpenMode::SkipDamaged).unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains("manifest") && msg.contains("format 2"),
+            msg.contains("manifest") && msg.contains("format 3"),
             "{msg}"
         );
         store.0.insert(MANIFEST.into(), b"garbage".to_vec());
@@ -1431,17 +1647,21 @@ mod tests {
                 .unwrap(),
             );
         }
-        let m = decode_manifest(&store.0[MANIFEST]).unwrap();
+        let m = decode_manifest(&store.0[MANIFEST]).unwrap().0;
         let seg = m.index.segments[0].name.clone();
         // Damage one segment (bit flip) and the class record of "c5".
         let seg_bytes = store.0.get_mut(&seg).unwrap();
         let at = seg_bytes.len() - 10;
         seg_bytes[at] ^= 1;
+        // c5 was enrolled last, so its page holds it alone.
         let c5 = m
-            .classes
+            .pages
             .iter()
-            .map(|e| class_blob(e.1))
-            .find(|n| Class::decode(n, &store.0[n]).unwrap().1.label == "c5")
+            .map(|e| page_blob(e.0))
+            .find(|n| {
+                let records = decode_page(n, &store.0[n]).unwrap();
+                records.len() == 1 && records[0].1.label == "c5"
+            })
             .unwrap();
         let b = store.0.get_mut(&c5).unwrap();
         let at = b.len() / 2;
@@ -1533,14 +1753,22 @@ mod tests {
         let bytes = g.export_bytes().unwrap();
         let (back, cs) = Gallery::import_bytes(&bytes, Some("model-a")).unwrap();
         assert_eq!(back.classes(), g.classes());
-        assert_eq!(back.stats(), g.stats());
-        // The import change set recreates exactly the stored blobs.
+        let (a, b) = (back.stats(), g.stats());
+        assert_eq!(
+            (a.classes, a.vectors, a.segments),
+            (b.classes, b.vectors, b.segments)
+        );
+        assert!(a.bytes <= b.bytes, "stale records are left out");
+        // The import change set recreates the stored blobs: the same names,
+        // the same index blobs; class pages without the stale record.
         assert_eq!(cs.puts.last().map(|(n, _)| n.as_str()), Some(MANIFEST));
         let mut fresh = Blobs::default();
         fresh.apply(cs);
         assert_eq!(fresh.names(), store.names());
         for name in store.names() {
-            assert_eq!(fresh.0[&name], store.0[&name], "{name}");
+            if !name.starts_with("classes-") && name != MANIFEST {
+                assert_eq!(fresh.0[&name], store.0[&name], "{name}");
+            }
         }
         let (reopened, _) = Gallery::open(&fresh, None, OpenMode::Strict).unwrap();
         let q = near(3, 0.1);
@@ -1576,16 +1804,160 @@ mod tests {
         store.apply(g.enroll("b", &[near(1, 0.0)], None, vec![]).unwrap());
         let json = blob::open(MANIFEST, KIND_MANIFEST, &store.0[MANIFEST]).unwrap();
         let v: Value = serde_json::from_slice(json).unwrap();
-        assert_eq!(v["format"], json!(1));
+        assert_eq!(v["format"], json!(2));
         assert_eq!(v["fingerprint"], json!("model-a"));
         assert_eq!(v["dim"], json!(DIM));
         assert_eq!(v["index"]["config"]["growing_capacity"], json!(4));
         assert_eq!(v["index"]["tombstones"], json!([1]));
         assert_eq!(v["index"]["growing"].as_array().unwrap().len(), 2);
-        let classes = v["classes"].as_array().unwrap();
-        assert_eq!(classes.len(), 1);
-        assert_eq!(classes[0][0], json!(2), "class id of b");
-        let name = format!("class-{}", classes[0][1]);
-        assert_eq!(classes[0][2], json!(store.0[&name].len()));
+        // a's page went with a; b's page holds one record.
+        let pages = v["pages"].as_array().unwrap();
+        assert_eq!(pages.len(), 1);
+        let name = format!("classes-{}", pages[0][0]);
+        assert_eq!(pages[0][1], json!(store.0[&name].len()));
+        assert_eq!(pages[0][2], json!(1));
+        assert_eq!(v["removed_classes"], json!([]));
+        let records = decode_page(&name, &store.0[&name]).unwrap();
+        assert_eq!((records[0].0, records[0].1.label.as_str()), (2, "b"));
+    }
+
+    /// Enrolls `n` one-example classes `c0..`, applying each change set.
+    fn enroll_many(g: &mut Gallery, store: &mut Blobs, n: usize) {
+        for i in 0..n {
+            store.apply(
+                g.enroll(&format!("c{i}"), &[near(i, i as f32 * 0.01)], None, vec![])
+                    .unwrap(),
+            );
+        }
+    }
+
+    #[test]
+    fn class_pages_merge_by_tiers_and_keep_the_manifest_small() {
+        let (mut g, mut store) = new_gallery(1 << 20);
+        let n = 300;
+        enroll_many(&mut g, &mut store, n);
+        let m = decode_manifest(&store.0[MANIFEST]).unwrap().0;
+        let per_tier = pages::PAGE_MERGE_FACTOR - 1;
+        assert!(
+            m.pages.len() <= per_tier * 5,
+            "{} pages for {n} classes",
+            m.pages.len()
+        );
+        let records: u64 = m.pages.iter().map(|p| p.2).sum();
+        assert_eq!(records, n as u64, "no stale records without rewrites");
+        // One more enrollment writes its chunk, one page and the manifest (and
+        // merges whatever tier filled up).
+        let cs = g.enroll("extra", &[near(3, 0.5)], None, vec![]).unwrap();
+        let pages_written = cs
+            .puts
+            .iter()
+            .filter(|(n, _)| n.starts_with("classes-"))
+            .count();
+        assert!(pages_written <= 1, "{pages_written}");
+        store.apply(cs);
+        assert_eq!(sorted(g.blob_names()), store.names());
+        let (back, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
+        assert_eq!(back.classes(), g.classes());
+    }
+
+    #[test]
+    fn a_class_removed_or_renamed_inside_a_merged_page_stays_so_after_reopening() {
+        let (mut g, mut store) = new_gallery(1 << 20);
+        enroll_many(&mut g, &mut store, pages::PAGE_MERGE_FACTOR * 2);
+        store.apply(g.remove("c1").unwrap());
+        let m = decode_manifest(&store.0[MANIFEST]).unwrap().0;
+        assert_eq!(
+            m.removed_classes,
+            vec![2],
+            "c1 (class 2) has a stale record"
+        );
+        let (back, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
+        assert_eq!(back.classes(), g.classes());
+        store.apply(g.rename("c2", "two").unwrap());
+        store.apply(g.set_metadata("c3", Some(json!("m"))).unwrap());
+        let (back, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
+        assert_eq!(back.classes(), g.classes());
+        let labels: Vec<String> = back.classes().into_iter().map(|c| c.label).collect();
+        assert!(!labels.contains(&"c1".into()) && !labels.contains(&"c2".into()));
+        assert!(labels.contains(&"two".into()));
+        // Once the merged pages are rewritten, no removed class is listed.
+        enroll_many(
+            &mut g,
+            &mut store,
+            pages::PAGE_MERGE_FACTOR * pages::PAGE_MERGE_FACTOR,
+        );
+        let mut g2 = Gallery::open(&store, None, OpenMode::Strict).unwrap().0;
+        while let Some(cs) = g2.maintain().unwrap() {
+            store.apply(cs);
+        }
+        let m = decode_manifest(&store.0[MANIFEST]).unwrap().0;
+        let live = g2.len() as u64;
+        let records: u64 = m.pages.iter().map(|p| p.2).sum();
+        assert!(
+            records >= live && records < 2 * live,
+            "{records} records for {live}"
+        );
+        assert!(
+            m.removed_classes
+                .iter()
+                .all(|id| !g2.classes.contains_key(id))
+        );
+        let (back, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
+        assert_eq!(back.classes(), g2.classes());
+        assert_eq!(sorted(g2.blob_names()), store.names());
+    }
+
+    #[test]
+    fn format_1_galleries_are_read_and_migrated_by_the_next_mutation() {
+        // A format-1 gallery as an earlier build stored it: one blob per class.
+        let (mut g, mut store) = new_gallery(4);
+        enroll_many(&mut g, &mut store, 6);
+        let m = decode_manifest(&store.0[MANIFEST]).unwrap().0;
+        let mut v1 = Blobs::default();
+        let mut entries = Vec::new();
+        for (&id, c) in &g.classes {
+            let r = c.record(id).unwrap();
+            let blob = blob::seal(KIND_CLASS, &postcard::to_allocvec(&r).unwrap());
+            let seq = 100 + id;
+            entries.push(json!([id, seq, blob.len()]));
+            v1.0.insert(class_blob(seq), blob);
+        }
+        for name in store.names() {
+            if name.starts_with("seg-") || name.starts_with("grow-") {
+                v1.0.insert(name.clone(), store.0[&name].clone());
+            }
+        }
+        let manifest = json!({
+            "format": 1, "fingerprint": m.fingerprint, "dim": m.dim,
+            "next_class_id": m.next_class_id, "next_vector_id": m.next_vector_id,
+            "next_class_seq": 1, "index": serde_json::to_value(&m.index).unwrap(),
+            "classes": entries,
+        });
+        v1.0.insert(
+            MANIFEST.into(),
+            blob::seal(KIND_MANIFEST, &serde_json::to_vec(&manifest).unwrap()),
+        );
+        let (mut old, _) = Gallery::open(&v1, Some("model-a"), OpenMode::Strict).unwrap();
+        assert_eq!(old.classes(), g.classes());
+        assert_eq!(sorted(old.blob_names()), v1.names());
+        let cs = old.enroll("new", &[near(7, 0.7)], None, vec![]).unwrap();
+        assert_eq!(
+            cs.deletes
+                .iter()
+                .filter(|n| n.starts_with("class-"))
+                .count(),
+            6
+        );
+        v1.apply(cs);
+        assert!(v1.names().iter().all(|n| !n.starts_with("class-")));
+        let (migrated, _) = Gallery::open(&v1, None, OpenMode::Strict).unwrap();
+        assert_eq!(migrated.len(), 7);
+        assert_eq!(migrated.classes(), old.classes());
+        let new_seq = decode_manifest(&v1.0[MANIFEST]).unwrap().0.pages[0].0;
+        assert!(new_seq > 106, "page names never reuse a format-1 sequence");
+        assert_eq!(
+            migrated.search(&near(3, 0.03), 1, None).unwrap().matches[0].label,
+            "c3"
+        );
     }
 }
