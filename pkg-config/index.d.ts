@@ -145,7 +145,7 @@ export interface MetricAnnApi {
     images: ImageInput | ImageInput[],
     options?: EnrollOptions,
   ): Promise<{ label: string; examples: number }>;
-  /** Precomputed vectors, several classes in one transaction; resolves to the class count. */
+  /** Precomputed vectors of several classes as one transaction (one chunk, one class page); a bad entry changes nothing. Resolves to the class count. */
   enrollVectors(entries: VectorEntry[]): Promise<number>;
   search(image: ImageInput, options?: SearchOptions): Promise<SearchResult>;
   searchVector(vector: Float32Array | number[], options?: SearchOptions): Promise<SearchResult>;

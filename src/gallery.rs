@@ -48,7 +48,16 @@ use pages::{PageEntry, Pages, page_blob};
 pub mod pages;
 
 pub use crate::blob::Damage;
-pub use crate::index::{SegmentInfo, SegmentKind};
+pub use crate::index::{BuiltSegment, MaintenanceJob, SegmentInfo, SegmentKind};
+
+/// One class's new examples, for [`Gallery::enroll_batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enrollment {
+    pub label: String,
+    pub vectors: Vec<Vec<f32>>,
+    /// Replaces the class's metadata when given.
+    pub metadata: Option<Value>,
+}
 
 /// Blob kind of the manifest.
 pub const KIND_MANIFEST: [u8; 4] = *b"MNFT";
@@ -309,6 +318,16 @@ fn read_listed(blobs: &dyn BlobRead, name: &str, size: u64) -> Result<Vec<u8>> {
         ));
     }
     Ok(bytes)
+}
+
+fn check_examples(label: &str, vectors: &[Vec<f32>]) -> Result<()> {
+    check_label(label)?;
+    if vectors.is_empty() {
+        return Err(Error::BadInput(format!(
+            "no example vectors to enroll for class {label:?}"
+        )));
+    }
+    Ok(())
 }
 
 fn check_label(label: &str) -> Result<()> {
@@ -783,25 +802,56 @@ impl Gallery {
         metadata: Option<Value>,
         images: Vec<Vec<u8>>,
     ) -> Result<ChangeSet> {
-        check_label(label)?;
-        if vectors.is_empty() {
-            return Err(Error::BadInput(format!(
-                "no example vectors to enroll for class {label:?}"
-            )));
-        }
+        check_examples(label, vectors)?;
         if let Some(i) = images.iter().position(|i| i.is_empty()) {
             return Err(Error::BadInput(format!(
                 "enrollment image {i} of class {label:?} is empty (0 bytes)"
             )));
         }
-        let n = vectors.len() as u64;
-        let first = self.next_vector_id;
-        let ids: Vec<u64> = (first..first + n).collect();
-        let existing = self.by_label.get(label).copied();
-        let class_id = existing.unwrap_or(self.next_class_id);
+        let ids = self.next_ids(vectors.len());
         // Everything that can fail on bad input happens before any change.
         let mut cs = self.index.add(&ids, vectors)?;
-        self.next_vector_id += n;
+        self.attach(label, &ids, metadata, images);
+        self.maybe_maintain(&mut cs)?;
+        self.finish(cs)
+    }
+
+    /// Enrolls the examples of many classes as one mutation: one growing
+    /// chunk, one class page and one manifest, whatever the number of
+    /// entries (what bulk loading wants). A label may appear more than once.
+    /// Bad input in any entry changes nothing.
+    pub fn enroll_batch(&mut self, entries: &[Enrollment]) -> Result<ChangeSet> {
+        if entries.is_empty() {
+            return Err(Error::BadInput("no classes to enroll".into()));
+        }
+        for e in entries {
+            check_examples(&e.label, &e.vectors)?;
+        }
+        let vectors: Vec<Vec<f32>> = entries.iter().flat_map(|e| e.vectors.clone()).collect();
+        let ids = self.next_ids(vectors.len());
+        let mut cs = self.index.add(&ids, &vectors)?;
+        let mut at = 0;
+        for e in entries {
+            let n = e.vectors.len();
+            self.attach(&e.label, &ids[at..at + n], e.metadata.clone(), Vec::new());
+            at += n;
+        }
+        self.maybe_maintain(&mut cs)?;
+        self.finish(cs)
+    }
+
+    /// The ids the next `n` vectors will get (taken by [`Gallery::attach`]).
+    fn next_ids(&self, n: usize) -> Vec<u64> {
+        let first = self.next_vector_id;
+        (first..first + n as u64).collect()
+    }
+
+    /// Gives class `label` (created if new) the vectors `ids`, already in the
+    /// index, and marks it for writing.
+    fn attach(&mut self, label: &str, ids: &[u64], metadata: Option<Value>, images: Vec<Vec<u8>>) {
+        self.next_vector_id = self.next_vector_id.max(ids.last().map_or(0, |l| l + 1));
+        let existing = self.by_label.get(label).copied();
+        let class_id = existing.unwrap_or(self.next_class_id);
         if existing.is_none() {
             self.next_class_id += 1;
             self.by_label.insert(label.to_string(), class_id);
@@ -816,18 +866,32 @@ impl Gallery {
         if existing.is_some() && class.vector_ids.is_empty() {
             self.empty_classes -= 1;
         }
-        class.vector_ids.extend_from_slice(&ids);
+        class.vector_ids.extend_from_slice(ids);
         if metadata.is_some() {
             class.metadata = metadata;
         }
         class.images.extend(images);
         self.max_examples = self.max_examples.max(class.vector_ids.len());
-        for &id in &ids {
+        for &id in ids {
             self.owner.insert(id, class_id);
         }
         self.rewrite_class(class_id);
-        self.maybe_maintain(&mut cs)?;
-        self.finish(cs)
+    }
+
+    /// Takes the next step of index maintenance out of the gallery, to build
+    /// without holding it (see [`Index::start_maintenance`]): searches and
+    /// enrollments go on meanwhile. Turn [`Gallery::set_auto_maintain`] off
+    /// when maintaining this way. `None` when there is nothing to build (class
+    /// pages may still want merging: [`Gallery::maintain`]).
+    pub fn start_maintenance(&mut self) -> Option<MaintenanceJob> {
+        self.index.start_maintenance()
+    }
+
+    /// Swaps in a segment built from [`Gallery::start_maintenance`]'s job; the
+    /// change set also merges class pages and writes the manifest.
+    pub fn finish_maintenance(&mut self, built: BuiltSegment) -> Result<ChangeSet> {
+        let cs = self.index.finish_maintenance(built)?;
+        self.finish_with(cs, true)
     }
 
     fn class_id(&self, label: &str) -> Result<u64> {
@@ -1905,6 +1969,95 @@ mod tests {
         let (back, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
         assert_eq!(back.classes(), g2.classes());
         assert_eq!(sorted(g2.blob_names()), store.names());
+    }
+
+    #[test]
+    fn a_batch_is_one_chunk_one_page_and_bad_input_in_it_changes_nothing() {
+        let (mut g, mut store) = new_gallery(1000);
+        let entry = |label: &str, vectors: Vec<Vec<f32>>, metadata| Enrollment {
+            label: label.into(),
+            vectors,
+            metadata,
+        };
+        let batch = vec![
+            entry("a", vec![near(0, 0.0), near(0, 0.1)], None),
+            entry("b", vec![near(2, 0.0)], Some(json!("bee"))),
+            entry("a", vec![near(0, 0.2)], Some(json!("ay"))),
+        ];
+        let cs = g.enroll_batch(&batch).unwrap();
+        let puts: Vec<&str> = cs.puts.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(puts.len(), 3, "{puts:?}");
+        assert!(puts[0].starts_with("grow-") && puts[1].starts_with("classes-"));
+        store.apply(cs);
+        let info = g.classes();
+        assert_eq!(
+            info.iter()
+                .map(|c| (c.label.as_str(), c.examples, c.metadata.clone()))
+                .collect::<Vec<_>>(),
+            vec![("a", 3, Some(json!("ay"))), ("b", 1, Some(json!("bee")))]
+        );
+        assert_eq!(
+            g.search(&near(2, 0.05), 1, None).unwrap().matches[0].label,
+            "b"
+        );
+        let before = (g.classes(), g.stats());
+        for bad in [
+            vec![
+                entry("c", vec![near(3, 0.0)], None),
+                entry("d", vec![vec![f32::NAN; DIM]], None),
+            ],
+            vec![
+                entry("c", vec![near(3, 0.0)], None),
+                entry("", vec![near(4, 0.0)], None),
+            ],
+            vec![entry("c", vec![], None)],
+            vec![],
+        ] {
+            assert!(matches!(g.enroll_batch(&bad), Err(Error::BadInput(_))));
+            assert_eq!((g.classes(), g.stats()), before);
+        }
+        let (back, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
+        assert_eq!(back.classes(), g.classes());
+    }
+
+    #[test]
+    fn maintenance_built_on_another_thread_while_the_gallery_is_used() {
+        let (mut g, mut store) = new_gallery(4);
+        g.set_auto_maintain(false);
+        enroll_many(&mut g, &mut store, 5);
+        let job = g.start_maintenance().expect("the growing segment is full");
+        let builder = std::thread::spawn(move || job.build());
+        // Meanwhile the gallery is searched, enrolled into and changed.
+        assert_eq!(
+            g.search(&near(1, 0.01), 1, None).unwrap().matches[0].label,
+            "c1"
+        );
+        store.apply(g.enroll("late", &[near(6, 0.3)], None, vec![]).unwrap());
+        store.apply(g.remove("c0").unwrap());
+        let cs = g
+            .finish_maintenance(builder.join().unwrap().unwrap())
+            .unwrap();
+        assert!(cs.puts.iter().any(|(n, _)| n.starts_with("seg-")));
+        assert_eq!(cs.puts.last().map(|(n, _)| n.as_str()), Some(MANIFEST));
+        store.apply(cs);
+        assert_eq!(sorted(g.blob_names()), store.names());
+        let (back, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
+        assert_eq!(back.classes(), g.classes());
+        assert_eq!((back.stats().vectors, back.stats().deleted), (5, 1));
+        for (label, q) in [
+            ("c1", near(1, 0.01)),
+            ("late", near(6, 0.3)),
+            ("c4", near(4, 0.04)),
+        ] {
+            assert_eq!(back.search(&q, 1, None).unwrap().matches[0].label, label);
+        }
+        assert!(
+            back.search(&near(0, 0.0), 5, None)
+                .unwrap()
+                .matches
+                .iter()
+                .all(|m| m.label != "c0")
+        );
     }
 
     #[test]

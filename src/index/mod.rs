@@ -259,6 +259,68 @@ pub struct Index {
     sealed: Vec<SealedEntry>,
     tombstones: BTreeSet<u64>,
     next_seq: u64,
+    /// Name of the segment a [`MaintenanceJob`] out of the index is building.
+    job: Option<String>,
+}
+
+/// A step of index maintenance (sealing the growing segment, or merging or
+/// compacting sealed ones) taken out of the index by
+/// [`Index::start_maintenance`]: the input vectors and what the result replaces.
+pub struct MaintenanceJob {
+    name: String,
+    seed: u64,
+    input: Flat,
+    /// Tombstoned ids left out of the input; their tombstones go with it.
+    dropped: Vec<u64>,
+    replaces: Vec<String>,
+    /// Vectors taken from the front of the growing segment (0 for a merge).
+    growing: usize,
+    dim: usize,
+    config: IndexConfig,
+    fingerprint: String,
+}
+
+/// What [`MaintenanceJob::build`] made, for [`Index::finish_maintenance`].
+pub struct BuiltSegment {
+    name: String,
+    /// `None` when every input vector was deleted.
+    seg: Option<Sealed>,
+    bytes: Vec<u8>,
+    dropped: Vec<u64>,
+    replaces: Vec<String>,
+    growing: usize,
+}
+
+impl MaintenanceJob {
+    /// Vectors the new segment will hold.
+    pub fn len(&self) -> usize {
+        self.input.len()
+    }
+
+    /// Whether every input vector was deleted (the job then only drops blobs).
+    pub fn is_empty(&self) -> bool {
+        self.input.len() == 0
+    }
+
+    /// Builds and encodes the segment: the slow part, which needs nothing
+    /// from the index.
+    pub fn build(self) -> Result<BuiltSegment> {
+        let (seg, bytes) = if self.input.len() == 0 {
+            (None, Vec::new())
+        } else {
+            let seg = Sealed::build(self.input, self.dim, &self.config, self.seed)?;
+            let bytes = seg.encode(&self.fingerprint, self.dim)?;
+            (Some(seg), bytes)
+        };
+        Ok(BuiltSegment {
+            name: self.name,
+            seg,
+            bytes,
+            dropped: self.dropped,
+            replaces: self.replaces,
+            growing: self.growing,
+        })
+    }
 }
 
 impl std::fmt::Debug for Index {
@@ -318,6 +380,7 @@ impl Index {
             sealed: Vec::new(),
             tombstones: BTreeSet::new(),
             next_seq: 1,
+            job: None,
         })
     }
 
@@ -667,18 +730,8 @@ impl Index {
     pub fn maintain(&mut self) -> Result<Option<ChangeSet>> {
         let mut cs = ChangeSet::new();
         let mut did = false;
-        if self.growing.len() >= self.config.growing_capacity {
-            self.seal_into(&mut cs)?;
-            did = true;
-        }
-        loop {
-            if let Some(group) = self.merge_plan() {
-                self.rebuild(&group, &mut cs)?;
-            } else if let Some(i) = self.compaction_target() {
-                self.rebuild(&[i], &mut cs)?;
-            } else {
-                break;
-            }
+        while let Some(job) = self.start_maintenance() {
+            cs.extend(self.finish_maintenance(job.build()?)?);
             did = true;
         }
         Ok(did.then_some(cs))
@@ -687,91 +740,143 @@ impl Index {
     /// Seals the growing segment now, whatever its size (e.g. before a bulk
     /// export), then does any merging that follows. `None` when it was empty.
     pub fn seal(&mut self) -> Result<Option<ChangeSet>> {
+        if self.job.is_some() {
+            return Err(Error::BadInput(
+                "index maintenance is already under way".into(),
+            ));
+        }
         if self.chunks.is_empty() {
             return Ok(None);
         }
-        let mut cs = ChangeSet::new();
-        self.seal_into(&mut cs)?;
+        let job = self.seal_job();
+        let mut cs = self.finish_maintenance(job.build()?)?;
         if let Some(more) = self.maintain()? {
             cs.extend(more);
         }
         Ok(Some(cs))
     }
 
-    /// Drops the tombstoned vectors of `flat` (and their tombstones).
-    fn drop_deleted(&mut self, flat: Flat) -> Flat {
-        if self.tombstones.is_empty() {
-            return flat;
+    /// Takes the next step of maintenance out of the index, for
+    /// [`MaintenanceJob::build`] to run without it (on another thread: the
+    /// graph build is the slow part, and searches and inserts go on
+    /// meanwhile), and [`Index::finish_maintenance`] to swap in. `None` when
+    /// there is nothing to do, or a job is already out.
+    pub fn start_maintenance(&mut self) -> Option<MaintenanceJob> {
+        if self.job.is_some() {
+            return None;
         }
-        let mut out = Flat::default();
-        for (id, v) in flat.iter(self.dim) {
-            if !self.tombstones.remove(&id) {
-                out.ids.push(id);
-                out.data.extend_from_slice(v);
-            }
+        if self.growing.len() >= self.config.growing_capacity {
+            return Some(self.seal_job());
         }
-        out
+        let group = self
+            .merge_plan()
+            .or_else(|| self.compaction_target().map(|i| vec![i]))?;
+        let mut group = group;
+        // Oldest first, so a rebuild of the same input is reproducible.
+        group.sort_unstable();
+        let mut input = Flat::default();
+        let mut replaces = Vec::with_capacity(group.len());
+        for &i in &group {
+            let part = &self.sealed[i];
+            part.seg.for_each(self.dim, |id, v| {
+                input.ids.push(id);
+                input.data.extend_from_slice(v);
+            });
+            replaces.push(part.entry.name.clone());
+        }
+        Some(self.job_over(input, replaces, 0))
     }
 
-    fn push_sealed(&mut self, flat: Flat, cs: &mut ChangeSet) -> Result<()> {
-        if flat.len() == 0 {
-            return Ok(());
+    fn seal_job(&mut self) -> MaintenanceJob {
+        let replaces = self.chunks.iter().map(|c| c.name.clone()).collect();
+        let input = Flat {
+            ids: self.growing.ids.clone(),
+            data: self.growing.data.clone(),
+        };
+        let sealed = input.len();
+        self.job_over(input, replaces, sealed)
+    }
+
+    /// A job rebuilding `input` (less its tombstoned vectors) into one segment
+    /// that replaces the blobs `replaces` (`growing` of them vectors from the
+    /// front of the growing segment).
+    fn job_over(&mut self, input: Flat, replaces: Vec<String>, growing: usize) -> MaintenanceJob {
+        let mut live = Flat::default();
+        let mut dropped = Vec::new();
+        for (id, v) in input.iter(self.dim) {
+            if self.tombstones.contains(&id) {
+                dropped.push(id);
+            } else {
+                live.ids.push(id);
+                live.data.extend_from_slice(v);
+            }
         }
         let (name, seq) = self.next_name("seg");
-        let seg = Sealed::build(
-            flat,
-            self.dim,
-            &self.config,
-            self.config.seed.wrapping_add(seq),
-        )?;
-        let bytes = seg.encode(&self.fingerprint, self.dim)?;
+        self.job = Some(name.clone());
+        MaintenanceJob {
+            name,
+            seed: self.config.seed.wrapping_add(seq),
+            input: live,
+            dropped,
+            replaces,
+            growing,
+            dim: self.dim,
+            config: self.config.clone(),
+            fingerprint: self.fingerprint.clone(),
+        }
+    }
+
+    /// Swaps a built segment in for what its job replaces. Vectors deleted
+    /// while it was built stay tombstoned in the new segment.
+    pub fn finish_maintenance(&mut self, built: BuiltSegment) -> Result<ChangeSet> {
+        if self.job.as_deref() != Some(built.name.as_str()) {
+            return Err(Error::BadInput(format!(
+                "segment {} was not built for this index's maintenance job",
+                built.name
+            )));
+        }
+        self.job = None;
+        let mut cs = ChangeSet::new();
+        if built.growing > 0 {
+            let n = built.growing;
+            for id in self.growing.ids.drain(..n) {
+                self.growing_ids.remove(&id);
+            }
+            self.growing.data.drain(..n * self.dim);
+            self.chunks.retain(|c| !built.replaces.contains(&c.name));
+        } else {
+            self.sealed
+                .retain(|s| !built.replaces.contains(&s.entry.name));
+        }
+        for name in built.replaces {
+            cs.delete(name);
+        }
+        for id in &built.dropped {
+            self.tombstones.remove(id);
+        }
+        let Some(seg) = built.seg else {
+            return Ok(cs);
+        };
+        let sorted_ids = seg.sorted_ids();
+        let deleted = self
+            .tombstones
+            .iter()
+            .filter(|id| sorted_ids.binary_search(id).is_ok())
+            .count();
         let entry = SegmentEntry {
-            name: name.clone(),
+            name: built.name.clone(),
             kind: seg.kind(),
             vectors: seg.len() as u64,
-            bytes: bytes.len() as u64,
+            bytes: built.bytes.len() as u64,
         };
-        cs.put(name, bytes);
-        let sorted_ids = seg.sorted_ids();
+        cs.put(built.name, built.bytes);
         self.sealed.push(SealedEntry {
             entry,
             seg,
             sorted_ids,
-            deleted: 0,
+            deleted,
         });
-        Ok(())
-    }
-
-    fn seal_into(&mut self, cs: &mut ChangeSet) -> Result<()> {
-        let flat = std::mem::take(&mut self.growing);
-        self.growing_ids.clear();
-        for chunk in std::mem::take(&mut self.chunks) {
-            cs.delete(chunk.name);
-        }
-        let flat = self.drop_deleted(flat);
-        self.push_sealed(flat, cs)
-    }
-
-    /// Rebuilds the given sealed segments into one, without their deleted vectors.
-    fn rebuild(&mut self, group: &[usize], cs: &mut ChangeSet) -> Result<()> {
-        let mut idx = group.to_vec();
-        idx.sort_unstable_by(|a, b| b.cmp(a));
-        let mut flat = Flat::default();
-        let mut parts = Vec::with_capacity(idx.len());
-        for i in idx {
-            parts.push(self.sealed.remove(i));
-        }
-        // Oldest first, so a rebuild of the same input is reproducible.
-        parts.reverse();
-        for part in parts {
-            part.seg.for_each(self.dim, |id, v| {
-                flat.ids.push(id);
-                flat.data.extend_from_slice(v);
-            });
-            cs.delete(part.entry.name);
-        }
-        let flat = self.drop_deleted(flat);
-        self.push_sealed(flat, cs)
+        Ok(cs)
     }
 
     fn query(&self, query: &[f32]) -> Result<Vec<f32>> {
@@ -1330,6 +1435,75 @@ mod tests {
         assert_eq!(index.len(), 59);
         assert_eq!(index.stored(), 59);
         assert!(index.ids().iter().all(|&id| id >= 100));
+    }
+
+    #[test]
+    fn maintenance_built_off_the_index_keeps_what_changed_meanwhile() {
+        let dim = 8;
+        let cfg = IndexConfig {
+            growing_capacity: 50,
+            merge_factor: 4,
+            ..Default::default()
+        };
+        let mut index = Index::new(dim, "fp", cfg).unwrap();
+        let mut blobs = Blobs::new();
+        let vs = random_unit(60, dim, 21);
+        blobs.apply(index.add(&(0..60).collect::<Vec<_>>(), &vs).unwrap());
+        index.remove(&[7]);
+        let job = index.start_maintenance().expect("a full growing segment");
+        assert_eq!(job.len(), 59, "the tombstoned vector is left out");
+        assert!(index.start_maintenance().is_none(), "one job at a time");
+        assert!(index.seal().is_err());
+        // While the job is out: inserts, deletes (of a vector being sealed and
+        // of a new one) and searches all go on.
+        let extra = random_unit(5, dim, 22);
+        blobs.apply(index.add(&(100..105).collect::<Vec<_>>(), &extra).unwrap());
+        index.remove(&[8, 102]);
+        assert_eq!(index.search(&vs[3], 1).unwrap()[0].id, 3);
+        let built = std::thread::spawn(move || job.build())
+            .join()
+            .unwrap()
+            .unwrap();
+        let cs = index.finish_maintenance(built).unwrap();
+        assert_eq!(cs.puts.len(), 1, "the new segment");
+        assert_eq!(cs.deletes.len(), 1, "the sealed chunk");
+        blobs.apply(cs);
+        let segs = index.segments();
+        assert_eq!(
+            segs.iter().map(|s| (s.kind, s.vectors)).collect::<Vec<_>>(),
+            vec![(SegmentKind::Flat, 59), (SegmentKind::Growing, 5)]
+        );
+        assert_eq!(
+            index.manifest().tombstones,
+            vec![8, 102],
+            "7's went with the build"
+        );
+        assert_eq!((index.len(), index.deleted()), (62, 2));
+        for (i, v) in vs.iter().enumerate().filter(|&(i, _)| i != 7 && i != 8) {
+            assert_eq!(index.search(v, 1).unwrap()[0].id, i as u64);
+        }
+        assert!(index.search(&vs[8], 3).unwrap().iter().all(|h| h.id != 8));
+        assert_eq!(index.search(&extra[4], 1).unwrap()[0].id, 104);
+        let (back, damage) = Index::load(dim, "fp", &index.manifest(), &blobs, false).unwrap();
+        assert!(damage.is_empty());
+        assert_eq!(back.segments(), index.segments());
+        assert_eq!(back.deleted(), 2);
+        // A result from another job is refused.
+        let mut other = Index::new(
+            dim,
+            "fp",
+            IndexConfig {
+                growing_capacity: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        other.add(&[1], &vs[..1]).unwrap();
+        let foreign = other.start_maintenance().unwrap().build().unwrap();
+        assert!(matches!(
+            index.finish_maintenance(foreign),
+            Err(Error::BadInput(_))
+        ));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use wasm_bindgen_futures::{JsFuture, future_to_promise};
 use crate::backend::Backend;
 use crate::blob::{ChangeSet, Damage, MANIFEST};
 use crate::embed::Embedder;
-use crate::gallery::{Gallery, GalleryConfig, OpenMode, SearchResult};
+use crate::gallery::{Enrollment, Gallery, GalleryConfig, OpenMode, SearchResult};
 use crate::index::IndexConfig;
 use crate::model::Bundle;
 use crate::store::idb::{self, IdbStore, LockState, describe};
@@ -626,26 +626,6 @@ async fn reembedded(old: &Gallery, model: &Model) -> Result<(Gallery, ChangeSet)
     Ok((gallery, all))
 }
 
-/// Several consecutive change sets merged into one: only the last put of each
-/// blob is written (every enrollment rewrites the manifest), and blobs that a
-/// later change deletes are not written at all (blob names are never reused).
-fn squash(changes: ChangeSet) -> ChangeSet {
-    let ChangeSet { puts, deletes } = changes;
-    let deleted: std::collections::HashSet<&str> = deletes.iter().map(String::as_str).collect();
-    let mut last = std::collections::HashMap::new();
-    for (i, (name, _)) in puts.iter().enumerate() {
-        last.insert(name.clone(), i);
-    }
-    let mut out = ChangeSet::new();
-    for (i, (name, bytes)) in puts.into_iter().enumerate() {
-        if last.get(&name) == Some(&i) && !deleted.contains(name.as_str()) {
-            out.put(name, bytes);
-        }
-    }
-    out.deletes = deletes;
-    out
-}
-
 /// One model and one gallery, in the browser (IndexedDB) or in memory.
 #[wasm_bindgen]
 pub struct MetricAnn {
@@ -940,30 +920,21 @@ impl MetricAnn {
                     .iter()
                     .map(|v| vector_of(&v, &format!("entry {i} vector")))
                     .collect::<Result<Vec<_>>>()?;
-                parsed.push((label, vectors, metadata_of(opt(&e, "metadata"))?));
+                parsed.push(Enrollment {
+                    label,
+                    vectors,
+                    metadata: metadata_of(opt(&e, "metadata"))?,
+                });
             }
             let mut guard = session.lock().await;
             let s = open_session!(guard);
             s.check_current()?;
             s.ensure_writable().await?;
-            let mut all = ChangeSet::new();
-            let mut result = Ok(());
-            for (label, vectors, metadata) in parsed {
-                match s.gallery.enroll(&label, &vectors, metadata, Vec::new()) {
-                    Ok(changes) => all.extend(changes),
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                }
-            }
-            if let Err(e) = result {
-                // Entries before the bad one changed the in-memory gallery only.
-                s.reload_or_reset().await;
-                return Err(e);
-            }
+            // One chunk, one class page and one manifest for the whole call; a
+            // bad entry changes nothing.
+            let changes = s.gallery.enroll_batch(&parsed)?;
             let count = s.gallery.len();
-            s.commit(squash(all), false).await?;
+            s.commit(changes, false).await?;
             drop(guard);
             schedule_maintenance(session.clone());
             Ok(JsValue::from(count as f64))
@@ -1138,17 +1109,6 @@ impl MetricAnn {
             }
             Ok(JsValue::UNDEFINED)
         })
-    }
-}
-
-impl Session {
-    async fn reload_or_reset(&mut self) {
-        if self.store.is_some()
-            && let Err(e) = self.reload().await
-        {
-            web_warn(&format!("metricann: re-reading the gallery failed: {e}"));
-        }
-        // An in-memory gallery keeps the entries enrolled before the bad one.
     }
 }
 

@@ -12,7 +12,7 @@ use tracing::info;
 use metricann::backend::Backend;
 use metricann::blob::ChangeSet;
 use metricann::embed::Embedder;
-use metricann::gallery::{Gallery, GalleryConfig, OpenMode};
+use metricann::gallery::{Enrollment, Gallery, GalleryConfig, OpenMode};
 use metricann::image::Preprocessing;
 use metricann::index::IndexConfig;
 use metricann::model::{Bundle, ModelConfig};
@@ -684,10 +684,27 @@ fn build_index(a: BuildIndexArgs) -> Result<()> {
     // Built in memory, then written in one atomic commit.
     let mut staging = MemoryStore::default();
     staging.apply(created)?;
+    // One batch (one chunk, one class page, one manifest) per segment's worth
+    // of vectors, so each batch seals into a segment and the tiers merge them.
     let bar = spinner(by_class.len() as u64, "indexing", a.json);
-    for (label, vs) in &by_class {
-        staging.apply(gallery.enroll(label, vs, None, Vec::new())?)?;
-        bar.inc(1);
+    let mut batch: Vec<Enrollment> = Vec::new();
+    let mut pending = 0;
+    for (label, vs) in by_class {
+        pending += vs.len();
+        batch.push(Enrollment {
+            label: label.to_string(),
+            vectors: vs,
+            metadata: None,
+        });
+        if pending >= a.segment_size {
+            staging.apply(gallery.enroll_batch(&batch)?)?;
+            bar.inc(batch.len() as u64);
+            batch.clear();
+            pending = 0;
+        }
+    }
+    if !batch.is_empty() {
+        staging.apply(gallery.enroll_batch(&batch)?)?;
     }
     bar.finish_and_clear();
     let mut store = FsStore::create(&a.out)?;
