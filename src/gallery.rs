@@ -749,9 +749,11 @@ impl Gallery {
     }
 
     /// Completes a mutation's change set: the changed classes' page, pending
-    /// repairs, page merges (with `merge`), then the manifest (last put: the
-    /// commit point).
-    fn finish_with(&mut self, mut cs: ChangeSet, merge: bool) -> Result<ChangeSet> {
+    /// repairs, page merges, then the manifest (last put: the commit point).
+    /// Pages merge here whatever `auto_maintain` says: records are small
+    /// (images aside), and leaving the one-class pages of many enrollments
+    /// to pile up would make every manifest until the next merge longer.
+    fn finish(&mut self, mut cs: ChangeSet) -> Result<ChangeSet> {
         let dirty: Vec<u64> = std::mem::take(&mut self.dirty)
             .into_iter()
             .filter(|id| self.classes.contains_key(id))
@@ -763,9 +765,7 @@ impl Gallery {
         for seq in self.pages.dead() {
             self.delete_page(seq, &mut cs);
         }
-        if merge {
-            self.merge_pages(&mut cs)?;
-        }
+        self.merge_pages(&mut cs)?;
         for name in std::mem::take(&mut self.pending_deletes) {
             cs.delete(name);
         }
@@ -773,10 +773,6 @@ impl Gallery {
         self.manifest_bytes = bytes.len() as u64;
         cs.put(MANIFEST, bytes);
         Ok(cs)
-    }
-
-    fn finish(&mut self, cs: ChangeSet) -> Result<ChangeSet> {
-        self.finish_with(cs, self.auto_maintain)
     }
 
     fn maybe_maintain(&mut self, cs: &mut ChangeSet) -> Result<()> {
@@ -891,7 +887,7 @@ impl Gallery {
     /// change set also merges class pages and writes the manifest.
     pub fn finish_maintenance(&mut self, built: BuiltSegment) -> Result<ChangeSet> {
         let cs = self.index.finish_maintenance(built)?;
-        self.finish_with(cs, true)
+        self.finish(cs)
     }
 
     fn class_id(&self, label: &str) -> Result<u64> {
@@ -1024,7 +1020,7 @@ impl Gallery {
         if index.is_none() && self.pages.plan().is_none() {
             return Ok(None);
         }
-        Ok(Some(self.finish_with(index.unwrap_or_default(), true)?))
+        Ok(Some(self.finish(index.unwrap_or_default())?))
     }
 
     /// Class-level top-K: the `k_classes` classes whose best example is most
