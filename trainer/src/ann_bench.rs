@@ -111,7 +111,7 @@ fn bad(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::BadInput(format!("{}: {reason}", path.display()))
 }
 
-fn read_vectors(path: &Path) -> Result<Vec<Vec<f32>>> {
+pub(crate) fn read_vectors(path: &Path) -> Result<Vec<Vec<f32>>> {
     let rows = crate::npy::read_f32(path)?;
     match rows.first() {
         None => Err(bad(path, "no vectors")),
@@ -121,7 +121,7 @@ fn read_vectors(path: &Path) -> Result<Vec<Vec<f32>>> {
 }
 
 /// A field of `/proc/self/status` in bytes (`VmHWM`, `VmRSS`).
-fn proc_status(field: &str) -> Option<u64> {
+pub(crate) fn proc_status(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -133,7 +133,7 @@ fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

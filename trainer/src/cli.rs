@@ -94,6 +94,11 @@ pub enum Command {
         after_help = "Examples:\n  metricann bench --base base.npy --queries queries.npy --k 10 --ef 16,32,64,128,256 --json\n  metricann bench --base base.npy --queries queries.npy --gt gt.npy --k 10 --ef 64 --ef 128 --m 32 --ef-construction 100 --threads 1"
     )]
     Bench(crate::ann_bench::BenchArgs),
+    /// Benchmark enrolling classes one by one into a large gallery, with index maintenance on a background thread and searches running meanwhile.
+    #[command(
+        after_help = "Examples:\n  metricann bench-enroll --base base.npy --add add.npy --json\n  metricann bench-enroll --base base.npy --add add.npy --queries queries.npy --threads 16 --segment-size 1024"
+    )]
+    BenchEnroll(crate::enroll_bench::EnrollBenchArgs),
     /// Make datasets.
     #[command(subcommand)]
     Dataset(DatasetCommand),
@@ -343,6 +348,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval(a),
         Command::BenchTrain(a) => bench_train(a),
         Command::Bench(a) => crate::ann_bench::main(&a),
+        Command::BenchEnroll(a) => crate::enroll_bench::main(&a),
         Command::Dataset(DatasetCommand::Glyphs(a)) => glyphs(a),
     }
 }

@@ -4,6 +4,7 @@ pub mod ann_bench;
 pub mod augment;
 pub mod cli;
 pub mod dataset;
+pub mod enroll_bench;
 pub mod eval;
 pub mod glyphs;
 pub mod loss;

@@ -1,0 +1,449 @@
+//! `metricann bench-enroll`: enrolling classes one by one into a large gallery.
+//!
+//! Builds a gallery with one class per `--base` row (one batch, sealed into one
+//! graph), then enrolls every `--add` row as a new class, one enrollment at a
+//! time, each change set applied to an in-memory store. Index maintenance runs
+//! the way an application should run it: on its own thread, building each
+//! segment without holding the gallery and taking it only to swap the segment
+//! in. A third thread searches all the while. The report gives the cost per
+//! enrollment (amortised, p50/p99/max), each maintenance step (build seconds in
+//! the background, and the pause: how long it held the gallery), and search
+//! latency overall and while a build was running.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use metricann::gallery::{Enrollment, Gallery, GalleryConfig};
+use metricann::index::IndexConfig;
+use metricann::store::{BlobStore, MemoryStore};
+use metricann::{Error, Result};
+
+use crate::ann_bench::{percentile, proc_status, read_vectors};
+
+#[derive(Args, Debug)]
+pub struct EnrollBenchArgs {
+    /// The gallery to start from, an N×D float32 .npy: one class per row.
+    #[arg(long)]
+    pub base: PathBuf,
+    /// Vectors to enroll one by one, an M×D float32 .npy: one new class per row.
+    #[arg(long)]
+    pub add: PathBuf,
+    /// Queries the search thread cycles through (default: the --add rows).
+    #[arg(long)]
+    pub queries: Option<PathBuf>,
+    /// Classes per search.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Threads building graphs (0: every core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Threads of the background maintenance builds (0: two fewer than
+    /// --threads' count, at least one, leaving cores to the enrolling and the
+    /// searching thread).
+    #[arg(long, default_value_t = 0)]
+    pub background_threads: usize,
+    /// Vectors in the growing segment before it is sealed.
+    #[arg(long, default_value_t = IndexConfig::default().growing_capacity)]
+    pub segment_size: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Latency summary in milliseconds.
+#[derive(Debug, Serialize, Default)]
+pub struct Latency {
+    pub count: usize,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    fn of(mut ms: Vec<f64>) -> Latency {
+        if ms.is_empty() {
+            return Latency::default();
+        }
+        ms.sort_by(f64::total_cmp);
+        Latency {
+            count: ms.len(),
+            mean_ms: ms.iter().sum::<f64>() / ms.len() as f64,
+            p50_ms: percentile(&ms, 0.5),
+            p99_ms: percentile(&ms, 0.99),
+            max_ms: ms[ms.len() - 1],
+        }
+    }
+}
+
+/// One maintenance step run in the background.
+#[derive(Debug, Serialize)]
+pub struct Step {
+    /// Vectors in the segment built.
+    pub vectors: usize,
+    /// Building and encoding it, without holding the gallery.
+    pub build_seconds: f64,
+    /// Holding the gallery: to take the job's input out (a copy of the
+    /// vectors) plus to swap the segment in (and merge class pages).
+    pub pause_ms: f64,
+    /// Applying its change set to the store, without holding the gallery.
+    pub store_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EnrollReport {
+    pub library: &'static str,
+    pub base: usize,
+    pub added: usize,
+    pub dim: usize,
+    pub segment_size: usize,
+    pub build_threads: usize,
+    pub background_threads: usize,
+    /// Building the starting gallery (one batch, one graph).
+    pub base_build_seconds: f64,
+    /// Wall time of all the one-by-one enrollments.
+    pub enroll_seconds: f64,
+    /// One enrollment: gallery mutation + applying its change set to the store.
+    pub enroll: Latency,
+    /// Bytes the enrollments' change sets wrote (manifests included).
+    pub enroll_bytes_written: u64,
+    pub maintenance: Vec<Step>,
+    pub longest_pause_ms: f64,
+    pub search: Latency,
+    /// Searches started while a segment was being built in the background.
+    pub search_during_builds: Latency,
+    /// Added vectors whose own class is the top match at the end (a sample).
+    pub added_found_top1: f64,
+    pub segments_after: usize,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn bar(len: u64, what: &str, hidden: bool) -> ProgressBar {
+    let bar = if hidden {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(len)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise}, eta {eta}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Runs the benchmark.
+pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
+    if a.k == 0 {
+        return Err(Error::BadInput("--k must be at least 1".into()));
+    }
+    let base = read_vectors(&a.base)?;
+    let add = read_vectors(&a.add)?;
+    let queries = match &a.queries {
+        Some(q) => read_vectors(q)?,
+        None => add.clone(),
+    };
+    let dim = base[0].len();
+    for (what, rows) in [("--add", &add), ("--queries", &queries)] {
+        if rows[0].len() != dim {
+            return Err(Error::BadInput(format!(
+                "{what} has dimension {}, --base {dim}",
+                rows[0].len()
+            )));
+        }
+    }
+    // Graph builds use rayon's global pool; only its first configuration
+    // counts (a test in the same process may have made it already).
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build_global();
+    let build_threads = rayon::current_num_threads();
+    let background_threads = match a.background_threads {
+        0 => build_threads.saturating_sub(2).max(1),
+        n => n,
+    };
+    let background = rayon::ThreadPoolBuilder::new()
+        .num_threads(background_threads)
+        .build()
+        .map_err(|e| Error::Internal(format!("a thread pool: {e}")))?;
+
+    let (mut gallery, created) = Gallery::create(GalleryConfig {
+        dim,
+        fingerprint: "bench-enroll".into(),
+        index: IndexConfig {
+            growing_capacity: a.segment_size,
+            ..IndexConfig::default()
+        },
+    })?;
+    let mut store = MemoryStore::new();
+    store.apply(created)?;
+    tracing::info!(
+        base = base.len(),
+        dim,
+        build_threads,
+        "building the starting gallery"
+    );
+    let start = Instant::now();
+    let batch: Vec<Enrollment> = base
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| Enrollment {
+            label: format!("base-{i}"),
+            vectors: vec![v],
+            metadata: None,
+        })
+        .collect();
+    let n_base = batch.len();
+    store.apply(gallery.enroll_batch(&batch)?)?;
+    drop(batch);
+    while let Some(cs) = gallery.maintain()? {
+        store.apply(cs)?;
+    }
+    let base_build_seconds = start.elapsed().as_secs_f64();
+    tracing::info!(seconds = base_build_seconds, "starting gallery built");
+
+    gallery.set_auto_maintain(false);
+    let gallery = Arc::new(RwLock::new(gallery));
+    let store = Arc::new(Mutex::new(store));
+    let done = Arc::new(AtomicBool::new(false));
+    let building = Arc::new(AtomicBool::new(false));
+    let lock_err = || Error::Internal("a benchmark thread panicked".into());
+
+    let maintainer = {
+        let (gallery, store, done, building) = (
+            gallery.clone(),
+            store.clone(),
+            done.clone(),
+            building.clone(),
+        );
+        std::thread::spawn(move || -> Result<Vec<Step>> {
+            let mut steps = Vec::new();
+            loop {
+                let t = Instant::now();
+                let job = gallery.write().map_err(|_| lock_err())?.start_maintenance();
+                let start_ms = ms(t.elapsed());
+                let Some(job) = job else {
+                    if done.load(Ordering::Acquire) {
+                        return Ok(steps);
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                };
+                let vectors = job.len();
+                building.store(true, Ordering::Release);
+                let t = Instant::now();
+                let built = background.install(|| job.build());
+                let build_seconds = t.elapsed().as_secs_f64();
+                building.store(false, Ordering::Release);
+                let t = Instant::now();
+                let cs = gallery
+                    .write()
+                    .map_err(|_| lock_err())?
+                    .finish_maintenance(built?)?;
+                let pause_ms = start_ms + ms(t.elapsed());
+                let t = Instant::now();
+                store.lock().map_err(|_| lock_err())?.apply(cs)?;
+                steps.push(Step {
+                    vectors,
+                    build_seconds,
+                    pause_ms,
+                    store_ms: ms(t.elapsed()),
+                });
+            }
+        })
+    };
+    let searcher = {
+        let (gallery, done, building) = (gallery.clone(), done.clone(), building.clone());
+        let k = a.k;
+        std::thread::spawn(move || -> Result<(Vec<f64>, Vec<f64>)> {
+            let (mut all, mut during) = (Vec::new(), Vec::new());
+            for q in queries.iter().cycle() {
+                if done.load(Ordering::Acquire) {
+                    break;
+                }
+                let was_building = building.load(Ordering::Acquire);
+                let t = Instant::now();
+                gallery.read().map_err(|_| lock_err())?.search(q, k, None)?;
+                let took = ms(t.elapsed());
+                all.push(took);
+                if was_building {
+                    during.push(took);
+                }
+            }
+            Ok((all, during))
+        })
+    };
+
+    let progress = bar(add.len() as u64, "enrolling", a.json);
+    let mut enroll_ms = Vec::with_capacity(add.len());
+    let mut written = 0u64;
+    let start = Instant::now();
+    let mut failure = None;
+    for (i, v) in add.iter().enumerate() {
+        let t = Instant::now();
+        let cs = match gallery.write().map_err(|_| lock_err()).and_then(|mut g| {
+            g.enroll(
+                &format!("added-{i}"),
+                std::slice::from_ref(v),
+                None,
+                Vec::new(),
+            )
+        }) {
+            Ok(cs) => cs,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        written += cs.puts.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+        if let Err(e) = store
+            .lock()
+            .map_err(|_| lock_err())
+            .and_then(|mut s| s.apply(cs))
+        {
+            failure = Some(e);
+            break;
+        }
+        enroll_ms.push(ms(t.elapsed()));
+        progress.inc(1);
+    }
+    let enroll_seconds = start.elapsed().as_secs_f64();
+    progress.finish_and_clear();
+    done.store(true, Ordering::Release);
+    let (search_all, search_during) = searcher.join().map_err(|_| lock_err())??;
+    let steps = maintainer.join().map_err(|_| lock_err())??;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+
+    let gallery = gallery.read().map_err(|_| lock_err())?;
+    let sample: Vec<usize> = (0..add.len()).step_by((add.len() / 1000).max(1)).collect();
+    let mut found = 0;
+    for &i in &sample {
+        let r = gallery.search(&add[i], 1, None)?;
+        if r.matches
+            .first()
+            .is_some_and(|m| m.label == format!("added-{i}"))
+        {
+            found += 1;
+        }
+    }
+    Ok(EnrollReport {
+        library: "metricann",
+        base: n_base,
+        added: add.len(),
+        dim,
+        segment_size: a.segment_size,
+        build_threads,
+        background_threads,
+        base_build_seconds,
+        enroll_seconds,
+        enroll: Latency::of(enroll_ms),
+        enroll_bytes_written: written,
+        longest_pause_ms: steps.iter().map(|s| s.pause_ms).fold(0.0, f64::max),
+        maintenance: steps,
+        search: Latency::of(search_all),
+        search_during_builds: Latency::of(search_during),
+        added_found_top1: found as f64 / sample.len().max(1) as f64,
+        segments_after: gallery.stats().segments.len(),
+        peak_rss_bytes: proc_status("VmHWM"),
+    })
+}
+
+/// `metricann bench-enroll`: runs, then prints the report (JSON with --json).
+pub fn main(a: &EnrollBenchArgs) -> Result<()> {
+    let r = run(a)?;
+    if a.json {
+        let json = serde_json::to_string(&r).map_err(|e| Error::Internal(e.to_string()))?;
+        println!("{json}");
+        return Ok(());
+    }
+    let l = |x: &Latency| {
+        format!(
+            "mean {:.3} ms, p50 {:.3}, p99 {:.3}, max {:.3} ({} runs)",
+            x.mean_ms, x.p50_ms, x.p99_ms, x.max_ms, x.count
+        )
+    };
+    println!(
+        "{} base classes (built in {:.1} s on {} threads), {} enrolled one by one in {:.1} s",
+        r.base, r.base_build_seconds, r.build_threads, r.added, r.enroll_seconds
+    );
+    println!("enroll:  {}", l(&r.enroll));
+    println!("search:  {}", l(&r.search));
+    println!("  during builds: {}", l(&r.search_during_builds));
+    println!(
+        "maintenance: {} steps in the background, longest pause {:.2} ms, largest build {:.1} s",
+        r.maintenance.len(),
+        r.longest_pause_ms,
+        r.maintenance
+            .iter()
+            .map(|s| s.build_seconds)
+            .fold(0.0, f64::max)
+    );
+    println!("added classes found at top-1: {:.3}", r.added_found_top1);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit_rows(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut s = seed | 1;
+        (0..n)
+            .map(|_| {
+                let v: Vec<f32> = (0..dim)
+                    .map(|_| {
+                        s ^= s << 13;
+                        s ^= s >> 7;
+                        s ^= s << 17;
+                        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                    })
+                    .collect();
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.into_iter().map(|x| x / n).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn enrolls_every_row_with_background_maintenance() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, add) = (dir.path().join("base.npy"), dir.path().join("add.npy"));
+        crate::npy::write_f32(&base, &unit_rows(300, 16, 1), 16).unwrap();
+        crate::npy::write_f32(&add, &unit_rows(200, 16, 2), 16).unwrap();
+        let r = run(&EnrollBenchArgs {
+            base,
+            add,
+            queries: None,
+            k: 5,
+            threads: 1,
+            background_threads: 1,
+            segment_size: 32,
+            json: true,
+        })
+        .unwrap();
+        assert_eq!((r.base, r.added, r.enroll.count), (300, 200, 200));
+        // Seals, and the merges they lead to (the background thread may seal
+        // more than one segment's worth at a time when it lags).
+        assert!(!r.maintenance.is_empty());
+        assert!(r.segments_after < 10, "{} segments", r.segments_after);
+        assert!(
+            r.maintenance
+                .iter()
+                .all(|s| s.vectors > 0 && s.pause_ms >= 0.0)
+        );
+        assert!(r.search.count > 0);
+        assert_eq!(r.added_found_top1, 1.0);
+        assert!(r.enroll_bytes_written > 0);
+    }
+}
