@@ -257,6 +257,22 @@ impl std::fmt::Display for Damage {
     }
 }
 
+/// postcard-decodes the whole of `payload` (trailing bytes are corruption too).
+pub(crate) fn decode_all<'de, T: serde::Deserialize<'de>>(
+    name: &str,
+    payload: &'de [u8],
+) -> Result<T> {
+    let (value, rest) = postcard::take_from_bytes(payload)
+        .map_err(|e| Error::corrupt(name, format!("undecodable: {e}")))?;
+    if !rest.is_empty() {
+        return Err(Error::corrupt(
+            name,
+            format!("{} undecoded bytes after the record", rest.len()),
+        ));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -278,14 +278,7 @@ fn encode_page(classes: &BTreeMap<u64, Class>, ids: &[u64]) -> Result<Vec<u8>> {
 /// Decodes a page into its records, in stored order.
 fn decode_page(name: &str, bytes: &[u8]) -> Result<Vec<(u64, Class)>> {
     let payload = blob::open(name, KIND_CLASS_PAGE, bytes)?;
-    let (records, rest): (Vec<ClassRecord>, _) = postcard::take_from_bytes(payload)
-        .map_err(|e| Error::corrupt(name, format!("undecodable class page: {e}")))?;
-    if !rest.is_empty() {
-        return Err(Error::corrupt(
-            name,
-            format!("{} undecoded bytes after the class records", rest.len()),
-        ));
-    }
+    let records: Vec<ClassRecord> = blob::decode_all(name, payload)?;
     records
         .into_iter()
         .map(|r| Class::from_record(name, r))
@@ -295,14 +288,7 @@ fn decode_page(name: &str, bytes: &[u8]) -> Result<Vec<(u64, Class)>> {
 /// Decodes a format-1 class blob (one record).
 fn decode_v1_class(name: &str, bytes: &[u8]) -> Result<(u64, Class)> {
     let payload = blob::open(name, KIND_CLASS, bytes)?;
-    let (record, rest): (ClassRecord, _) = postcard::take_from_bytes(payload)
-        .map_err(|e| Error::corrupt(name, format!("undecodable class record: {e}")))?;
-    if !rest.is_empty() {
-        return Err(Error::corrupt(
-            name,
-            format!("{} undecoded bytes after the class record", rest.len()),
-        ));
-    }
+    let record: ClassRecord = blob::decode_all(name, payload)?;
     Class::from_record(name, record)
 }
 

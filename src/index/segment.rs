@@ -309,7 +309,7 @@ pub(crate) fn decode_flat(
     bytes: &[u8],
 ) -> Result<(String, usize, Flat)> {
     let payload = blob::open(name, kind, bytes)?;
-    let file: FlatFile = decode_all(name, payload)?;
+    let file: FlatFile = blob::decode_all(name, payload)?;
     let dim = usize::try_from(file.dim)
         .ok()
         .filter(|d| *d > 0)
@@ -340,19 +340,6 @@ pub(crate) fn decode_flat(
     ))
 }
 
-/// postcard-decodes the whole of `payload` (trailing bytes are corruption too).
-pub(crate) fn decode_all<'de, T: Deserialize<'de>>(name: &str, payload: &'de [u8]) -> Result<T> {
-    let (value, rest) = postcard::take_from_bytes(payload)
-        .map_err(|e| Error::corrupt(name, format!("undecodable: {e}")))?;
-    if !rest.is_empty() {
-        return Err(Error::corrupt(
-            name,
-            format!("{} undecoded bytes after the record", rest.len()),
-        ));
-    }
-    Ok(value)
-}
-
 #[derive(Serialize)]
 struct HnswFileRef<'a, G: Serialize> {
     fingerprint: &'a str,
@@ -369,7 +356,7 @@ struct HnswFile {
 
 fn decode_hnsw(name: &str, bytes: &[u8]) -> Result<(String, usize, Sealed)> {
     let payload = blob::open(name, KIND_HNSW, bytes)?;
-    let file: HnswFile = decode_all(name, payload)?;
+    let file: HnswFile = blob::decode_all(name, payload)?;
     let dim = usize::try_from(file.dim)
         .ok()
         .filter(|d| *d > 0)
