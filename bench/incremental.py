@@ -101,6 +101,16 @@ def hnswlib_worker(a):
     )
 
 
+def run_side(name, cmd):
+    """Runs one side in its own process; its last stdout line is its JSON report."""
+    t = time.time()
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"{name} failed:\n{r.stderr[-4000:]}")
+    print(f"{name}: {time.time() - t:.0f} s", file=sys.stderr)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base-n", type=int, default=900_000)
@@ -131,22 +141,12 @@ def main():
         cmd = [a.bin, "bench-enroll", "--base", base, "--add", add, "--queries", queries, "--k", str(a.k), "--json"]
         if a.threads:
             cmd += ["--threads", str(a.threads)]
-        t = time.time()
-        r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
-        if r.returncode != 0:
-            sys.exit(f"metricann bench-enroll failed:\n{r.stderr[-4000:]}")
-        result["metricann"] = json.loads(r.stdout.strip().splitlines()[-1])
-        print(f"metricann: {time.time() - t:.0f} s", file=sys.stderr)
+        result["metricann"] = run_side("metricann", cmd)
     if a.skip != "hnswlib":
         cmd = [sys.executable, __file__, "--worker", "hnswlib", "--base-path", base, "--add-path", add,
                "--queries-path", queries, "--k", str(a.k), "--m", str(a.m),
                "--ef-construction", str(a.ef_construction), "--threads", str(a.threads), "--seed", str(a.seed)]
-        t = time.time()
-        r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
-        if r.returncode != 0:
-            sys.exit(f"hnswlib worker failed:\n{r.stderr[-4000:]}")
-        result["hnswlib"] = json.loads(r.stdout.strip().splitlines()[-1])
-        print(f"hnswlib: {time.time() - t:.0f} s", file=sys.stderr)
+        result["hnswlib"] = run_side("hnswlib", cmd)
     if "metricann" in result and "hnswlib" in result:
         ours, theirs = result["metricann"], result["hnswlib"]
         result["ratios"] = {
