@@ -1855,7 +1855,10 @@ mod tests {
         assert_eq!(v["dim"], json!(DIM));
         assert_eq!(v["index"]["config"]["growing_capacity"], json!(4));
         assert_eq!(v["index"]["tombstones"], json!([1]));
-        assert_eq!(v["index"]["growing"].as_array().unwrap().len(), 2);
+        // a's and b's one-vector chunks merged into one (merge factor 2).
+        let growing = v["index"]["growing"].as_array().unwrap();
+        assert_eq!(growing.len(), 1);
+        assert_eq!(growing[0]["vectors"], json!(2));
         // a's page went with a; b's page holds one record.
         let pages = v["pages"].as_array().unwrap();
         assert_eq!(pages.len(), 1);

@@ -39,6 +39,10 @@ use segment::{Flat, Sealed, TopK};
 
 pub use segment::FLAT_MAX;
 
+/// Growing chunks past which the newest are folded into one even when their
+/// sizes fall in different tiers.
+const MAX_FREE_CHUNKS: usize = 64;
+
 /// Parameters of the index. Stored in the gallery manifest; fixed at creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -256,6 +260,9 @@ pub struct Index {
     growing_ids: HashSet<u64>,
     /// The chunks the growing segment is persisted as.
     chunks: Vec<SegmentEntry>,
+    /// How many of the first chunks a seal job out of the index replaces
+    /// (they must not be merged meanwhile).
+    frozen_chunks: usize,
     sealed: Vec<SealedEntry>,
     tombstones: BTreeSet<u64>,
     next_seq: u64,
@@ -377,6 +384,7 @@ impl Index {
             growing: Flat::default(),
             growing_ids: HashSet::new(),
             chunks: Vec::new(),
+            frozen_chunks: 0,
             sealed: Vec::new(),
             tombstones: BTreeSet::new(),
             next_seq: 1,
@@ -654,25 +662,90 @@ impl Index {
             data.extend(checked_unit(v, self.dim, &format!("vector {i}"))?);
         }
         let (name, _) = self.next_name("grow");
-        let bytes = segment::encode_flat_parts(
-            segment::KIND_GROW,
-            &self.fingerprint,
-            self.dim,
-            ids,
-            &data,
-        )?;
+        let first_new = self.chunks.len();
         self.chunks.push(SegmentEntry {
-            name: name.clone(),
+            name,
             kind: SegmentKind::Growing,
             vectors: ids.len() as u64,
-            bytes: bytes.len() as u64,
+            bytes: 0,
         });
         self.growing.ids.extend_from_slice(ids);
         self.growing_ids.extend(ids.iter().copied());
         self.growing.data.extend(data);
+        // Chunks written before this call that a merge replaced are deleted;
+        // the new chunk itself is never written when it is merged at once.
         let mut cs = ChangeSet::new();
-        cs.put(name, bytes);
+        let first_new = self.merge_chunks(first_new, &mut cs);
+        let mut start: usize = self.chunks[..first_new]
+            .iter()
+            .map(|c| c.vectors as usize)
+            .sum();
+        for i in first_new..self.chunks.len() {
+            let end = start + self.chunks[i].vectors as usize;
+            let bytes = segment::encode_flat_parts(
+                segment::KIND_GROW,
+                &self.fingerprint,
+                self.dim,
+                &self.growing.ids[start..end],
+                &self.growing.data[start * self.dim..end * self.dim],
+            )?;
+            self.chunks[i].bytes = bytes.len() as u64;
+            cs.put(self.chunks[i].name.clone(), bytes);
+            start = end;
+        }
         Ok(cs)
+    }
+
+    /// Merges the growing segment's newest chunks by size tiers, as sealed
+    /// segments are merged: `merge_factor` adjacent chunks of one tier become one
+    /// chunk. Without this the manifest would list one chunk per insert, and
+    /// every insert would rewrite a manifest that grows with the growing segment
+    /// (the more so while a background build lets it grow past capacity); with
+    /// it, a manifest lists O(log n) chunks and each vector is rewritten
+    /// O(log n) times. Chunks held by a seal job out of the index are left
+    /// alone. `unwritten` is the first chunk not yet stored; returns the first
+    /// one that still is not (merged chunks are new).
+    fn merge_chunks(&mut self, mut unwritten: usize, cs: &mut ChangeSet) -> usize {
+        let mf = self.config.merge_factor.max(2);
+        let tier = |v: u64| {
+            let (mut x, mut t) = (v, 0u32);
+            while x >= mf as u64 {
+                x /= mf as u64;
+                t += 1;
+            }
+            t
+        };
+        loop {
+            let free = &self.chunks[self.frozen_chunks..];
+            let n = free.len();
+            let span = if n >= mf
+                && free[n - mf..]
+                    .iter()
+                    .all(|c| tier(c.vectors) == tier(free[n - 1].vectors))
+            {
+                mf
+            } else if n > MAX_FREE_CHUNKS {
+                // Sizes that keep missing each other's tier: fold them all.
+                n
+            } else {
+                return unwritten;
+            };
+            let at = self.chunks.len() - span;
+            let vectors = self.chunks[at..].iter().map(|c| c.vectors).sum();
+            for (j, old) in self.chunks.drain(at..).enumerate() {
+                if at + j < unwritten {
+                    cs.delete(old.name);
+                }
+            }
+            unwritten = unwritten.min(at);
+            let (name, _) = self.next_name("grow");
+            self.chunks.push(SegmentEntry {
+                name,
+                kind: SegmentKind::Growing,
+                vectors,
+                bytes: 0,
+            });
+        }
     }
 
     fn tombstone(&mut self, id: u64) -> bool {
@@ -740,20 +813,26 @@ impl Index {
     /// Seals the growing segment now, whatever its size (e.g. before a bulk
     /// export), then does any merging that follows. `None` when it was empty.
     pub fn seal(&mut self) -> Result<Option<ChangeSet>> {
-        if self.job.is_some() {
-            return Err(Error::BadInput(
-                "index maintenance is already under way".into(),
-            ));
-        }
-        if self.chunks.is_empty() {
+        let Some(job) = self.start_seal()? else {
             return Ok(None);
-        }
-        let job = self.seal_job();
+        };
         let mut cs = self.finish_maintenance(job.build()?)?;
         if let Some(more) = self.maintain()? {
             cs.extend(more);
         }
         Ok(Some(cs))
+    }
+
+    /// Takes sealing the growing segment, whatever its size, out of the index
+    /// as a job (see [`Index::start_maintenance`]). `None` when it is empty; an
+    /// error when a job is already out.
+    pub fn start_seal(&mut self) -> Result<Option<MaintenanceJob>> {
+        if self.job.is_some() {
+            return Err(Error::BadInput(
+                "index maintenance is already under way".into(),
+            ));
+        }
+        Ok((!self.chunks.is_empty()).then(|| self.seal_job()))
     }
 
     /// Takes the next step of maintenance out of the index, for
@@ -789,6 +868,7 @@ impl Index {
 
     fn seal_job(&mut self) -> MaintenanceJob {
         let replaces = self.chunks.iter().map(|c| c.name.clone()).collect();
+        self.frozen_chunks = self.chunks.len();
         let input = Flat {
             ids: self.growing.ids.clone(),
             data: self.growing.data.clone(),
@@ -844,6 +924,7 @@ impl Index {
             }
             self.growing.data.drain(..n * self.dim);
             self.chunks.retain(|c| !built.replaces.contains(&c.name));
+            self.frozen_chunks = 0;
         } else {
             self.sealed
                 .retain(|s| !built.replaces.contains(&s.entry.name));
@@ -1435,6 +1516,82 @@ mod tests {
         assert_eq!(index.len(), 59);
         assert_eq!(index.stored(), 59);
         assert!(index.ids().iter().all(|&id| id >= 100));
+    }
+
+    #[test]
+    fn growing_chunks_merge_by_tiers_but_not_under_a_seal_job() {
+        let dim = 4;
+        let cfg = IndexConfig {
+            growing_capacity: 10_000,
+            merge_factor: 4,
+            ..Default::default()
+        };
+        let mut index = Index::new(dim, "fp", cfg).unwrap();
+        let mut blobs = Blobs::new();
+        let vs = random_unit(300, dim, 5);
+        let mut written = 0usize;
+        for (i, v) in vs.iter().enumerate() {
+            let cs = index.add(&[i as u64], std::slice::from_ref(v)).unwrap();
+            written += cs.puts.iter().map(|(_, b)| b.len()).sum::<usize>();
+            blobs.apply(cs);
+            // Exactly the listed chunks are stored, and they hold every vector.
+            let m = index.manifest();
+            let mut names: Vec<_> = m.growing.iter().map(|c| c.name.clone()).collect();
+            let mut stored: Vec<_> = blobs.0.keys().cloned().collect();
+            names.sort();
+            stored.sort();
+            assert_eq!(names, stored);
+            assert_eq!(
+                m.growing.iter().map(|c| c.vectors).sum::<u64>(),
+                i as u64 + 1
+            );
+        }
+        // 300 = 4³·4 + … in base 4: 1,0,2,3,0 → 1 + 2 + 3 chunks, at most 3 per tier.
+        let sizes: Vec<u64> = index.manifest().growing.iter().map(|c| c.vectors).collect();
+        assert_eq!(sizes, vec![256, 16, 16, 4, 4, 4]);
+        // Each vector is rewritten once per tier it climbs, not once per insert.
+        let one = blobs.0.values().map(|b| b.len()).sum::<usize>() / 300;
+        assert!(written < one * 300 * 6, "wrote {written} bytes");
+        let (reloaded, damage) = Index::load(dim, "fp", &index.manifest(), &blobs, false).unwrap();
+        assert!(damage.is_empty());
+        assert_eq!(reloaded.ids(), index.ids());
+
+        // A seal job holds every chunk there is; new ones merge among themselves.
+        let job = index.start_seal().unwrap().unwrap();
+        let held = index.manifest().growing.len();
+        let extra = random_unit(20, dim, 6);
+        for (i, v) in extra.iter().enumerate() {
+            blobs.apply(
+                index
+                    .add(&[1000 + i as u64], std::slice::from_ref(v))
+                    .unwrap(),
+            );
+        }
+        let m = index.manifest();
+        assert_eq!(
+            &m.growing[..held]
+                .iter()
+                .map(|c| c.vectors)
+                .collect::<Vec<_>>(),
+            &sizes
+        );
+        assert_eq!(
+            m.growing[held..]
+                .iter()
+                .map(|c| c.vectors)
+                .collect::<Vec<_>>(),
+            vec![16, 4]
+        );
+        blobs.apply(index.finish_maintenance(job.build().unwrap()).unwrap());
+        let m = index.manifest();
+        assert_eq!(
+            m.growing.iter().map(|c| c.vectors).collect::<Vec<_>>(),
+            vec![16, 4]
+        );
+        assert_eq!(index.len(), 320);
+        for (i, v) in extra.iter().enumerate() {
+            assert_eq!(index.search(v, 1).unwrap()[0].id, 1000 + i as u64);
+        }
     }
 
     #[test]
