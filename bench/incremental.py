@@ -12,6 +12,10 @@ the first B are the starting gallery, the last N are enrolled one at a time).
              thread (no persistence: hnswlib saves only whole files)
 
 Writes bench/results/incremental-<name>.json with both reports and the ratios.
+With --skip one side runs, and the other side's report from an earlier run of
+the same data is kept, so that the two can run in separate sessions (on the lent
+machine, where one command may run 10 minutes). Our starting gallery is saved
+under target/bench-data/<name>/ (--keep-base) and loaded by the next run.
 
   python3 bench/incremental.py --base-n 900000 --add-n 100000 --threads 16
   python3 bench/incremental.py --base-n 20000 --add-n 5000        # a quick run
@@ -125,6 +129,8 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--bin", default=str(ROOT / "target" / "release" / "metricann"))
     p.add_argument("--skip", choices=["metricann", "hnswlib"])
+    p.add_argument("--keep-base", action="store_true",
+                   help="save our starting gallery, or load it when an earlier run saved it")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     p.add_argument("--worker", choices=["hnswlib"], help=argparse.SUPPRESS)
     for hidden in ("--base-path", "--add-path", "--queries-path"):
@@ -136,11 +142,17 @@ def main():
     name, (base, add, queries) = data(a)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    path = out / f"incremental-{name}.json"
     result = {"name": name, "k": a.k}
+    if a.skip and path.exists():
+        kept = json.loads(path.read_text())
+        result |= {a.skip: kept[a.skip]} if a.skip in kept else {}
     if a.skip != "metricann":
         cmd = [a.bin, "bench-enroll", "--base", base, "--add", add, "--queries", queries, "--k", str(a.k), "--json"]
         if a.threads:
             cmd += ["--threads", str(a.threads)]
+        if a.keep_base:
+            cmd += ["--base-gallery", base.parent / "gallery"]
         result["metricann"] = run_side("metricann", cmd)
     if a.skip != "hnswlib":
         cmd = [sys.executable, __file__, "--worker", "hnswlib", "--base-path", base, "--add-path", add,
@@ -154,7 +166,6 @@ def main():
             "enroll_p99": ours["enroll"]["p99_ms"] / theirs["enroll"]["p99_ms"],
             "base_build_seconds": ours["base_build_seconds"] / theirs["base_build_seconds"],
         }
-    path = out / f"incremental-{name}.json"
     path.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "metricann"} | {
         "metricann": {k: v for k, v in result.get("metricann", {}).items() if k != "maintenance"}}, indent=1))

@@ -10,7 +10,7 @@
 //! the background, and the pause: how long it held the gallery), and search
 //! latency overall and while a build was running.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -19,12 +19,15 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use metricann::gallery::{Enrollment, Gallery, GalleryConfig};
+use metricann::blob::{BlobRead, ChangeSet, MANIFEST};
+use metricann::gallery::{Enrollment, Gallery, GalleryConfig, OpenMode};
 use metricann::index::IndexConfig;
-use metricann::store::{BlobStore, MemoryStore};
+use metricann::store::{BlobStore, FsStore, MemoryStore};
 use metricann::{Error, Result};
 
 use crate::ann_bench::{percentile, proc_status, read_vectors};
+
+const FINGERPRINT: &str = "bench-enroll";
 
 #[derive(Args, Debug)]
 pub struct EnrollBenchArgs {
@@ -51,6 +54,11 @@ pub struct EnrollBenchArgs {
     /// Vectors in the growing segment before it is sealed.
     #[arg(long, default_value_t = IndexConfig::default().growing_capacity)]
     pub segment_size: usize,
+    /// Keep the starting gallery in this directory: built and saved there when
+    /// it holds none, loaded from it when it does (so that a long base build is
+    /// paid once across runs; `DIR.json` keeps its build time).
+    #[arg(long)]
+    pub base_gallery: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
@@ -141,6 +149,95 @@ fn bar(len: u64, what: &str, hidden: bool) -> ProgressBar {
     bar
 }
 
+/// Builds the starting gallery: one class per row, one batch, one graph.
+fn build_base(
+    base: Vec<Vec<f32>>,
+    dim: usize,
+    segment_size: usize,
+    build_threads: usize,
+) -> Result<(Gallery, MemoryStore, f64)> {
+    let (mut gallery, created) = Gallery::create(GalleryConfig {
+        dim,
+        fingerprint: FINGERPRINT.into(),
+        index: IndexConfig {
+            growing_capacity: segment_size,
+            ..IndexConfig::default()
+        },
+    })?;
+    let mut store = MemoryStore::new();
+    store.apply(created)?;
+    tracing::info!(
+        base = base.len(),
+        dim,
+        build_threads,
+        "building the starting gallery"
+    );
+    let start = Instant::now();
+    let batch: Vec<Enrollment> = base
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| Enrollment {
+            label: format!("base-{i}"),
+            vectors: vec![v],
+            metadata: None,
+        })
+        .collect();
+    store.apply(gallery.enroll_batch(&batch)?)?;
+    drop(batch);
+    while let Some(cs) = gallery.maintain()? {
+        store.apply(cs)?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    tracing::info!(seconds, "starting gallery built");
+    Ok((gallery, store, seconds))
+}
+
+fn build_seconds_path(dir: &Path) -> PathBuf {
+    let mut p = dir.as_os_str().to_owned();
+    p.push(".json");
+    PathBuf::from(p)
+}
+
+fn save_base(dir: &Path, store: &MemoryStore, seconds: f64) -> Result<()> {
+    let mut fs = FsStore::create(dir)?;
+    fs.apply(store.snapshot())?;
+    let json = serde_json::json!({ "base_build_seconds": seconds }).to_string();
+    let path = build_seconds_path(dir);
+    std::fs::write(&path, json).map_err(|e| Error::io(&path, e))?;
+    tracing::info!(dir = %dir.display(), "starting gallery saved");
+    Ok(())
+}
+
+/// Loads a starting gallery `save_base` wrote, into memory; it must hold one
+/// class per `--base` row.
+fn load_base(dir: &Path, rows: usize) -> Result<(Gallery, MemoryStore, f64)> {
+    let fs = FsStore::open_read_only(dir)?;
+    let mut changes = ChangeSet::new();
+    for name in fs.names()? {
+        if let Some(bytes) = fs.get(&name)? {
+            changes.put(name, bytes);
+        }
+    }
+    let mut store = MemoryStore::new();
+    store.apply(changes)?;
+    let (gallery, _) = Gallery::open(&store, Some(FINGERPRINT), OpenMode::Strict)?;
+    let classes = gallery.stats().classes;
+    if classes != rows {
+        return Err(Error::BadInput(format!(
+            "{} holds a gallery of {classes} classes; --base has {rows} rows",
+            dir.display()
+        )));
+    }
+    let path = build_seconds_path(dir);
+    let seconds = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .and_then(|v| v["base_build_seconds"].as_f64())
+        .ok_or_else(|| Error::BadInput(format!("{}: no build time", path.display())))?;
+    tracing::info!(dir = %dir.display(), classes, "starting gallery loaded");
+    Ok((gallery, store, seconds))
+}
+
 /// Runs the benchmark.
 pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
     if a.k == 0 {
@@ -176,41 +273,24 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
         .build()
         .map_err(|e| Error::Internal(format!("a thread pool: {e}")))?;
 
-    let (mut gallery, created) = Gallery::create(GalleryConfig {
-        dim,
-        fingerprint: "bench-enroll".into(),
-        index: IndexConfig {
-            growing_capacity: a.segment_size,
-            ..IndexConfig::default()
-        },
-    })?;
-    let mut store = MemoryStore::new();
-    store.apply(created)?;
-    tracing::info!(
-        base = base.len(),
-        dim,
-        build_threads,
-        "building the starting gallery"
-    );
-    let start = Instant::now();
-    let batch: Vec<Enrollment> = base
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| Enrollment {
-            label: format!("base-{i}"),
-            vectors: vec![v],
-            metadata: None,
-        })
-        .collect();
-    let n_base = batch.len();
-    store.apply(gallery.enroll_batch(&batch)?)?;
-    drop(batch);
-    while let Some(cs) = gallery.maintain()? {
-        store.apply(cs)?;
+    let saved = a
+        .base_gallery
+        .as_deref()
+        .filter(|d| d.join(MANIFEST).exists());
+    let (mut gallery, store, base_build_seconds) = match saved {
+        Some(dir) => load_base(dir, base.len())?,
+        None => {
+            let (gallery, store, seconds) = build_base(base, dim, a.segment_size, build_threads)?;
+            if let Some(dir) = &a.base_gallery {
+                save_base(dir, &store, seconds)?;
+            }
+            (gallery, store, seconds)
+        }
+    };
+    let n_base = gallery.stats().classes;
+    if gallery.stats().segments.len() != 1 {
+        tracing::warn!("the starting gallery is not one sealed segment");
     }
-    let base_build_seconds = start.elapsed().as_secs_f64();
-    tracing::info!(seconds = base_build_seconds, "starting gallery built");
-
     gallery.set_auto_maintain(false);
     let gallery = Arc::new(RwLock::new(gallery));
     let store = Arc::new(Mutex::new(store));
@@ -429,6 +509,7 @@ mod tests {
             threads: 1,
             background_threads: 1,
             segment_size: 32,
+            base_gallery: None,
             json: true,
         })
         .unwrap();
@@ -445,5 +526,39 @@ mod tests {
         assert!(r.search.count > 0);
         assert_eq!(r.added_found_top1, 1.0);
         assert!(r.enroll_bytes_written > 0);
+    }
+
+    #[test]
+    fn a_saved_starting_gallery_is_loaded_not_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, add) = (dir.path().join("base.npy"), dir.path().join("add.npy"));
+        crate::npy::write_f32(&base, &unit_rows(100, 8, 3), 8).unwrap();
+        crate::npy::write_f32(&add, &unit_rows(20, 8, 4), 8).unwrap();
+        let saved = dir.path().join("base-gallery");
+        let args = |base: &Path| EnrollBenchArgs {
+            base: base.to_path_buf(),
+            add: add.clone(),
+            queries: None,
+            k: 3,
+            threads: 1,
+            background_threads: 1,
+            segment_size: 1000,
+            base_gallery: Some(saved.clone()),
+            json: true,
+        };
+        let first = run(&args(&base)).unwrap();
+        assert!(saved.join(MANIFEST).exists());
+        let second = run(&args(&base)).unwrap();
+        assert_eq!((second.base, second.added_found_top1), (100, 1.0));
+        assert_eq!(second.base_build_seconds, first.base_build_seconds);
+        // Enrollments of the first run were not saved into it.
+        let fs = FsStore::open_read_only(&saved).unwrap();
+        let (g, _) = Gallery::open(&fs, Some(FINGERPRINT), OpenMode::Strict).unwrap();
+        assert_eq!(g.stats().classes, 100);
+        // Another --base of a different size is refused.
+        let other = dir.path().join("other.npy");
+        crate::npy::write_f32(&other, &unit_rows(50, 8, 5), 8).unwrap();
+        let err = run(&args(&other)).unwrap_err();
+        assert!(err.to_string().contains("100 classes"), "{err}");
     }
 }
