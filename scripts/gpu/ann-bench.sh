@@ -6,6 +6,7 @@
 #   SIZES="100000 1000000" bash scripts/gpu/ann-bench.sh            bench/ann_vs_hnswlib.py, clustered data
 #   GLYPHS=1 bash scripts/gpu/ann-bench.sh                          the same on real glyph embeddings
 #   INCREMENTAL="900000 100000" bash scripts/gpu/ann-bench.sh       bench/incremental.py
+#   INCREMENTAL="900000 100000" INCREMENTAL_ARGS="--skip hnswlib --keep-base" bash scripts/gpu/ann-bench.sh
 #
 # Carried (none of it is in git): .dev/metricann.xz (the release trainer built
 # here, `xz -T0 -6`), .whl/ (hnswlib 0.8.0 built for the machine's Python 3.12
@@ -68,7 +69,12 @@ fi
 if [ -n "${INCREMENTAL:-}" ]; then
   read -r base add <<<"$INCREMENTAL"
   log "incremental: $add one by one into $base"
-  PYTHONUNBUFFERED=1 python3 bench/incremental.py --base-n "$base" --add-n "$add" --bin "$BIN" --out "$OUT" \
-    --threads "$THREADS" 2>&1 | tee -a "$OUT/log"
+  # Results and the saved base gallery stay in target/ between the calls of one
+  # warm machine, so INCREMENTAL_ARGS="--skip hnswlib --keep-base" and then
+  # "--skip metricann" can run the sides in separate 10-minute commands.
+  mkdir -p target/incremental-results
+  PYTHONUNBUFFERED=1 python3 bench/incremental.py --base-n "$base" --add-n "$add" --bin "$BIN" \
+    --out target/incremental-results --threads "$THREADS" ${INCREMENTAL_ARGS:-} 2>&1 | tee -a "$OUT/log"
+  cp target/incremental-results/*.json "$OUT"/ 2>/dev/null
 fi
 log "done"
