@@ -108,9 +108,10 @@ def hnswlib_worker(a):
 def run_side(name, cmd):
     """Runs one side in its own process; its last stdout line is its JSON report."""
     t = time.time()
-    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+    # stderr (progress logs) passes through, so that a run cut short says how far it got.
+    r = subprocess.run([str(c) for c in cmd], stdout=subprocess.PIPE, text=True)
     if r.returncode != 0:
-        sys.exit(f"{name} failed:\n{r.stderr[-4000:]}")
+        sys.exit(f"{name} failed (exit {r.returncode})")
     print(f"{name}: {time.time() - t:.0f} s", file=sys.stderr)
     return json.loads(r.stdout.strip().splitlines()[-1])
 

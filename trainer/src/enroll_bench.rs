@@ -319,6 +319,7 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
                     continue;
                 };
                 let vectors = job.len();
+                tracing::info!(vectors, "background build");
                 building.store(true, Ordering::Release);
                 let t = Instant::now();
                 let built = background.install(|| job.build());
@@ -395,12 +396,24 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
         }
         enroll_ms.push(ms(t.elapsed()));
         progress.inc(1);
+        if (i + 1) % (add.len() / 10).max(1) == 0 {
+            tracing::info!(
+                enrolled = i + 1,
+                seconds = start.elapsed().as_secs_f64(),
+                "enrolling"
+            );
+        }
     }
     let enroll_seconds = start.elapsed().as_secs_f64();
     progress.finish_and_clear();
     done.store(true, Ordering::Release);
+    tracing::info!(
+        seconds = enroll_seconds,
+        "enrolled; waiting for the background maintenance"
+    );
     let (search_all, search_during) = searcher.join().map_err(|_| lock_err())??;
     let steps = maintainer.join().map_err(|_| lock_err())??;
+    tracing::info!(steps = steps.len(), "background maintenance done");
     if let Some(e) = failure {
         return Err(e);
     }
