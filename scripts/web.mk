@@ -1,5 +1,5 @@
 # The npm package (issue 3), included by the Makefile.
-.PHONY: pkg web-pkg web-model test-web lint-wasm bench-web
+.PHONY: pkg web-pkg web-model test-web lint-wasm bench-web bench-web-ann
 
 # `make pkg`: the release package in pkg/ (cargo → wasm-bindgen → wasm-opt → pkg-config/ files),
 # built with the size-optimised `wasm` profile; `make pkg WASM_PROFILE=web-test` for a quick one.
@@ -33,6 +33,13 @@ lint-wasm:
 bench-web: setup web-model
 	scripts/build-pkg.sh wasm
 	cd tests/web && METRICANN_PKG=$(CURDIR)/pkg METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) node bench.mjs
+
+## In-browser ANN benchmark against npm hnswlib-wasm (build, search, enroll + persist, reload,
+## memory) at BENCH_ANN_SIZES vectors; results in bench/results/browser-ann-*.json. Not in `make test`.
+BENCH_ANN_SIZES ?= 10000,100000
+bench-web-ann: setup web-model
+	scripts/build-pkg.sh wasm
+	cd tests/web && METRICANN_PKG=$(CURDIR)/pkg METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) node ann.mjs --sizes $(BENCH_ANN_SIZES)
 
 # ---- The demo app (issue 4): www/, served with the package at /pkg/ ----
 .PHONY: demo demo-model test-demo

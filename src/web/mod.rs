@@ -42,9 +42,22 @@ thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Installs the panic hook (console_error_panic_hook, plus keeping the message).
+unsafe extern "C" {
+    /// Synthesised by wasm-ld: runs the static constructors (burn's cubecl
+    /// registers kernels through `inventory`). A module that never calls it is
+    /// linked "command-style": every export runs all constructors first, which
+    /// cost ~10 ms per call here (each `search` and `stats` paid it). Calling
+    /// it once, here, makes the linker leave the exports alone.
+    fn __wasm_call_ctors();
+}
+
+/// Runs the static constructors once, then installs the panic hook
+/// (console_error_panic_hook, plus keeping the message).
 #[wasm_bindgen(start)]
 pub fn start() {
+    // SAFETY: called once, at instantiation (wasm-bindgen's start function),
+    // before any other export runs.
+    unsafe { __wasm_call_ctors() };
     std::panic::set_hook(Box::new(|info| {
         LAST_PANIC.with(|p| *p.borrow_mut() = Some(info.to_string()));
         console_error_panic_hook::hook(info);

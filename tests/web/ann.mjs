@@ -1,0 +1,125 @@
+// Browser ANN benchmark (not part of `make test`): our package against
+// hnswlib-wasm (npm) in headless Chromium, on the same clustered unit vectors
+// of the model's dimension. Per size and library, in a fresh browser: build
+// (our enrollVectors in batches + maintenance, committed to IndexedDB; their
+// addPoints + writeIndex + IDBFS sync), search p50/p95 and recall@k against
+// exact search, enroll + persist of one vector, then reopen from IndexedDB in
+// a fresh page and search again; the renderer's peak RSS.
+//
+//   node ann.mjs [--sizes 10000,100000] [--queries 200] [--enrolls 30]
+//
+// Writes bench/results/browser-ann-<n>.json and prints a table.
+import { readFile, writeFile, readdir, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HERE, ROOT, PKG, MODELS, serve, launch, watch, BASE_ARGS } from './lib.mjs';
+
+const argv = process.argv.slice(2);
+const flag = (name, dflt) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : dflt;
+};
+const SIZES = flag('sizes', '10000,100000').split(',').map(Number);
+const common = {
+  model: '/models/default.bundle',
+  nq: Number(flag('queries', '200')),
+  extra: Number(flag('enrolls', '30')),
+  k: 10,
+  perCluster: 100,
+  spread: 1.5,
+  seed: 1,
+  batch: 1000,
+  // hnswlib's parameters, set to ours (M 32, efConstruction 100, ef 64).
+  m: 32,
+  efConstruction: 100,
+  ef: 64,
+};
+
+const HNSWLIB = join(HERE, 'node_modules/hnswlib-wasm/dist');
+const hnswVersion = JSON.parse(await readFile(join(HERE, 'node_modules/hnswlib-wasm/package.json'), 'utf8')).version;
+const server = await serve({ '/pkg/': PKG, '/models/': MODELS, '/hnswlib/': HNSWLIB, '/': join(HERE, 'pages') });
+
+/** Peak and current RSS of Chromium's renderer processes (one page is open). */
+async function rendererMemory() {
+  let peak = 0;
+  let now = 0;
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmd.includes('--type=renderer')) continue;
+      const status = await readFile(`/proc/${pid}/status`, 'utf8');
+      const kb = (key) => Number((status.match(new RegExp(`${key}:\\s+(\\d+)`)) ?? [0, 0])[1]) * 1024;
+      peak = Math.max(peak, kb('VmHWM'));
+      now = Math.max(now, kb('VmRSS'));
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return { peakRss: peak, rss: now };
+}
+
+async function page(context) {
+  const p = await context.newPage();
+  watch(p, 'ann');
+  p.setDefaultTimeout(0);
+  await p.goto(`${server.origin}/index.html`);
+  await p.waitForFunction(() => window.ready === true);
+  await p.evaluate(async () => (window.ann = await import('./ann.js')));
+  return p;
+}
+
+/** One library at one size, in its own browser. */
+async function side(build, reopen, a) {
+  const ctx = await launch(BASE_ARGS);
+  try {
+    let p = await page(ctx);
+    const built = await p.evaluate(({ fn, a }) => window.ann[fn](a), { fn: build, a });
+    const memory = await rendererMemory();
+    await p.close();
+    p = await page(ctx);
+    const reopened = await p.evaluate(({ fn, a }) => window.ann[fn](a), { fn: reopen, a });
+    return { ...built, memory, reopen: reopened };
+  } finally {
+    await ctx.close();
+  }
+}
+
+const results = {};
+try {
+  const probe = await launch(BASE_ARGS);
+  const dim = await (await page(probe)).evaluate((a) => window.ann.oursDim(a), common);
+  await probe.close();
+  for (const n of SIZES) {
+    const a = { ...common, n, dim, gallery: `ann-bench-${n}` };
+    const ours = await side('oursBuild', 'oursReopen', a);
+    console.log(`metricann ${n}:`, JSON.stringify(ours));
+    // Fewer enrollments for hnswlib: each one rewrites the whole index file.
+    const theirs = await side('hnswBuild', 'hnswReopen', { ...a, extra: Math.min(a.extra, 10) });
+    console.log(`hnswlib-wasm ${n}:`, JSON.stringify(theirs));
+    results[n] = { params: a, metricann: ours, hnswlib: { version: hnswVersion, ...theirs } };
+    await mkdir(join(ROOT, 'bench/results'), { recursive: true });
+    await writeFile(join(ROOT, `bench/results/browser-ann-${n}x${dim}.json`), JSON.stringify(results[n], null, 1));
+  }
+} finally {
+  await server.close();
+}
+
+const ms = (x) => (x < 10 ? x.toFixed(2) : x.toFixed(0));
+const rows = ['| vectors | measure | metricann | hnswlib-wasm ' + hnswVersion + ' | ratio (ours ÷ theirs) |', '| --- | --- | --- | --- | --- |'];
+for (const [n, r] of Object.entries(results)) {
+  const o = r.metricann;
+  const t = r.hnswlib;
+  const pair = (what, x, y, fmt) => rows.push(`| ${n} | ${what} | ${fmt(x)} | ${fmt(y)} | ${(x / y).toFixed(2)} |`);
+  pair('build (s)', o.buildMs / 1e3, t.buildMs / 1e3, (x) => x.toFixed(1));
+  pair(`search p50 (ms), ef ${common.ef}`, o.search.p50, t.search.p50, ms);
+  pair('search p95 (ms)', o.search.p95, t.search.p95, ms);
+  pair(`recall@${common.k}`, o.search.recall, t.search.recall, (x) => x.toFixed(3));
+  pair('enroll + persist p50 (ms)', o.enroll.p50, t.enroll.p50, ms);
+  pair('enroll + persist p95 (ms)', o.enroll.p95, t.enroll.p95, ms);
+  pair('reload from IndexedDB (s)', o.reopen.reloadMs / 1e3, t.reopen.reloadMs / 1e3, (x) => x.toFixed(2));
+  rows.push(`| ${n} | of which opening the model alone (s) | ${(o.reopen.modelMs / 1e3).toFixed(2)} | — | |`);
+  pair('search p50 after reload (ms)', o.reopen.search.p50, t.reopen.search.p50, ms);
+  pair('renderer peak RSS (MB)', o.memory.peakRss / 1e6, t.memory.peakRss / 1e6, (x) => x.toFixed(0));
+  if (o.stored && t.stored) pair('stored (MB)', o.stored / 1e6, t.stored / 1e6, (x) => x.toFixed(1));
+}
+console.log(`\n${rows.join('\n')}`);
