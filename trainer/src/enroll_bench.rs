@@ -11,12 +11,16 @@
 //! latency overall and while a build was running.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+// Fair locks: std's RwLock lets a thread that searches in a tight loop take
+// the read lock again before a woken writer runs, and at 900k that held each
+// enrollment back for many searches.
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
 use metricann::blob::{BlobRead, ChangeSet, MANIFEST};
@@ -96,9 +100,13 @@ pub struct Step {
     pub vectors: usize,
     /// Building and encoding it, without holding the gallery.
     pub build_seconds: f64,
-    /// Holding the gallery: to take the job's input out (a copy of the
-    /// vectors) plus to swap the segment in (and merge class pages).
+    /// Taking the job's input out (a copy of the vectors) plus swapping the
+    /// segment in (and merging class pages): waiting for the gallery's write
+    /// lock and holding it.
     pub pause_ms: f64,
+    /// Of `pause_ms`, the part spent holding the lock (the rest is waiting
+    /// for it).
+    pub hold_ms: f64,
     /// Applying its change set to the store, without holding the gallery.
     pub store_ms: f64,
 }
@@ -118,6 +126,9 @@ pub struct EnrollReport {
     pub enroll_seconds: f64,
     /// One enrollment: gallery mutation + applying its change set to the store.
     pub enroll: Latency,
+    /// Of each enrollment, the wait for the gallery's write lock (held by a
+    /// search or a maintenance step meanwhile).
+    pub enroll_lock_wait: Latency,
     /// Bytes the enrollments' change sets wrote (manifests included).
     pub enroll_bytes_written: u64,
     pub maintenance: Vec<Step>,
@@ -309,7 +320,11 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
             let mut steps = Vec::new();
             loop {
                 let t = Instant::now();
-                let job = gallery.write().map_err(|_| lock_err())?.start_maintenance();
+                let (job, start_hold) = {
+                    let mut g = gallery.write();
+                    let held = Instant::now();
+                    (g.start_maintenance(), ms(held.elapsed()))
+                };
                 let start_ms = ms(t.elapsed());
                 let Some(job) = job else {
                     if done.load(Ordering::Acquire) {
@@ -326,17 +341,19 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
                 let build_seconds = t.elapsed().as_secs_f64();
                 building.store(false, Ordering::Release);
                 let t = Instant::now();
-                let cs = gallery
-                    .write()
-                    .map_err(|_| lock_err())?
-                    .finish_maintenance(built?)?;
+                let (cs, finish_hold) = {
+                    let mut g = gallery.write();
+                    let held = Instant::now();
+                    (g.finish_maintenance(built?)?, ms(held.elapsed()))
+                };
                 let pause_ms = start_ms + ms(t.elapsed());
                 let t = Instant::now();
-                store.lock().map_err(|_| lock_err())?.apply(cs)?;
+                store.lock().apply(cs)?;
                 steps.push(Step {
                     vectors,
                     build_seconds,
                     pause_ms,
+                    hold_ms: start_hold + finish_hold,
                     store_ms: ms(t.elapsed()),
                 });
             }
@@ -353,7 +370,7 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
                 }
                 let was_building = building.load(Ordering::Acquire);
                 let t = Instant::now();
-                gallery.read().map_err(|_| lock_err())?.search(q, k, None)?;
+                gallery.read().search(q, k, None)?;
                 let took = ms(t.elapsed());
                 all.push(took);
                 if was_building {
@@ -366,19 +383,23 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
 
     let progress = bar(add.len() as u64, "enrolling", a.json);
     let mut enroll_ms = Vec::with_capacity(add.len());
+    let mut lock_wait_ms = Vec::with_capacity(add.len());
     let mut written = 0u64;
     let start = Instant::now();
     let mut failure = None;
     for (i, v) in add.iter().enumerate() {
         let t = Instant::now();
-        let cs = match gallery.write().map_err(|_| lock_err()).and_then(|mut g| {
+        let enrolled = {
+            let mut g = gallery.write();
+            lock_wait_ms.push(ms(t.elapsed()));
             g.enroll(
                 &format!("added-{i}"),
                 std::slice::from_ref(v),
                 None,
                 Vec::new(),
             )
-        }) {
+        };
+        let cs = match enrolled {
             Ok(cs) => cs,
             Err(e) => {
                 failure = Some(e);
@@ -386,11 +407,7 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
             }
         };
         written += cs.puts.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
-        if let Err(e) = store
-            .lock()
-            .map_err(|_| lock_err())
-            .and_then(|mut s| s.apply(cs))
-        {
+        if let Err(e) = store.lock().apply(cs) {
             failure = Some(e);
             break;
         }
@@ -418,7 +435,7 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
         return Err(e);
     }
 
-    let gallery = gallery.read().map_err(|_| lock_err())?;
+    let gallery = gallery.read();
     let sample: Vec<usize> = (0..add.len()).step_by((add.len() / 1000).max(1)).collect();
     let mut found = 0;
     for &i in &sample {
@@ -441,6 +458,7 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
         base_build_seconds,
         enroll_seconds,
         enroll: Latency::of(enroll_ms),
+        enroll_lock_wait: Latency::of(lock_wait_ms),
         enroll_bytes_written: written,
         longest_pause_ms: steps.iter().map(|s| s.pause_ms).fold(0.0, f64::max),
         maintenance: steps,
@@ -471,6 +489,7 @@ pub fn main(a: &EnrollBenchArgs) -> Result<()> {
         r.base, r.base_build_seconds, r.build_threads, r.added, r.enroll_seconds
     );
     println!("enroll:  {}", l(&r.enroll));
+    println!("  waiting for the gallery: {}", l(&r.enroll_lock_wait));
     println!("search:  {}", l(&r.search));
     println!("  during builds: {}", l(&r.search_during_builds));
     println!(
@@ -539,6 +558,9 @@ mod tests {
         assert!(r.search.count > 0);
         assert_eq!(r.added_found_top1, 1.0);
         assert!(r.enroll_bytes_written > 0);
+        assert_eq!(r.enroll_lock_wait.count, 200);
+        assert!(r.enroll_lock_wait.mean_ms <= r.enroll.mean_ms);
+        assert!(r.maintenance.iter().all(|s| s.hold_ms <= s.pause_ms));
     }
 
     #[test]
