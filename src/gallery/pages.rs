@@ -185,13 +185,7 @@ impl Pages {
 /// Size tier of a page with `live` current records: 0 below the merge factor,
 /// then one tier per factor.
 fn tier(live: usize) -> u32 {
-    let mut t = 0;
-    let mut n = live / PAGE_MERGE_FACTOR;
-    while n > 0 {
-        t += 1;
-        n /= PAGE_MERGE_FACTOR;
-    }
-    t
+    crate::index::size_tier(live, PAGE_MERGE_FACTOR)
 }
 
 #[cfg(test)]

@@ -159,15 +159,20 @@ impl IndexConfig {
     /// The size tier of a segment with `count` vectors: how many times
     /// `merge_factor` fits in `count / growing_capacity`.
     pub fn tier(&self, count: usize) -> u32 {
-        let mut x = count / self.growing_capacity.max(1);
-        let mf = self.merge_factor.max(2);
-        let mut t = 0;
-        while x >= mf {
-            x /= mf;
-            t += 1;
-        }
-        t
+        size_tier(count / self.growing_capacity.max(1), self.merge_factor)
     }
+}
+
+/// How many times `factor` (at least 2) fits in `count`: the size tier that
+/// log-structured merging groups segments, growing chunks and class pages by.
+pub(crate) fn size_tier(count: usize, factor: usize) -> u32 {
+    let factor = factor.max(2);
+    let (mut x, mut t) = (count, 0);
+    while x >= factor {
+        x /= factor;
+        t += 1;
+    }
+    t
 }
 
 /// One search result: a vector id and its cosine similarity to the query.
@@ -707,14 +712,7 @@ impl Index {
     /// one that still is not (merged chunks are new).
     fn merge_chunks(&mut self, mut unwritten: usize, cs: &mut ChangeSet) -> usize {
         let mf = self.config.merge_factor.max(2);
-        let tier = |v: u64| {
-            let (mut x, mut t) = (v, 0u32);
-            while x >= mf as u64 {
-                x /= mf as u64;
-                t += 1;
-            }
-            t
-        };
+        let tier = |v: u64| size_tier(v as usize, mf);
         loop {
             let free = &self.chunks[self.frozen_chunks..];
             let n = free.len();
