@@ -11,7 +11,7 @@
 // Writes bench/results/browser-ann-<n>.json and prints a table.
 import { readFile, writeFile, readdir, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HERE, ROOT, PKG, MODELS, serve, launch, watch, BASE_ARGS } from './lib.mjs';
+import { HERE, ROOT, PKG, MODELS, serve, launch, benchPage, BASE_ARGS } from './lib.mjs';
 
 const argv = process.argv.slice(2);
 const flag = (name, dflt) => {
@@ -58,15 +58,7 @@ async function rendererMemory() {
   return { peakRss: peak, rss: now };
 }
 
-async function page(context) {
-  const p = await context.newPage();
-  watch(p, 'ann');
-  p.setDefaultTimeout(0);
-  await p.goto(`${server.origin}/index.html`);
-  await p.waitForFunction(() => window.ready === true);
-  await p.evaluate(async () => (window.ann = await import('./ann.js')));
-  return p;
-}
+const page = (context) => benchPage(context, server.origin, './ann.js', 'ann');
 
 /** One library at one size, in its own browser. */
 async function side(build, reopen, a) {

@@ -5,7 +5,7 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
-import { HERE, ROOT, PKG, MODELS, FIXTURES, serve, listFixture, launch, watch, BASE_ARGS, WEBGPU_ARGS } from './lib.mjs';
+import { HERE, ROOT, PKG, MODELS, FIXTURES, serve, listFixture, launch, benchPage, BASE_ARGS, WEBGPU_ARGS } from './lib.mjs';
 
 const argv = process.argv.slice(2);
 const flag = (name, dflt) => {
@@ -24,15 +24,7 @@ console.log(`wasm: ${wasm.length} bytes, ${out.wasm.gzip} gzipped`);
 const url = Object.values(await listFixture())[0][0];
 const server = await serve({ '/pkg/': PKG, '/models/': MODELS, '/fixtures/': FIXTURES, '/': join(HERE, 'pages') });
 
-async function page(context) {
-  const p = await context.newPage();
-  watch(p, 'bench');
-  p.setDefaultTimeout(0);
-  await p.goto(`${server.origin}/index.html`);
-  await p.waitForFunction(() => window.ready === true);
-  await p.evaluate(async () => (window.b = await import('./bench.js')));
-  return p;
-}
+const page = (context) => benchPage(context, server.origin, './bench.js', 'b');
 
 try {
   let ctx = await launch(BASE_ARGS);

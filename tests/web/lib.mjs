@@ -109,6 +109,17 @@ export async function launch(args = BASE_ARGS) {
   return context;
 }
 
+/** A new page of `context` on `origin`'s index.html, with the in-page module `module` loaded as `window[global]` (the benchmarks' pages). */
+export async function benchPage(context, origin, module, global) {
+  const p = await context.newPage();
+  watch(p, global);
+  p.setDefaultTimeout(0);
+  await p.goto(`${origin}/index.html`);
+  await p.waitForFunction(() => window.ready === true);
+  await p.evaluate(async ({ module, global }) => (window[global] = await import(module)), { module, global });
+  return p;
+}
+
 /** Forwards a page's console errors and uncaught exceptions to the test log. */
 export function watch(page, tag) {
   page.on('console', (m) => {

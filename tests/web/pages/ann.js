@@ -103,7 +103,7 @@ async function enrolls(rows, enrollOne) {
   return summary(t);
 }
 
-const wasmHeap = () => {
+const jsHeap = () => {
   // The size of every wasm memory is not exposed; the renderer's RSS (read by
   // the driver from /proc) is the figure to compare. This is the JS heap.
   const m = performance.memory;
@@ -144,7 +144,7 @@ export async function oursBuild(a) {
   while (await ann.maintain()) {}
   const stats = await ann.stats();
   await ann.close();
-  return { buildMs, search, enroll, stored: await storedBytes(), segments: stats.segments.length, vectors: stats.vectors, jsHeap: wasmHeap() };
+  return { buildMs, search, enroll, stored: await storedBytes(), segments: stats.segments.length, vectors: stats.vectors, jsHeap: jsHeap() };
 }
 
 export async function oursReopen(a) {
@@ -195,7 +195,7 @@ export async function hnswBuild(a) {
     await index.writeIndex(FILE);
     await syncFileSystem('write');
   });
-  return { buildMs, search, enroll, stored: await storedBytes(), vectors: index.getCurrentCount(), jsHeap: wasmHeap() };
+  return { buildMs, search, enroll, stored: await storedBytes(), vectors: index.getCurrentCount(), jsHeap: jsHeap() };
 }
 
 export async function hnswReopen(a) {
