@@ -1,6 +1,7 @@
 //! The distance kernels, compiled alone for wasm32 (with and without `simd128`)
 //! and checked under Node by `run.mjs`: every kernel [`distance::dot`] can pick on
-//! wasm32 agrees with the scalar reference. `distance.rs` has no dependencies,
+//! wasm32 agrees with the scalar reference, and so does every `dot_i8` kernel.
+//! `distance.rs` has no dependencies,
 //! so this is one `rustc` call, not a wasm build of the whole crate.
 //! Run: `tests/wasm_simd/run.sh` (part of `make check-wasm`).
 
@@ -33,6 +34,15 @@ pub extern "C" fn mismatches() -> u32 {
         let tol = 1e-5 * (n as f64 + 1.0);
         for got in [distance::dot(&a, &b), distance::dot_portable(&a, &b)] {
             if (got as f64 - want).abs() > tol {
+                bad += 1;
+            }
+        }
+        // The int8 kernels are exact.
+        let ca: Vec<i8> = a.iter().map(|x| (x * 127.0).round() as i8).collect();
+        let cb: Vec<i8> = b.iter().map(|x| (x * 127.0).round() as i8).collect();
+        let want: i32 = ca.iter().zip(&cb).map(|(x, y)| *x as i32 * *y as i32).sum();
+        for got in [distance::dot_i8(&ca, &cb), distance::dot_i8_portable(&ca, &cb)] {
+            if got != want {
                 bad += 1;
             }
         }
