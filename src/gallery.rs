@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::blob::{self, BlobRead, ChangeSet, MANIFEST};
-use crate::index::{Index, IndexConfig, IndexManifest};
+use crate::index::{Index, IndexConfig, IndexManifest, Quantization};
 use crate::{Error, Result};
 use pages::{PageEntry, Pages, page_blob};
 
@@ -145,6 +145,10 @@ pub struct Stats {
     pub segments: Vec<SegmentInfo>,
     /// Total bytes of the gallery's blobs.
     pub bytes: u64,
+    /// Bytes the index holds in memory for vectors, graph links and ids.
+    pub memory_bytes: u64,
+    /// How sealed graphs store their vectors.
+    pub quantization: Quantization,
 }
 
 /// The manifest: the commit point of a gallery's state.
@@ -990,7 +994,16 @@ impl Gallery {
                 + self.pages.bytes()
                 + self.legacy.iter().map(|(_, b)| b).sum::<u64>()
                 + self.manifest_bytes,
+            memory_bytes: self.index.memory_bytes(),
+            quantization: self.index.config().quantization,
         }
+    }
+
+    /// Quantises the index's sealed graphs to int8 codes, and later ones too
+    /// ([`Index::quantize`]): one change set, so the switch is atomic.
+    pub fn quantize(&mut self) -> Result<ChangeSet> {
+        let cs = self.index.quantize()?;
+        self.finish(cs)
     }
 
     /// Whether the index has sealing, merging or compaction to do, or the
@@ -1649,6 +1662,55 @@ mod tests {
         let stored: u64 = store.0.values().map(|b| b.len() as u64).sum();
         assert_eq!(stats.bytes, stored);
         assert_eq!(g.stats().bytes, stored);
+    }
+
+    #[test]
+    fn quantize_is_one_change_set_and_survives_reopening() {
+        let (mut g, mut store) = new_gallery(64);
+        // 40 classes of two examples each, spread over the 8 dimensions.
+        let example = |c: usize, e: usize| {
+            let mut v: Vec<f32> = (0..DIM)
+                .map(|d| (((c * 7 + d * 3) % 11) as f32 - 5.0) + 0.01 * (e + d) as f32)
+                .collect();
+            v[c % DIM] += 8.0;
+            v
+        };
+        for c in 0..40 {
+            store.apply(
+                g.enroll(
+                    &format!("c{c}"),
+                    &[example(c, 0), example(c, 1)],
+                    None,
+                    vec![],
+                )
+                .unwrap(),
+            );
+        }
+        assert!(
+            g.stats()
+                .segments
+                .iter()
+                .any(|s| s.kind == SegmentKind::Hnsw)
+        );
+        let before = g.stats();
+        assert_eq!(before.quantization, Quantization::None);
+        store.apply(g.quantize().unwrap());
+        let after = g.stats();
+        assert_eq!(after.quantization, Quantization::Int8);
+        assert!(after.memory_bytes < before.memory_bytes);
+        assert!(
+            after
+                .segments
+                .iter()
+                .any(|s| s.kind == SegmentKind::HnswInt8)
+        );
+        assert_eq!(sorted(g.blob_names()), store.names());
+        let (back, _) = Gallery::open(&store, Some("model-a"), OpenMode::Strict).unwrap();
+        assert_eq!(back.stats(), after);
+        for c in 0..40 {
+            let r = back.search(&example(c, 0), 1, None).unwrap();
+            assert_eq!(r.matches[0].label, format!("c{c}"));
+        }
     }
 
     #[test]

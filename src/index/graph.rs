@@ -15,10 +15,19 @@
 //! - a search with two binary heaps and a generation-stamped visited array
 //!   reused per thread, and `ef` chosen per query.
 //!
-//! The serialized form is instant-distance's own (`HnswMap<Point, u64>` through
+//! A graph can be **quantised** ([`Graph::quantize`]): each vector becomes `dim`
+//! `i8` codes and one `f32` scale (132 bytes instead of 512 at dimension 128).
+//! The walk then scores with [`distance::dot_i8`] against the query quantised
+//! the same way, and the `ef` candidates it ends with are re-ranked by the float
+//! query against their codes ([`distance::dot_f32_i8`]), so the reported scores
+//! carry only the stored vectors' rounding. The float vectors are not kept:
+//! that is the memory saved.
+//!
+//! The serialized form of a float graph is instant-distance's own (`HnswMap<Point, u64>` through
 //! serde, which the gallery has always stored), written and read here directly:
 //! segments written before this module exist read unchanged, and a graph is
 //! decoded in one pass that checks every reference before anything searches it.
+//! A quantised graph has a layout of its own ([`QuantizedLayout`]).
 
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
@@ -45,7 +54,7 @@ pub(crate) struct Graph {
     /// The `ef` searches use unless told otherwise; also stored with the graph.
     ef_search: usize,
     /// `n × dim`, point order.
-    vectors: Vec<f32>,
+    vectors: Vectors,
     /// The caller's id of each point, point order.
     ids: Vec<u64>,
     /// `n × 2M` layer-0 links.
@@ -54,6 +63,15 @@ pub(crate) struct Graph {
     /// `upper[l - 1].len() / M` points (a prefix, shrinking upwards); a search
     /// enters at point 0 of the top layer.
     upper: Vec<Vec<u32>>,
+}
+
+/// A graph's vectors, in point order.
+#[derive(Clone, Debug, PartialEq)]
+enum Vectors {
+    /// `n × dim` floats.
+    F32(Vec<f32>),
+    /// `n × dim` codes and `n` scales: vector `p` ≈ `scales[p] · codes[p]`.
+    I8 { codes: Vec<i8>, scales: Vec<f32> },
 }
 
 /// Build parameters.
@@ -149,7 +167,31 @@ impl Graph {
                 vectors.len()
             ));
         }
-        let zero = hnsw.zero.0;
+        if let Some(pos) = vectors.iter().position(|x| !x.is_finite()) {
+            return Err(format!("point {} has a non-finite value", pos / dim));
+        }
+        let upper = hnsw.layers.into_iter().map(|l| l.0).collect();
+        Graph::checked(
+            dim,
+            hnsw.ef_search,
+            Vectors::F32(vectors),
+            values,
+            hnsw.zero.0,
+            upper,
+        )
+    }
+
+    /// Checks that every link is in range and the layers shrink upwards, and
+    /// assembles the graph.
+    fn checked(
+        dim: usize,
+        ef_search: u64,
+        vectors: Vectors,
+        ids: Vec<u64>,
+        zero: Vec<u32>,
+        layers: Vec<Vec<u32>>,
+    ) -> Result<Graph, String> {
+        let n = ids.len();
         if zero.len() != n * M0 {
             return Err(format!("{n} points but {} graph nodes", zero.len() / M0));
         }
@@ -161,11 +203,10 @@ impl Graph {
             ));
         }
         let mut below = n;
-        let mut upper = Vec::with_capacity(hnsw.layers.len());
-        for (l, layer) in hnsw.layers.into_iter().enumerate() {
-            let links = layer.0;
+        let mut upper = Vec::with_capacity(layers.len());
+        for (l, links) in layers.into_iter().enumerate() {
             let len = links.len() / M;
-            if len == 0 || len > below {
+            if len == 0 || len * M != links.len() || len > below {
                 return Err(format!(
                     "layer {} has {len} nodes (layer below has {below})",
                     l + 1
@@ -188,21 +229,48 @@ impl Graph {
         if n == 0 && !upper.is_empty() {
             return Err("empty graph with upper layers".into());
         }
-        let ef_search = usize::try_from(hnsw.ef_search)
+        let ef_search = usize::try_from(ef_search)
             .ok()
             .filter(|ef| *ef >= 1)
-            .ok_or_else(|| format!("bad ef_search {}", hnsw.ef_search))?;
-        if let Some(pos) = vectors.iter().position(|x| !x.is_finite()) {
-            return Err(format!("point {} has a non-finite value", pos / dim));
-        }
+            .ok_or_else(|| format!("bad ef_search {ef_search}"))?;
         Ok(Graph {
             dim,
             ef_search,
             vectors,
-            ids: values,
+            ids,
             zero,
             upper,
         })
+    }
+
+    /// Replaces the float vectors by `i8` codes with a scale per vector (see the
+    /// module documentation). A graph already quantised is left as it is.
+    pub(crate) fn quantize(&mut self) {
+        let Vectors::F32(data) = &self.vectors else {
+            return;
+        };
+        let mut codes = vec![0i8; data.len()];
+        let scales = data
+            .chunks_exact(self.dim)
+            .zip(codes.chunks_exact_mut(self.dim))
+            .map(|(v, c)| distance::quantize_i8(v, c))
+            .collect();
+        self.vectors = Vectors::I8 { codes, scales };
+    }
+
+    pub(crate) fn is_quantized(&self) -> bool {
+        matches!(self.vectors, Vectors::I8 { .. })
+    }
+
+    /// Bytes the graph holds in memory: vectors (or codes and scales), links
+    /// and ids.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let vectors = match &self.vectors {
+            Vectors::F32(data) => data.len() * 4,
+            Vectors::I8 { codes, scales } => codes.len() + scales.len() * 4,
+        };
+        let links: usize = self.zero.len() + self.upper.iter().map(Vec::len).sum::<usize>();
+        vectors + links * 4 + self.ids.len() * 8
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -221,18 +289,28 @@ impl Graph {
         self.ef_search = ef.max(1);
     }
 
-    /// Every (id, vector), in point order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &[f32])> + '_ {
-        self.ids
-            .iter()
-            .copied()
-            .zip(self.vectors.chunks_exact(self.dim))
-    }
-
-    #[inline]
-    fn vector(&self, p: u32) -> &[f32] {
-        let start = p as usize * self.dim;
-        &self.vectors[start..start + self.dim]
+    /// Calls `f` with every (id, vector), in point order; a quantised graph's
+    /// vectors are dequantised (`scale · codes`).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(u64, &[f32])) {
+        match &self.vectors {
+            Vectors::F32(data) => self
+                .ids
+                .iter()
+                .zip(data.chunks_exact(self.dim))
+                .for_each(|(&id, v)| f(id, v)),
+            Vectors::I8 { codes, scales } => {
+                let mut v = vec![0.0f32; self.dim];
+                for ((&id, c), &scale) in self
+                    .ids
+                    .iter()
+                    .zip(codes.chunks_exact(self.dim))
+                    .zip(scales)
+                {
+                    distance::dequantize_i8(c, scale, &mut v);
+                    f(id, &v);
+                }
+            }
+        }
     }
 
     /// The (about) `ef` points most similar to `query`, best first, as
@@ -242,10 +320,53 @@ impl Graph {
         if self.ids.is_empty() {
             return;
         }
-        let ef = ef.max(1);
-        // Greedy descent through the upper layers.
+        STATE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut state) => self.search_with(query, ef.max(1), &mut state, out),
+            Err(_) => self.search_with(query, ef.max(1), &mut State::default(), out),
+        });
+    }
+
+    fn search_with(&self, query: &[f32], ef: usize, state: &mut State, out: &mut Vec<(f32, u64)>) {
+        let dim = self.dim;
+        match &self.vectors {
+            Vectors::F32(data) => {
+                self.walk(&FloatScorer { query, data, dim }, ef, state);
+                out.extend(
+                    state
+                        .results
+                        .drain()
+                        .map(|Reverse(s)| (s.score, self.ids[s.id as usize])),
+                );
+            }
+            Vectors::I8 { codes, scales } => {
+                let mut query_codes = std::mem::take(&mut state.query_codes);
+                query_codes.resize(dim, 0);
+                // The query's own scale is one positive factor on every walk
+                // score: it changes no comparison, so it is left out.
+                distance::quantize_i8(query, &mut query_codes);
+                let scorer = CodeScorer {
+                    query: &query_codes,
+                    codes,
+                    scales,
+                    dim,
+                };
+                self.walk(&scorer, ef, state);
+                out.extend(state.results.drain().map(|Reverse(s)| {
+                    let p = s.id as usize;
+                    let code = &codes[p * dim..(p + 1) * dim];
+                    (scales[p] * distance::dot_f32_i8(query, code), self.ids[p])
+                }));
+                state.query_codes = query_codes;
+            }
+        }
+        out.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    }
+
+    /// Greedy descent through the upper layers, then the layer-0 search; leaves
+    /// the `ef` best points in `state.results`.
+    fn walk<S: Scorer>(&self, scorer: &S, ef: usize, state: &mut State) {
         let mut entry = 0u32;
-        let mut best = distance::dot(query, self.vector(0));
+        let mut best = scorer.score(0);
         for layer in self.upper.iter().rev() {
             loop {
                 let start = entry as usize * M;
@@ -254,7 +375,7 @@ impl Graph {
                     if p == INVALID {
                         break;
                     }
-                    let s = distance::dot(query, self.vector(p));
+                    let s = scorer.score(p);
                     if s > best {
                         best = s;
                         entry = p;
@@ -266,26 +387,23 @@ impl Graph {
                 }
             }
         }
-        STATE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut state) => self.search_zero(query, ef, entry, best, &mut state, out),
-            Err(_) => self.search_zero(query, ef, entry, best, &mut State::default(), out),
-        });
+        self.search_zero(scorer, ef, entry, best, state);
     }
 
     /// The HNSW paper's layer search (algorithm 2) on layer 0.
-    fn search_zero(
+    fn search_zero<S: Scorer>(
         &self,
-        query: &[f32],
+        scorer: &S,
         ef: usize,
         entry: u32,
         entry_score: f32,
         state: &mut State,
-        out: &mut Vec<(f32, u64)>,
     ) {
         let State {
             visited,
             candidates,
             results,
+            ..
         } = state;
         visited.begin(self.ids.len());
         candidates.clear();
@@ -312,13 +430,13 @@ impl Graph {
                     break;
                 }
                 if visited.insert(p) {
-                    prefetch(self.vector(p));
+                    scorer.prefetch(p);
                     fresh[count] = p;
                     count += 1;
                 }
             }
             for &p in &fresh[..count] {
-                let score = distance::dot(query, self.vector(p));
+                let score = scorer.score(p);
                 let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
                 if results.len() < ef || score > worst {
                     let s = Scored { score, id: p };
@@ -330,17 +448,142 @@ impl Graph {
                 }
             }
         }
-        out.extend(
-            results
-                .drain()
-                .map(|Reverse(s)| (s.score, self.ids[s.id as usize])),
-        );
-        out.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     }
 
-    /// Serializes in instant-distance's `HnswMap<Point, u64>` layout.
+    /// Serializes a float graph in instant-distance's `HnswMap<Point, u64>`
+    /// layout (a quantised one has [`Graph::quantized_layout`]).
     pub(crate) fn serializable(&self) -> impl Serialize + '_ {
         MapRef(self)
+    }
+
+    /// A quantised graph's serializable form; `None` for a float graph.
+    pub(crate) fn quantized_layout(&self) -> Option<QuantizedLayoutRef<'_>> {
+        let Vectors::I8 { codes, scales } = &self.vectors else {
+            return None;
+        };
+        Some(QuantizedLayoutRef {
+            ef_search: self.ef_search as u64,
+            ids: &self.ids,
+            scales,
+            // i8 and u8 share a layout; postcard writes bytes as one block.
+            codes: serde_bytes::ByteBuf::from(codes.iter().map(|&c| c as u8).collect::<Vec<u8>>()),
+            zero: &self.zero,
+            upper: &self.upper,
+        })
+    }
+}
+
+/// How the walk scores a point against the query.
+trait Scorer {
+    fn score(&self, p: u32) -> f32;
+    /// Hints the point's vector into the cache.
+    fn prefetch(&self, p: u32);
+}
+
+/// Float vectors: the cosine similarity.
+struct FloatScorer<'a> {
+    query: &'a [f32],
+    data: &'a [f32],
+    dim: usize,
+}
+
+impl FloatScorer<'_> {
+    #[inline(always)]
+    fn vector(&self, p: u32) -> &[f32] {
+        let start = p as usize * self.dim;
+        &self.data[start..start + self.dim]
+    }
+}
+
+impl Scorer for FloatScorer<'_> {
+    #[inline(always)]
+    fn score(&self, p: u32) -> f32 {
+        distance::dot(self.query, self.vector(p))
+    }
+    #[inline(always)]
+    fn prefetch(&self, p: u32) {
+        prefetch(self.vector(p));
+    }
+}
+
+/// Codes: the point's scale times the integer dot product with the quantised
+/// query (the cosine similarity up to the query's scale, a positive constant).
+struct CodeScorer<'a> {
+    query: &'a [i8],
+    codes: &'a [i8],
+    scales: &'a [f32],
+    dim: usize,
+}
+
+impl CodeScorer<'_> {
+    #[inline(always)]
+    fn code(&self, p: u32) -> &[i8] {
+        let start = p as usize * self.dim;
+        &self.codes[start..start + self.dim]
+    }
+}
+
+impl Scorer for CodeScorer<'_> {
+    #[inline(always)]
+    fn score(&self, p: u32) -> f32 {
+        self.scales[p as usize] * distance::dot_i8(self.query, self.code(p)) as f32
+    }
+    #[inline(always)]
+    fn prefetch(&self, p: u32) {
+        prefetch(self.code(p));
+    }
+}
+
+/// A quantised graph's serialized form: its ids, scales, codes (as bytes) and
+/// links (layer 0 with `2M` slots per node, upper layers with `M`).
+#[derive(Serialize)]
+pub(crate) struct QuantizedLayoutRef<'a> {
+    ef_search: u64,
+    ids: &'a [u64],
+    scales: &'a [f32],
+    codes: serde_bytes::ByteBuf,
+    zero: &'a [u32],
+    upper: &'a [Vec<u32>],
+}
+
+/// A quantised graph as read back, not yet checked: [`QuantizedLayout::check`]
+/// makes it a [`Graph`].
+#[derive(Deserialize)]
+pub(crate) struct QuantizedLayout {
+    ef_search: u64,
+    ids: Vec<u64>,
+    scales: Vec<f32>,
+    codes: serde_bytes::ByteBuf,
+    zero: Vec<u32>,
+    upper: Vec<Vec<u32>>,
+}
+
+impl QuantizedLayout {
+    pub(crate) fn check(self, dim: usize) -> Result<Graph, String> {
+        let n = self.ids.len();
+        if self.scales.len() != n || self.codes.len() != n * dim {
+            return Err(format!(
+                "{n} ids but {} scales and {} codes (dimension {dim})",
+                self.scales.len(),
+                self.codes.len()
+            ));
+        }
+        if let Some(p) = self.scales.iter().position(|s| !s.is_finite() || *s < 0.0) {
+            return Err(format!("point {p} has scale {}", self.scales[p]));
+        }
+        let codes = self.codes.into_vec().into_iter().map(|b| b as i8).collect();
+        let vectors = Vectors::I8 {
+            codes,
+            scales: self.scales,
+        };
+        Graph::checked(
+            dim,
+            self.ef_search,
+            vectors,
+            self.ids,
+            self.zero,
+            self.upper,
+        )
     }
 }
 
@@ -368,18 +611,20 @@ impl StoredGraph {
 
 /// Issues a prefetch of `v`'s first cache lines (a hint: never faults).
 #[inline(always)]
-fn prefetch(v: &[f32]) {
+fn prefetch<T>(v: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // 128-d vectors span eight 64-byte lines; the first four are enough for
-        // the hardware prefetcher to follow the rest. 16 floats = one line.
-        for line in v.chunks(16).take(4) {
+        // A 128-d float vector spans eight 64-byte lines; the first four are
+        // enough for the hardware prefetcher to follow the rest. Its codes span two.
+        let bytes = std::mem::size_of_val(v);
+        let start = v.as_ptr() as *const i8;
+        for line in (0..bytes.min(256)).step_by(64) {
             // SAFETY: prefetching is a hint and cannot fault; the address is
             // inside `v` anyway.
             #[allow(unused_unsafe)]
             unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(line.as_ptr() as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(line));
             }
         }
     }
@@ -451,6 +696,8 @@ struct State {
     visited: Visited,
     candidates: BinaryHeap<Scored<u32>>,
     results: BinaryHeap<Reverse<Scored<u32>>>,
+    /// The query's codes, for a quantised graph.
+    query_codes: Vec<i8>,
 }
 
 thread_local! {
@@ -496,8 +743,16 @@ impl Serialize for RowsRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let g = self.0;
         let mut seq = s.serialize_seq(Some(g.len()))?;
-        for row in g.vectors.chunks_exact(g.dim) {
-            seq.serialize_element(row)?;
+        let mut failed = None;
+        g.for_each(|_, row| {
+            if failed.is_none()
+                && let Err(e) = seq.serialize_element(row)
+            {
+                failed = Some(e);
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
         }
         seq.end()
     }
@@ -764,12 +1019,14 @@ mod tests {
         let data = unit_vectors(n, dim, 5);
         let ids: Vec<u64> = (0..n as u64).collect();
         let graph = Graph::build(&ids, &data, dim, &params(64)).unwrap();
-        assert_eq!(graph.iter().count(), n);
+        let mut seen = 0;
         // Point order is the graph's, but every (id, vector) pair survived.
-        for (id, v) in graph.iter().step_by(37) {
+        graph.for_each(|id, v| {
             let start = id as usize * dim;
             assert_eq!(v, &data[start..start + dim]);
-        }
+            seen += 1;
+        });
+        assert_eq!(seen, n);
         let queries = unit_vectors(100, dim, 6);
         let recall = |ef: usize| {
             let mut found = Vec::new();
@@ -796,6 +1053,90 @@ mod tests {
             assert_eq!(found[0].1, i as u64);
             assert!((found[0].0 - 1.0).abs() < 1e-5);
         }
+    }
+
+    fn recall_at_10(graph: &Graph, data: &[f32], dim: usize, queries: &[f32], ef: usize) -> f64 {
+        let mut found = Vec::new();
+        let mut hit = 0;
+        let nq = queries.len() / dim;
+        for q in queries.chunks_exact(dim) {
+            graph.search(q, ef, &mut found);
+            assert!(found.windows(2).all(|w| w[0].0 >= w[1].0), "best first");
+            let truth = exact(data, dim, q, 10);
+            hit += found
+                .iter()
+                .take(10)
+                .filter(|(_, id)| truth.contains(id))
+                .count();
+        }
+        hit as f64 / (nq * 10) as f64
+    }
+
+    #[test]
+    fn quantized_graph_keeps_recall_scores_and_its_stored_form() {
+        let (n, dim) = (1500, 32);
+        let data = unit_vectors(n, dim, 11);
+        let ids: Vec<u64> = (0..n as u64).collect();
+        let float = Graph::build(&ids, &data, dim, &params(64)).unwrap();
+        let mut quant = float.clone();
+        quant.quantize();
+        assert!(quant.is_quantized() && !float.is_quantized());
+        // Codes and scales take about a quarter of the floats' memory.
+        let links = float.heap_bytes() - n * dim * 4;
+        assert_eq!(quant.heap_bytes(), links + n * dim + n * 4);
+
+        let queries = unit_vectors(100, dim, 12);
+        let (rf, rq) = (
+            recall_at_10(&float, &data, dim, &queries, 100),
+            recall_at_10(&quant, &data, dim, &queries, 100),
+        );
+        assert!(rf > 0.95, "float recall {rf}");
+        assert!(rq > rf - 0.03, "int8 recall {rq} against float {rf}");
+
+        // Re-ranked scores are the float query against the codes: within the
+        // rounding of the stored vectors of the exact cosine.
+        let mut found = Vec::new();
+        for (i, v) in data.chunks_exact(dim).enumerate().step_by(41) {
+            quant.search(v, 32, &mut found);
+            assert_eq!(found[0].1, i as u64, "a stored vector finds itself");
+            for &(score, id) in &found {
+                let want = distance::dot(v, &data[id as usize * dim..][..dim]);
+                assert!((score - want).abs() < 0.01, "{score} vs {want}");
+            }
+        }
+
+        // Dequantised vectors are within half a step of the originals.
+        quant.for_each(|id, v| {
+            let orig = &data[id as usize * dim..][..dim];
+            let max = orig.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            assert!(
+                v.iter()
+                    .zip(orig)
+                    .all(|(a, b)| (a - b).abs() <= max / 254.0 + 1e-6)
+            );
+        });
+
+        // The stored form reads back to the same graph, and stays the same.
+        let bytes = postcard::to_allocvec(&quant.quantized_layout().unwrap()).unwrap();
+        let back: QuantizedLayout = postcard::from_bytes(&bytes).unwrap();
+        let back = back.check(dim).unwrap();
+        assert_eq!(back, quant);
+        assert!(float.quantized_layout().is_none());
+        let again = postcard::to_allocvec(&back.quantized_layout().unwrap()).unwrap();
+        assert_eq!(again, bytes);
+        // Quantising twice changes nothing.
+        let mut twice = quant.clone();
+        twice.quantize();
+        assert_eq!(twice, quant);
+        // The wrong dimension, and links out of range, are refused.
+        let layout: QuantizedLayout = postcard::from_bytes(&bytes).unwrap();
+        assert!(layout.check(dim + 1).unwrap_err().contains("codes"));
+        let mut layout: QuantizedLayout = postcard::from_bytes(&bytes).unwrap();
+        layout.zero[5] = n as u32 + 3;
+        assert!(layout.check(dim).unwrap_err().contains("links to point"));
+        let mut layout: QuantizedLayout = postcard::from_bytes(&bytes).unwrap();
+        layout.scales[2] = f32::NAN;
+        assert!(layout.check(dim).unwrap_err().contains("scale"));
     }
 
     #[test]

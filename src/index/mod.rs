@@ -61,6 +61,8 @@ pub struct IndexConfig {
     /// Seed of the graph builder (each segment uses `seed + its sequence number`),
     /// so that builds are reproducible.
     pub seed: u64,
+    /// How sealed graphs store their vectors.
+    pub quantization: Quantization,
 }
 
 impl Default for IndexConfig {
@@ -72,6 +74,7 @@ impl Default for IndexConfig {
             neighbors: NeighborSelection::default(),
             merge_factor: 4,
             seed: 0x6d65_7472_6963_616e, // "metrican"
+            quantization: Quantization::None,
         }
     }
 }
@@ -121,6 +124,34 @@ impl std::str::FromStr for NeighborSelection {
             "nearest" => Ok(NeighborSelection::Nearest),
             other => Err(Error::BadInput(format!(
                 "neighbour selection {other:?}: expected diverse-fill, diverse or nearest"
+            ))),
+        }
+    }
+}
+
+/// How a sealed graph stores its vectors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Quantization {
+    /// `f32`: 4 bytes a dimension.
+    #[default]
+    None,
+    /// Scalar quantisation: one `i8` a dimension plus one `f32` scale a vector
+    /// (132 bytes instead of 512 at dimension 128). The graph walk runs on the
+    /// codes and its candidates are re-ranked with the float query; the float
+    /// vectors are not kept. What it costs in recall is in the README's
+    /// benchmark. The growing segment and flat segments stay `f32`.
+    Int8,
+}
+
+impl std::str::FromStr for Quantization {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" | "f32" => Ok(Quantization::None),
+            "int8" => Ok(Quantization::Int8),
+            other => Err(Error::BadInput(format!(
+                "quantization {other:?}: expected none or int8"
             ))),
         }
     }
@@ -192,6 +223,9 @@ pub enum SegmentKind {
     Flat,
     /// A sealed HNSW graph.
     Hnsw,
+    /// A sealed HNSW graph whose vectors are int8 codes.
+    #[serde(rename = "hnsw-int8")]
+    HnswInt8,
 }
 
 impl std::fmt::Display for SegmentKind {
@@ -200,6 +234,7 @@ impl std::fmt::Display for SegmentKind {
             SegmentKind::Growing => "growing",
             SegmentKind::Flat => "flat",
             SegmentKind::Hnsw => "hnsw",
+            SegmentKind::HnswInt8 => "hnsw-int8",
         })
     }
 }
@@ -1043,6 +1078,54 @@ impl Index {
         out
     }
 
+    /// Quantises every sealed float graph to int8 codes now (each gets a new
+    /// blob) and makes later seals and merges quantised too: for a gallery
+    /// built with float graphs, or imported, that must fit less memory. Float
+    /// vectors cannot be had back from codes, so there is no way back but
+    /// re-adding the vectors. Refused while a maintenance job is out.
+    pub fn quantize(&mut self) -> Result<ChangeSet> {
+        if let Some(job) = &self.job {
+            return Err(Error::BadInput(format!(
+                "segment {job} is being built; quantise once it is in"
+            )));
+        }
+        self.config.quantization = Quantization::Int8;
+        let mut cs = ChangeSet::new();
+        for i in 0..self.sealed.len() {
+            let Sealed::Hnsw(graph) = &mut self.sealed[i].seg else {
+                continue;
+            };
+            if graph.is_quantized() {
+                continue;
+            }
+            graph.quantize();
+            let (name, _) = self.next_name("seg");
+            let s = &mut self.sealed[i];
+            let bytes = s.seg.encode(&self.fingerprint, self.dim)?;
+            cs.delete(std::mem::replace(&mut s.entry.name, name.clone()));
+            s.entry.kind = s.seg.kind();
+            s.entry.bytes = bytes.len() as u64;
+            cs.put(name, bytes);
+        }
+        Ok(cs)
+    }
+
+    /// Bytes the index holds in memory for its vectors, graph links and ids
+    /// (what quantisation shrinks); not counting the tombstone set and small
+    /// bookkeeping.
+    pub fn memory_bytes(&self) -> u64 {
+        let growing = self.growing.data.len() * 4 + self.growing.ids.len() * 8;
+        let sealed: usize = self
+            .sealed
+            .iter()
+            .map(|s| match &s.seg {
+                Sealed::Flat(f) => f.data.len() * 4 + f.ids.len() * 8,
+                Sealed::Hnsw(graph) => graph.heap_bytes(),
+            } + s.sorted_ids.len() * 8)
+            .sum();
+        (growing + sealed) as u64
+    }
+
     /// Total bytes of the index's blobs.
     pub fn bytes(&self) -> u64 {
         self.sealed.iter().map(|s| s.entry.bytes).sum::<u64>()
@@ -1681,6 +1764,113 @@ mod tests {
         for (name, bytes) in index.blobs().unwrap() {
             assert_eq!(blobs.0.get(&name), Some(&bytes), "{name}");
         }
+    }
+
+    #[test]
+    fn quantizing_shrinks_memory_keeps_recall_and_persists() {
+        let dim = 32;
+        let mut index = Index::new(dim, "fp", small_config()).unwrap();
+        let mut blobs = Blobs::new();
+        let vs = random_unit(650, dim, 21);
+        fill(&mut index, &mut blobs, &vs, 0, 50);
+        index.remove(&[3, 400]);
+        let hnsw = |index: &Index, kind| index.segments().iter().filter(|s| s.kind == kind).count();
+        let graphs = hnsw(&index, SegmentKind::Hnsw);
+        assert!(graphs >= 2, "{:?}", index.segments());
+        let queries = random_unit(40, dim, 22);
+        let truth: Vec<Vec<u64>> = queries
+            .iter()
+            .map(|q| ids(&index.search_exact(q, 10).unwrap()))
+            .collect();
+        let recall = |index: &Index| {
+            let hit: usize = queries
+                .iter()
+                .zip(&truth)
+                .map(|(q, t)| {
+                    let found = index.search_ef(q, 10, 128).unwrap();
+                    found.iter().filter(|h| t.contains(&h.id)).count()
+                })
+                .sum();
+            hit as f64 / (10 * queries.len()) as f64
+        };
+        let (memory, stored, float_recall) = (index.memory_bytes(), index.bytes(), recall(&index));
+
+        let before: Vec<String> = index
+            .manifest()
+            .segments
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        let cs = index.quantize().unwrap();
+        // Each graph gets a new blob and the old one goes; flat segments stay.
+        assert_eq!(cs.puts.len(), graphs);
+        assert_eq!(cs.deletes.len(), graphs);
+        assert!(cs.deletes.iter().all(|d| before.contains(d)));
+        assert!(cs.puts.iter().all(|(n, _)| !before.contains(n)));
+        blobs.apply(cs);
+        assert_eq!(hnsw(&index, SegmentKind::HnswInt8), graphs);
+        assert_eq!(hnsw(&index, SegmentKind::Hnsw), 0);
+        assert!(
+            index.memory_bytes() < memory,
+            "{} vs {memory}",
+            index.memory_bytes()
+        );
+        assert!(index.bytes() < stored);
+        let int8_recall = recall(&index);
+        assert!(
+            int8_recall >= float_recall - 0.05,
+            "{int8_recall} vs {float_recall}"
+        );
+        // Deleted ids stay deleted; a stored vector still finds itself.
+        let hits = index.search(&vs[3], 5).unwrap();
+        assert!(hits.iter().all(|h| h.id != 3));
+        let hits = index.search(&vs[7], 1).unwrap();
+        assert_eq!(hits[0].id, 7);
+        assert!((hits[0].score - 1.0).abs() < 0.01, "{}", hits[0].score);
+        // Quantising again changes nothing.
+        assert!(index.quantize().unwrap().is_empty());
+
+        // Later seals are quantised too, and everything reloads as it was.
+        fill(&mut index, &mut blobs, &random_unit(250, dim, 23), 1000, 50);
+        assert_eq!(index.config().quantization, Quantization::Int8);
+        assert_eq!(hnsw(&index, SegmentKind::Hnsw), 0, "{:?}", index.segments());
+        let m = index.manifest();
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(
+            json.contains("\"hnsw-int8\"") && json.contains("\"int8\""),
+            "{json}"
+        );
+        let (back, damage) = Index::load(dim, "fp", &m, &blobs, false).unwrap();
+        assert!(damage.is_empty());
+        assert_eq!(back.segments(), index.segments());
+        assert_eq!(back.memory_bytes(), index.memory_bytes());
+        for q in &queries {
+            assert_eq!(back.search(q, 10).unwrap(), index.search(q, 10).unwrap());
+        }
+        for (name, bytes) in index.blobs().unwrap() {
+            assert_eq!(blobs.0.get(&name), Some(&bytes), "{name}");
+        }
+        // A manifest written before quantisation existed reads as float.
+        let old: IndexConfig = serde_json::from_str(r#"{"growing_capacity":100}"#).unwrap();
+        assert_eq!(old.quantization, Quantization::None);
+        assert_eq!("int8".parse::<Quantization>().unwrap(), Quantization::Int8);
+        assert!("int4".parse::<Quantization>().is_err());
+    }
+
+    #[test]
+    fn quantize_waits_for_a_running_job() {
+        let dim = 8;
+        let mut index = Index::new(dim, "fp", small_config()).unwrap();
+        let ids: Vec<u64> = (0..150).collect();
+        index.add(&ids, &random_unit(150, dim, 5)).unwrap();
+        let job = index.start_maintenance().expect("a seal is due");
+        let err = index.quantize().unwrap_err();
+        assert!(
+            err.is_user_error() && err.to_string().contains("being built"),
+            "{err}"
+        );
+        index.finish_maintenance(job.build().unwrap()).unwrap();
+        assert!(index.quantize().is_ok());
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! array, scanned with the SIMD dot product. A *HNSW* segment is a [`Graph`]:
 //! built by instant-distance, searched in this crate's layout.
 //!
+//! A graph built with `IndexConfig::quantization` = int8 is quantised right
+//! after it is built and stored as codes (blob kind `SEGQ`, segment kind
+//! `hnsw-int8`): flat segments and the growing segment stay float, as they hold
+//! at most a growing segment's worth of vectors.
+//!
 //! Both are persisted with postcard inside a [`blob`](crate::blob) frame, together
 //! with the model fingerprint and the dimension, so a segment is self-describing.
 //! Decoding never trusts the bytes: every neighbour reference of a graph is
@@ -16,13 +21,15 @@ use std::collections::{BTreeSet, BinaryHeap};
 use serde::{Deserialize, Serialize};
 
 use super::distance;
-use super::graph::{BuildParams, Graph, Scored, StoredGraph};
-use super::{Hit, IndexConfig, SegmentKind};
+use super::graph::{BuildParams, Graph, QuantizedLayout, Scored, StoredGraph};
+use super::{Hit, IndexConfig, Quantization, SegmentKind};
 use crate::blob;
 use crate::{Error, Result};
 
 /// Blob kind of a sealed HNSW segment.
 pub const KIND_HNSW: [u8; 4] = *b"SEGH";
+/// Blob kind of a sealed HNSW segment with int8 codes.
+pub const KIND_HNSW_I8: [u8; 4] = *b"SEGQ";
 /// Blob kind of a sealed flat segment.
 pub const KIND_FLAT: [u8; 4] = *b"SEGF";
 /// Blob kind of a growing-segment chunk.
@@ -128,8 +135,11 @@ impl Sealed {
             heuristic: config.neighbors.heuristic(),
             seed,
         };
-        let graph = Graph::build(&flat.ids, &flat.data, dim, &params)
+        let mut graph = Graph::build(&flat.ids, &flat.data, dim, &params)
             .map_err(|e| Error::Internal(format!("building a HNSW segment: {e}")))?;
+        if config.quantization == Quantization::Int8 {
+            graph.quantize();
+        }
         Ok(Sealed::Hnsw(graph))
     }
 
@@ -144,6 +154,7 @@ impl Sealed {
     pub(crate) fn kind(&self) -> SegmentKind {
         match self {
             Sealed::Flat(_) => SegmentKind::Flat,
+            Sealed::Hnsw(graph) if graph.is_quantized() => SegmentKind::HnswInt8,
             Sealed::Hnsw(_) => SegmentKind::Hnsw,
         }
     }
@@ -159,7 +170,7 @@ impl Sealed {
     pub(crate) fn for_each(&self, dim: usize, mut f: impl FnMut(u64, &[f32])) {
         match self {
             Sealed::Flat(flat) => flat.iter(dim).for_each(|(id, v)| f(id, v)),
-            Sealed::Hnsw(graph) => graph.iter().for_each(|(id, v)| f(id, v)),
+            Sealed::Hnsw(graph) => graph.for_each(f),
         }
     }
 
@@ -192,11 +203,11 @@ impl Sealed {
             Sealed::Flat(flat) => flat.scan(dim, query, tombstones, top),
             Sealed::Hnsw(graph) => {
                 if exact {
-                    for (id, v) in graph.iter() {
+                    graph.for_each(|id, v| {
                         if !tombstones.contains(&id) {
                             top.push(id, distance::dot(query, v));
                         }
-                    }
+                    });
                     return;
                 }
                 let mut ef = ef.unwrap_or(graph.ef_search()).max(k);
@@ -230,16 +241,10 @@ impl Sealed {
     pub(crate) fn encode(&self, fingerprint: &str, dim: usize) -> Result<Vec<u8>> {
         match self {
             Sealed::Flat(flat) => encode_flat(KIND_FLAT, fingerprint, dim, flat),
-            Sealed::Hnsw(graph) => {
-                let file = HnswFileRef {
-                    fingerprint,
-                    dim: dim as u64,
-                    map: graph.serializable(),
-                };
-                let payload = postcard::to_allocvec(&file)
-                    .map_err(|e| Error::Internal(format!("encoding a HNSW segment: {e}")))?;
-                Ok(blob::seal(KIND_HNSW, &payload))
-            }
+            Sealed::Hnsw(graph) => match graph.quantized_layout() {
+                Some(layout) => encode_hnsw(KIND_HNSW_I8, fingerprint, dim, layout),
+                None => encode_hnsw(KIND_HNSW, fingerprint, dim, graph.serializable()),
+            },
         }
     }
 
@@ -254,7 +259,8 @@ impl Sealed {
                 let (fp, dim, flat) = decode_flat(name, KIND_FLAT, bytes)?;
                 Ok((fp, dim, Sealed::Flat(flat)))
             }
-            SegmentKind::Hnsw => decode_hnsw(name, bytes),
+            SegmentKind::Hnsw => decode_graph::<StoredGraph>(name, KIND_HNSW, bytes),
+            SegmentKind::HnswInt8 => decode_graph::<QuantizedLayout>(name, KIND_HNSW_I8, bytes),
             SegmentKind::Growing => Err(Error::corrupt(
                 name,
                 "listed as a sealed segment of kind \"growing\"",
@@ -310,10 +316,7 @@ pub(crate) fn decode_flat(
 ) -> Result<(String, usize, Flat)> {
     let payload = blob::open(name, kind, bytes)?;
     let file: FlatFile = blob::decode_all(name, payload)?;
-    let dim = usize::try_from(file.dim)
-        .ok()
-        .filter(|d| *d > 0)
-        .ok_or_else(|| Error::corrupt(name, format!("bad dimension {}", file.dim)))?;
+    let dim = checked_dim(name, file.dim)?;
     if file.data.len() != file.ids.len().saturating_mul(dim) {
         return Err(Error::corrupt(
             name,
@@ -340,6 +343,22 @@ pub(crate) fn decode_flat(
     ))
 }
 
+fn encode_hnsw(
+    kind: [u8; 4],
+    fingerprint: &str,
+    dim: usize,
+    map: impl Serialize,
+) -> Result<Vec<u8>> {
+    let file = HnswFileRef {
+        fingerprint,
+        dim: dim as u64,
+        map,
+    };
+    let payload = postcard::to_allocvec(&file)
+        .map_err(|e| Error::Internal(format!("encoding a HNSW segment: {e}")))?;
+    Ok(blob::seal(kind, &payload))
+}
+
 #[derive(Serialize)]
 struct HnswFileRef<'a, G: Serialize> {
     fingerprint: &'a str,
@@ -347,22 +366,49 @@ struct HnswFileRef<'a, G: Serialize> {
     map: G,
 }
 
+/// A graph segment's payload: `map` is instant-distance's layout
+/// ([`StoredGraph`]) or the quantised one ([`QuantizedLayout`]).
 #[derive(Deserialize)]
-struct HnswFile {
+struct GraphFile<L> {
     fingerprint: String,
     dim: u64,
-    map: StoredGraph,
+    map: L,
 }
 
-fn decode_hnsw(name: &str, bytes: &[u8]) -> Result<(String, usize, Sealed)> {
-    let payload = blob::open(name, KIND_HNSW, bytes)?;
-    let file: HnswFile = blob::decode_all(name, payload)?;
-    let dim = usize::try_from(file.dim)
-        .ok()
-        .filter(|d| *d > 0)
-        .ok_or_else(|| Error::corrupt(name, format!("bad dimension {}", file.dim)))?;
+/// A stored graph layout, checked into a [`Graph`].
+trait GraphLayout: serde::de::DeserializeOwned {
+    fn check(self, dim: usize) -> std::result::Result<Graph, String>;
+}
+
+impl GraphLayout for StoredGraph {
+    fn check(self, dim: usize) -> std::result::Result<Graph, String> {
+        StoredGraph::check(self, dim)
+    }
+}
+
+impl GraphLayout for QuantizedLayout {
+    fn check(self, dim: usize) -> std::result::Result<Graph, String> {
+        QuantizedLayout::check(self, dim)
+    }
+}
+
+fn decode_graph<L: GraphLayout>(
+    name: &str,
+    kind: [u8; 4],
+    bytes: &[u8],
+) -> Result<(String, usize, Sealed)> {
+    let payload = blob::open(name, kind, bytes)?;
+    let file: GraphFile<L> = blob::decode_all(name, payload)?;
+    let dim = checked_dim(name, file.dim)?;
     let graph = file.map.check(dim).map_err(|e| Error::corrupt(name, e))?;
     Ok((file.fingerprint, dim, Sealed::Hnsw(graph)))
+}
+
+fn checked_dim(name: &str, dim: u64) -> Result<usize> {
+    usize::try_from(dim)
+        .ok()
+        .filter(|d| *d > 0)
+        .ok_or_else(|| Error::corrupt(name, format!("bad dimension {dim}")))
 }
 
 #[cfg(test)]
@@ -442,6 +488,58 @@ mod tests {
             let hits = top.into_hits();
             assert_eq!(hits[0].id, f.ids[i]);
             assert!((hits[0].score - 1.0).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn int8_segment_roundtrips_under_its_own_kind() {
+        let dim = 16;
+        let cfg = IndexConfig {
+            quantization: Quantization::Int8,
+            ..IndexConfig::default()
+        };
+        let f = flat(200, dim);
+        let s = Sealed::build(f.clone(), dim, &cfg, 7).unwrap();
+        assert_eq!(s.kind(), SegmentKind::HnswInt8);
+        let bytes = s.encode("fp", dim).unwrap();
+        let float = Sealed::build(f.clone(), dim, &IndexConfig::default(), 7).unwrap();
+        // 16 floats (64 bytes) a vector become 16 codes and a scale (20).
+        let float_len = float.encode("fp", dim).unwrap().len();
+        assert!(
+            float_len > bytes.len() + 200 * 40,
+            "{float_len} vs {}",
+            bytes.len()
+        );
+        let (fp, d, back) = Sealed::decode("seg-2", SegmentKind::HnswInt8, &bytes).unwrap();
+        assert_eq!(
+            (fp.as_str(), d, back.kind()),
+            ("fp", dim, SegmentKind::HnswInt8)
+        );
+        assert_eq!(
+            back.encode("fp", dim).unwrap(),
+            bytes,
+            "re-encoding is stable"
+        );
+        // Listed as the other kind, the frame refuses it by name.
+        let err = Sealed::decode("seg-2", SegmentKind::Hnsw, &bytes)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("seg-2"), "{err}");
+        // Dequantised vectors come back (for merges and exact search).
+        let mut n = 0;
+        back.for_each(dim, |id, v| {
+            let i = (id / 10) as usize;
+            let orig = &f.data[i * dim..(i + 1) * dim];
+            assert!(v.iter().zip(orig).all(|(a, b)| (a - b).abs() < 0.01));
+            n += 1;
+        });
+        assert_eq!(n, 200);
+        for (i, q) in f.data.chunks_exact(dim).enumerate().step_by(17) {
+            for exact in [false, true] {
+                let mut top = TopK::new(1);
+                back.search(dim, q, 1, None, exact, &BTreeSet::new(), &mut top);
+                assert_eq!(top.into_hits()[0].id, f.ids[i]);
+            }
         }
     }
 
