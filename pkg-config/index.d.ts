@@ -113,6 +113,10 @@ export interface Stats {
   deleted: number;
   segments: { name: string; kind: string; vectors: number; bytes: number; [k: string]: unknown }[];
   bytes: number;
+  /** Bytes the index holds in memory: vectors (or int8 codes), graph links, ids. */
+  memoryBytes: number;
+  /** How sealed graphs store vectors: 'none' (float32) or 'int8' (after quantize()). */
+  quantization: 'none' | 'int8';
   backend: 'webgpu' | 'cpu';
   /** Why "auto" did not take WebGPU. */
   backendFallback: string | null;
@@ -160,6 +164,12 @@ export interface MetricAnnApi {
   reembed(): Promise<{ classes: number; vectors: number }>;
   /** Run pending index sealing/merging now; resolves to whether there was any. */
   maintain(): Promise<boolean>;
+  /**
+   * Store the gallery's graphs as int8 codes from now on: about a quarter of the
+   * vectors' memory, at a small cost in recall (README, "int8"). One transaction;
+   * there is no way back to float32 short of enrolling again.
+   */
+  quantize(): Promise<Stats>;
   close(): Promise<void>;
 }
 
@@ -188,6 +198,7 @@ export declare class MetricAnn implements MetricAnnApi {
   export(options?: { format?: 'blob' | 'bytes' }): Promise<Blob | Uint8Array>;
   reembed(): Promise<{ classes: number; vectors: number }>;
   maintain(): Promise<boolean>;
+  quantize(): Promise<Stats>;
   close(): Promise<void>;
 }
 

@@ -190,6 +190,10 @@ export class MetricAnn {
     return call(() => this.#live().maintain());
   }
 
+  quantize() {
+    return call(() => this.#live().quantize());
+  }
+
   async close() {
     const core = this.#core;
     if (!core) return;
@@ -269,6 +273,9 @@ class RemoteMetricAnn {
   }
   maintain() {
     return this.#call('maintain');
+  }
+  quantize() {
+    return this.#call('quantize');
   }
   close() {
     return this.#call('close');

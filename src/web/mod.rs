@@ -517,6 +517,8 @@ impl Session {
             "deleted": s.deleted,
             "segments": segments,
             "bytes": s.bytes,
+            "memoryBytes": s.memory_bytes,
+            "quantization": s.quantization,
             "backend": backend_label(self.model.backend),
             "backendFallback": self.model.fallback,
             "gallery": self.name,
@@ -1099,6 +1101,20 @@ impl MetricAnn {
                 "classes": s.gallery.len(),
                 "vectors": s.gallery.stats().vectors,
             }))
+        })
+    }
+
+    /// Stores the gallery's graphs as int8 codes from now on (a quarter of
+    /// their vectors' memory; see the README for the recall it costs), in one
+    /// transaction. Resolves to the stats.
+    pub fn quantize(&self) -> Promise {
+        with_session(&self.session, move |session| async move {
+            let mut guard = session.lock().await;
+            let s = open_session!(guard);
+            s.ensure_writable().await?;
+            let changes = s.gallery.quantize()?;
+            s.commit(changes, false).await?;
+            s.stats()
         })
     }
 

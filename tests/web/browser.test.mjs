@@ -254,6 +254,60 @@ async function suite(t, context, origin, backend) {
     assert.equal(res.reopened.ok, true);
   });
 
+  await t.test(`[${backend}] quantize(): int8 graphs in IndexedDB, smaller in memory, still found after a reload`, async () => {
+    const qg = `quant-${backend}`;
+    const N = 1300; // past the growing segment's 1,024: one sealed graph
+    const before = await page.evaluate(
+      async ([qg, model, backend, N]) => {
+        const ann = await h.MetricAnn.open({ model, gallery: qg, backend });
+        const { dim } = await ann.stats();
+        let s = 12345;
+        const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5;
+        window.vectors = Array.from({ length: N }, () => Array.from({ length: dim }, rand));
+        for (let i = 0; i < N; i += 500) {
+          await ann.enrollVectors(window.vectors.slice(i, i + 500).map((v, j) => ({ label: `q${i + j}`, vectors: [v] })));
+        }
+        while (await ann.maintain()) {}
+        const float = await ann.stats();
+        const quant = await ann.quantize();
+        const tops = [];
+        for (let i = 0; i < N; i += 97) tops.push((await ann.searchVector(window.vectors[i], { k: 1 })).matches[0].label);
+        await ann.close();
+        return { float, quant, tops };
+      },
+      [qg, MODEL, backend, N],
+    );
+    const kinds = (st) => st.segments.map((x) => x.kind);
+    assert.equal(before.float.quantization, 'none');
+    assert.ok(kinds(before.float).includes('hnsw'), JSON.stringify(kinds(before.float)));
+    assert.equal(before.quant.quantization, 'int8');
+    assert.ok(kinds(before.quant).includes('hnsw-int8') && !kinds(before.quant).includes('hnsw'));
+    assert.ok(before.quant.memoryBytes < before.float.memoryBytes * 0.8, `${before.quant.memoryBytes} vs ${before.float.memoryBytes}`);
+    assert.ok(before.quant.bytes < before.float.bytes);
+    const wanted = before.tops.map((_, i) => `q${i * 97}`);
+    assert.deepEqual(before.tops, wanted);
+    await reload(page);
+    const after = await page.evaluate(
+      async ([qg, model, backend, N]) => {
+        const ann = await h.MetricAnn.open({ model, gallery: qg, backend });
+        const stats = await ann.stats();
+        let s = 12345;
+        const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5;
+        const vectors = Array.from({ length: N }, () => Array.from({ length: stats.dim }, rand));
+        const tops = [];
+        for (let i = 0; i < N; i += 97) tops.push((await ann.searchVector(vectors[i], { k: 1 })).matches[0].label);
+        await ann.close();
+        await h.MetricAnn.deleteGallery(qg);
+        return { stats, tops };
+      },
+      [qg, MODEL, backend, N],
+    );
+    assert.equal(after.stats.quantization, 'int8');
+    assert.deepEqual(kinds(after.stats), kinds(before.quant));
+    assert.equal(after.stats.memoryBytes, before.quant.memoryBytes);
+    assert.deepEqual(after.tops, wanted);
+  });
+
   await t.test(`[${backend}] createWorker(): the same API in a Web Worker`, async () => {
     const res = await page.evaluate(
       async ([model, backend, classes]) => {
