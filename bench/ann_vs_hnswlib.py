@@ -5,7 +5,9 @@ Generates clustered unit vectors (numpy, seeded; cached under target/bench-data)
 computes the exact top-k with numpy, then runs, each in its own process (so each
 has its own peak RSS):
 
-  - our CLI:  metricann bench --base B --queries Q --gt G --k K --ef ... --m M --json
+  - our CLI:  metricann bench --base B --queries Q --gt G --k K --ef ... --m M
+              --quantize none[,int8] --json (with int8, the same graph measured
+              again with its vectors quantised: one curve per storage)
   - hnswlib:  this script with --worker hnswlib (space "ip", the same M,
               ef_construction and ef list)
 
@@ -182,10 +184,26 @@ def hnswlib_worker(a):
     )
 
 
-def qps_at(report, target):
+def runs_of(report, quantization="none"):
+    """The runs of one vector storage (hnswlib's runs, and older reports, are "none")."""
+    return [r for r in report["runs"] if r.get("quantization", "none") == quantization]
+
+
+def qps_at(runs, target):
     """The best QPS among the runs reaching recall ≥ target (None if none does)."""
-    ok = [r["qps"] for r in report["runs"] if r["recall_at_k"] >= target]
+    ok = [r["qps"] for r in runs if r["recall_at_k"] >= target]
     return max(ok) if ok else None
+
+
+def qps_interpolated(runs, target):
+    """QPS at recall exactly `target`: log(QPS) interpolated linearly in recall
+    between the two runs around it (None outside the measured range)."""
+    pts = sorted((r["recall_at_k"], r["qps"]) for r in runs)
+    for (r0, q0), (r1, q1) in zip(pts, pts[1:]):
+        if r0 <= target <= r1 and r1 > r0:
+            w = (target - r0) / (r1 - r0)
+            return float(np.exp(np.log(q0) + w * (np.log(q1) - np.log(q0))))
+    return None
 
 
 def plot(results, png, title):
@@ -195,12 +213,17 @@ def plot(results, png, title):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for key, style in (("metricann", "o-"), ("hnswlib", "s--")):
+    curves = [("metricann", q, style) for q, style in (("none", "o-"), ("int8", "^-"))
+              if runs_of(results["metricann"], q)]
+    curves.append(("hnswlib", "none", "s--"))
+    for key, q, style in curves:
         r = results[key]
-        xs = [x["recall_at_k"] for x in r["runs"]]
-        ys = [x["qps"] for x in r["runs"]]
-        ax.plot(xs, ys, style, label=f"{key} (build {r['build_seconds']:.0f} s)")
-        for x, y, run in zip(xs, ys, r["runs"]):
+        runs = runs_of(r, q)
+        xs = [x["recall_at_k"] for x in runs]
+        ys = [x["qps"] for x in runs]
+        label = key if q == "none" else f"{key} int8"
+        ax.plot(xs, ys, style, label=f"{label} (build {r['build_seconds']:.0f} s)")
+        for x, y, run in zip(xs, ys, runs):
             ax.annotate(f"ef {run['ef']}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_yscale("log")
     ax.set_xlabel(f"recall@{results['k']}")
@@ -225,6 +248,7 @@ def main():
     p.add_argument("--ef-construction", type=int, default=100)
     p.add_argument("--ef", type=lambda s: [int(x) for x in s.split(",")], default=[10, 16, 32, 64, 128, 256])
     p.add_argument("--neighbors", default="diverse-fill", help="our build's neighbour selection")
+    p.add_argument("--quantize", default="none", help="our vector storage(s): none, int8 or none,int8")
     p.add_argument("--threads", type=int, default=0, help="build threads for both (0: all cores)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--bin", default=str(ROOT / "target" / "release" / "metricann"))
@@ -240,17 +264,22 @@ def main():
 
     name, (base, queries, gt) = dataset(a)
     ef = ",".join(map(str, a.ef))
-    tag = f"{name}-M{a.m}-efc{a.ef_construction}-{a.neighbors}-t{a.threads}"
+    storage = "" if a.quantize == "none" else "-" + a.quantize.replace(",", "-")
+    tag = f"{name}-M{a.m}-efc{a.ef_construction}-{a.neighbors}{storage}-t{a.threads}"
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     result_path = out / f"ann_vs_hnswlib-{tag}.json"
-    # --skip: the other side of the latest result on the same data, M, efC and threads.
+    # --skip: the other side of an earlier result with the same settings, or
+    # else of the latest on the same data, M, efC and threads.
     previous = {}
     if a.skip:
         pattern = f"ann_vs_hnswlib-{name}-M{a.m}-efc{a.ef_construction}-*-t{a.threads}.json"
         earlier = sorted(out.glob(pattern), key=lambda p: p.stat().st_mtime)
+        if result_path.exists():
+            earlier.append(result_path)
         if not earlier:
             sys.exit(f"--skip {a.skip}: no earlier {pattern} in {out}")
+        print(f"--skip {a.skip}: its side from {earlier[-1].name}", file=sys.stderr)
         previous = json.loads(earlier[-1].read_text())
 
     results = {"benchmark": "ann_vs_hnswlib", "data": name, "k": a.k, "machine": machine()}
@@ -259,7 +288,7 @@ def main():
     else:
         cmd = [a.bin, "bench", "--base", str(base), "--queries", str(queries), "--gt", str(gt), "--k", str(a.k),
                "--ef", ef, "--m", str(a.m), "--ef-construction", str(a.ef_construction),
-               "--neighbors", a.neighbors, "--threads", str(a.threads), "--json"]
+               "--neighbors", a.neighbors, "--threads", str(a.threads), "--quantize", a.quantize, "--json"]
         print("run:", " ".join(cmd), file=sys.stderr)
         results["metricann"] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         results["metricann_command"] = " ".join(cmd)
@@ -274,10 +303,18 @@ def main():
 
     ours, theirs = results["metricann"], results["hnswlib"]
     summary = {"build_seconds_ratio": ours["build_seconds"] / theirs["build_seconds"]}
-    for t in TARGETS:
-        q1, q2 = qps_at(ours, t), qps_at(theirs, t)
-        summary[f"qps_at_recall_{t:.2f}"] = {"metricann": q1, "hnswlib": q2,
-                                             "ratio": (q1 / q2) if q1 and q2 else None}
+    theirs_runs = runs_of(theirs)
+    for quantization in ("none", "int8"):
+        ours_runs = runs_of(ours, quantization)
+        if not ours_runs:
+            continue
+        prefix = "" if quantization == "none" else "int8_"
+        for t in TARGETS:
+            for key, at in (("qps_at_recall", qps_at), ("qps_interpolated_at_recall", qps_interpolated)):
+                q1, q2 = at(ours_runs, t), at(theirs_runs, t)
+                summary[f"{prefix}{key}_{t:.2f}"] = {"metricann": q1, "hnswlib": q2,
+                                                      "ratio": (q1 / q2) if q1 and q2 else None}
+        summary[f"{prefix}index_memory_bytes"] = ours_runs[0].get("index_memory_bytes")
     for key in ("index_bytes", "peak_rss_build_bytes"):
         a1, a2 = ours["memory"].get(key), theirs["memory"].get(key)
         summary[f"{key}_ratio"] = (a1 / a2) if a1 and a2 else None

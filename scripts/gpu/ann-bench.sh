@@ -7,11 +7,12 @@
 #   GLYPHS=1 bash scripts/gpu/ann-bench.sh                          the same on real glyph embeddings
 #   INCREMENTAL="900000 100000" bash scripts/gpu/ann-bench.sh       bench/incremental.py
 #   INCREMENTAL="900000 100000" INCREMENTAL_ARGS="--skip hnswlib --keep-base" bash scripts/gpu/ann-bench.sh
+#   NO_HNSWLIB=1 SIZES=1000000 ANN_ARGS="--quantize none,int8 --skip hnswlib" bash scripts/gpu/ann-bench.sh
 #
 # Carried (none of it is in git): .dev/metricann.xz (the release trainer built
 # here, `xz -T0 -6`), .whl/ (hnswlib 0.8.0 built for the machine's Python 3.12
-# with -mavx2 -mfma and HNSWLIB_NO_NATIVE=1, so that both sides run AVX2+FMA
-# distance kernels). GLYPHS=1 also needs .devdata/l2-64.pack.xz
+# with -mavx2 -mfma and HNSWLIB_NO_NATIVE=1, or its sdist, compiled there the
+# same way, so that both sides run AVX2+FMA distance kernels). GLYPHS=1 also needs .devdata/l2-64.pack.xz
 # (scripts/gpu/pack-glyphs.py of the GB2312 level-2 rendering). Results
 # (JSON + PNG) go to $OUT.
 set -uo pipefail
@@ -22,14 +23,30 @@ mkdir -p "$OUT"
 BIN=/tmp/metricann
 log() { echo "[$(date +%T)] $*" | tee -a "$OUT/log"; }
 [ -x "$BIN" ] || { python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.dev/metricann.xz'), open('$BIN', 'wb'))" && chmod +x "$BIN"; }
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-  && export PYTHONPATH=/tmp/site || { log "hnswlib wheel did not install"; exit 1; }
+# hnswlib: a carried wheel, or else its sdist compiled here (the machine has
+# g++, pybind11 and numpy), with the same AVX2+FMA flags.
+if [ -n "${NO_HNSWLIB:-}" ]; then
+  true  # only our side runs (--skip hnswlib)
+elif ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+else
+  HNSWLIB_NO_NATIVE=1 CFLAGS="-mavx2 -mfma" python3 -m pip install -q --no-index --no-deps --no-build-isolation \
+    --no-cache-dir --target /tmp/site .whl/hnswlib-*.tar.gz
+fi && export PYTHONPATH=/tmp/site || { log "hnswlib did not install"; exit 1; }
 log "$(grep -m1 'model name' /proc/cpuinfo), $(nproc) cores; building on $THREADS"
 
+# Results stay in target/ann-results between the calls of a warm machine, and
+# start from the committed ones, so that ANN_ARGS="--skip hnswlib" and then
+# "--skip metricann" can run the sides in separate 10-minute commands (a side
+# measured in an earlier call travels as its JSON in bench/results/).
+mkdir -p target/ann-results
+cp -n bench/results/ann_vs_hnswlib-*.json target/ann-results/ 2>/dev/null
 for n in $SIZES; do
   log "n = $n"
-  PYTHONUNBUFFERED=1 python3 bench/ann_vs_hnswlib.py --n "$n" --bin "$BIN" --out "$OUT" \
+  touch /tmp/ann-stamp
+  PYTHONUNBUFFERED=1 python3 bench/ann_vs_hnswlib.py --n "$n" --bin "$BIN" --out target/ann-results \
     --threads "$THREADS" ${ANN_ARGS:-} 2>&1 | tee -a "$OUT/log"
+  find target/ann-results -newer /tmp/ann-stamp -type f | xargs -r cp -t "$OUT"
 done
 
 if [ -n "${GLYPHS:-}" ]; then
@@ -75,6 +92,7 @@ if [ -n "${INCREMENTAL:-}" ]; then
   mkdir -p target/incremental-results
   PYTHONUNBUFFERED=1 python3 bench/incremental.py --base-n "$base" --add-n "$add" --bin "$BIN" \
     --out target/incremental-results --threads "$THREADS" ${INCREMENTAL_ARGS:-} 2>&1 | tee -a "$OUT/log"
-  cp target/incremental-results/*.json "$OUT"/ 2>/dev/null
+  # $OUT takes no '+' in a file name.
+  for f in target/incremental-results/*.json; do cp "$f" "$OUT/$(basename "$f" | tr + _)"; done
 fi
 log "done"

@@ -3,8 +3,10 @@
 //! Builds the index (one sealed instant-distance HNSW segment) over the base
 //! vectors, then, for each `--ef`, runs every query on one thread and reports
 //! queries per second, latency percentiles and recall@k against the ground truth
-//! (a `--gt` file of row indices, or the index's own exact search). The shape of
-//! the report is what `bench/ann_vs_hnswlib.py` compares with hnswlib.
+//! (a `--gt` file of row indices, or the index's own exact search). With
+//! `--quantize none,int8` the same graph is then quantised and measured again,
+//! so the two runs differ only in how the vectors are stored. The shape of the
+//! report is what `bench/ann_vs_hnswlib.py` compares with hnswlib.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -12,7 +14,7 @@ use std::time::Instant;
 use clap::Args;
 use serde::Serialize;
 
-use metricann::index::{Index, IndexConfig, NeighborSelection, distance};
+use metricann::index::{Index, IndexConfig, NeighborSelection, Quantization, distance};
 use metricann::metrics::mean_recall_at_k;
 use metricann::{Error, Result};
 
@@ -54,6 +56,10 @@ pub struct BenchArgs {
     /// Use only the first N base vectors (and ground truth computed on them).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// How the graph stores its vectors; with several, every --ef runs for each,
+    /// in order, on the same graph (none before int8: codes cannot become floats again).
+    #[arg(long, num_args = 1.., value_delimiter = ',', default_value = "none")]
+    pub quantize: Vec<Quantization>,
     #[arg(long)]
     pub json: bool,
 }
@@ -61,6 +67,7 @@ pub struct BenchArgs {
 /// One query run at one `ef`.
 #[derive(Debug, Serialize)]
 pub struct Run {
+    pub quantization: Quantization,
     pub ef: usize,
     /// Queries per second on one thread.
     pub qps: f64,
@@ -68,6 +75,10 @@ pub struct Run {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub recall_at_k: f64,
+    /// The index's vectors, links and ids in memory ([`Index::memory_bytes`]).
+    pub index_memory_bytes: u64,
+    /// The index's serialized size.
+    pub index_bytes: u64,
 }
 
 /// Process memory (Linux `/proc/self/status`; absent elsewhere).
@@ -157,6 +168,17 @@ pub fn run(a: &BenchArgs) -> Result<Report> {
             "--ef {ef} is below --k {}: the graph search would return fewer than k",
             a.k
         )));
+    }
+    if a.quantize.is_empty() {
+        return Err(Error::BadInput("--quantize needs none or int8".into()));
+    }
+    if a.quantize
+        .windows(2)
+        .any(|w| w[0] == Quantization::Int8 && w[1] != Quantization::Int8)
+    {
+        return Err(Error::BadInput(
+            "--quantize: none after int8; codes cannot become floats again, list none first".into(),
+        ));
     }
     let neighbors: NeighborSelection = a
         .neighbors
@@ -249,31 +271,23 @@ pub fn run(a: &BenchArgs) -> Result<Report> {
             .collect::<Result<_>>()?,
     };
 
-    let mut runs = Vec::with_capacity(a.ef.len());
-    for &ef in &a.ef {
-        index.set_ef_search(ef)?;
-        for q in queries.iter().take(10) {
-            index.search(q, a.k)?;
+    let index_bytes = index.bytes();
+    let mut runs = Vec::with_capacity(a.ef.len() * a.quantize.len());
+    for &quantization in &a.quantize {
+        if quantization == Quantization::Int8 {
+            // The change set (the re-encoded segment) is dropped, as above.
+            index.quantize()?;
         }
-        let mut found = Vec::with_capacity(queries.len());
-        let mut ms = Vec::with_capacity(queries.len());
-        let all = Instant::now();
-        for q in &queries {
-            let t = Instant::now();
-            let hits = index.search(q, a.k)?;
-            ms.push(t.elapsed().as_secs_f64() * 1e3);
-            found.push(hits.iter().map(|h| h.id).collect::<Vec<u64>>());
+        for &ef in &a.ef {
+            runs.push(run_queries(
+                &mut index,
+                &queries,
+                &ground_truth,
+                a.k,
+                ef,
+                quantization,
+            )?);
         }
-        let seconds = all.elapsed().as_secs_f64();
-        ms.sort_by(f64::total_cmp);
-        runs.push(Run {
-            ef,
-            qps: queries.len() as f64 / seconds.max(1e-12),
-            mean_ms: ms.iter().sum::<f64>() / ms.len().max(1) as f64,
-            p50_ms: percentile(&ms, 0.5),
-            p99_ms: percentile(&ms, 0.99),
-            recall_at_k: mean_recall_at_k(&found, &ground_truth, a.k),
-        });
     }
 
     Ok(Report {
@@ -295,9 +309,46 @@ pub fn run(a: &BenchArgs) -> Result<Report> {
             rss_inputs_bytes: rss_inputs,
             peak_rss_build_bytes: peak_rss_build,
             rss_after_build_bytes: rss_after_build,
-            index_bytes: index.bytes(),
+            index_bytes,
         },
         runs,
+    })
+}
+
+/// Every query at one `ef`, timed one by one on this thread.
+fn run_queries(
+    index: &mut Index,
+    queries: &[Vec<f32>],
+    ground_truth: &[Vec<u64>],
+    k: usize,
+    ef: usize,
+    quantization: Quantization,
+) -> Result<Run> {
+    index.set_ef_search(ef)?;
+    for q in queries.iter().take(10) {
+        index.search(q, k)?;
+    }
+    let mut found = Vec::with_capacity(queries.len());
+    let mut ms = Vec::with_capacity(queries.len());
+    let all = Instant::now();
+    for q in queries {
+        let t = Instant::now();
+        let hits = index.search(q, k)?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        found.push(hits.iter().map(|h| h.id).collect::<Vec<u64>>());
+    }
+    let seconds = all.elapsed().as_secs_f64();
+    ms.sort_by(f64::total_cmp);
+    Ok(Run {
+        quantization,
+        ef,
+        qps: queries.len() as f64 / seconds.max(1e-12),
+        mean_ms: ms.iter().sum::<f64>() / ms.len().max(1) as f64,
+        p50_ms: percentile(&ms, 0.5),
+        p99_ms: percentile(&ms, 0.99),
+        recall_at_k: mean_recall_at_k(&found, ground_truth, k),
+        index_memory_bytes: index.memory_bytes(),
+        index_bytes: index.bytes(),
     })
 }
 
@@ -330,11 +381,20 @@ pub fn print_table(r: &Report) {
         "{} queries, k {}, ground truth: {}",
         r.nq, r.k, r.ground_truth
     );
-    println!("   ef       QPS   p50 ms   p99 ms  recall@{}", r.k);
+    println!(
+        "vectors   ef       QPS   p50 ms   p99 ms  recall@{}  in memory",
+        r.k
+    );
     for run in &r.runs {
         println!(
-            "{:>5}  {:>8.0}  {:>7.3}  {:>7.3}  {:>9.4}",
-            run.ef, run.qps, run.p50_ms, run.p99_ms, run.recall_at_k
+            "{:<7} {:>5}  {:>8.0}  {:>7.3}  {:>7.3}  {:>9.4}  {:>6.0} MiB",
+            format!("{:?}", run.quantization).to_lowercase(),
+            run.ef,
+            run.qps,
+            run.p50_ms,
+            run.p99_ms,
+            run.recall_at_k,
+            run.index_memory_bytes as f64 / 1048576.0
         );
     }
 }
@@ -355,6 +415,7 @@ mod tests {
             neighbors: "diverse".into(),
             threads: 1,
             limit: None,
+            quantize: vec![Quantization::None],
             json: true,
         }
     }
@@ -390,6 +451,35 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["runs"][1]["ef"], 64);
         assert_eq!(json["neighbors"], "diverse");
+
+        // The same graph quantised: the codes take a quarter of the floats'
+        // memory, the graph the same, and recall stays close.
+        let both = BenchArgs {
+            quantize: vec![Quantization::None, Quantization::Int8],
+            ..args(dir.path())
+        };
+        let r = run(&both).unwrap();
+        assert_eq!(r.runs.len(), 4);
+        let (float, int8) = (&r.runs[1], &r.runs[3]);
+        assert_eq!(
+            (float.quantization, int8.quantization),
+            (Quantization::None, Quantization::Int8)
+        );
+        assert_eq!(float.ef, int8.ef);
+        // 300 vectors of 8 floats (32 bytes) become 8 codes + a scale (12 bytes).
+        assert_eq!(float.index_memory_bytes - int8.index_memory_bytes, 300 * 20);
+        assert!(int8.index_bytes < float.index_bytes);
+        assert!(int8.recall_at_k > float.recall_at_k - 0.1, "{:?}", r.runs);
+        let back = BenchArgs {
+            quantize: vec![Quantization::Int8, Quantization::None],
+            ..args(dir.path())
+        };
+        assert!(
+            run(&back)
+                .unwrap_err()
+                .to_string()
+                .contains("none after int8")
+        );
 
         // A ground-truth file whose lists are all wrong: recall 0.
         let gt_path = dir.path().join("gt.npy");

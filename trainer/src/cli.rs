@@ -14,7 +14,7 @@ use metricann::blob::ChangeSet;
 use metricann::embed::Embedder;
 use metricann::gallery::{Enrollment, Gallery, GalleryConfig, OpenMode};
 use metricann::image::Preprocessing;
-use metricann::index::IndexConfig;
+use metricann::index::{IndexConfig, Quantization};
 use metricann::model::{Bundle, ModelConfig};
 use metricann::store::{BlobStore, FsStore, MemoryStore};
 use metricann::{Error, Result};
@@ -30,6 +30,7 @@ Examples:
   metricann train --data data/train --val-split 0.1 --epochs 30 --batch-size 128 --model-out model.bundle
   metricann extract --model model.bundle --data data/unseen --out emb/
   metricann build-index --embeddings emb/ --out gallery/
+  metricann build-index --embeddings emb/ --out gallery-int8/ --quantize int8
   metricann search --model model.bundle --index gallery/ --image photo.jpg --k 5
   metricann update --model model.bundle --index gallery/ --new-data more/
   metricann remove --index gallery/ --class 猫
@@ -56,7 +57,9 @@ pub enum Command {
     )]
     Extract(ExtractArgs),
     /// Build a gallery index from extracted embeddings.
-    #[command(after_help = "Example:\n  metricann build-index --embeddings emb/ --out gallery/")]
+    #[command(
+        after_help = "Examples:\n  metricann build-index --embeddings emb/ --out gallery/\n  metricann build-index --embeddings emb/ --out gallery/ --quantize int8"
+    )]
     BuildIndex(BuildIndexArgs),
     /// Find the classes nearest to query images.
     #[command(
@@ -91,7 +94,7 @@ pub enum Command {
     BenchTrain(BenchTrainArgs),
     /// Benchmark the index as an ANN library: build time, memory, and per ef QPS (one thread) and recall@k.
     #[command(
-        after_help = "Examples:\n  metricann bench --base base.npy --queries queries.npy --k 10 --ef 16,32,64,128,256 --json\n  metricann bench --base base.npy --queries queries.npy --gt gt.npy --k 10 --ef 64 --ef 128 --m 32 --ef-construction 100 --threads 1"
+        after_help = "Examples:\n  metricann bench --base base.npy --queries queries.npy --k 10 --ef 16,32,64,128,256 --json\n  metricann bench --base base.npy --queries queries.npy --gt gt.npy --k 10 --ef 64 --ef 128 --m 32 --ef-construction 100 --threads 1\n  metricann bench --base base.npy --queries queries.npy --gt gt.npy --quantize none,int8 --json"
     )]
     Bench(crate::ann_bench::BenchArgs),
     /// Benchmark enrolling classes one by one into a large gallery, with index maintenance on a background thread and searches running meanwhile.
@@ -201,6 +204,10 @@ pub struct BuildIndexArgs {
     /// Vectors in the growing segment before it is sealed into an HNSW graph.
     #[arg(long, default_value_t = 1024)]
     pub segment_size: usize,
+    /// How sealed graphs store vectors: none (f32) or int8 (a quarter of the
+    /// memory; the README's benchmark gives the recall it costs).
+    #[arg(long, default_value = "none")]
+    pub quantize: Quantization,
     #[arg(long)]
     pub json: bool,
 }
@@ -684,6 +691,7 @@ fn build_index(a: BuildIndexArgs) -> Result<()> {
         fingerprint: fingerprint.to_string(),
         index: IndexConfig {
             growing_capacity: a.segment_size,
+            quantization: a.quantize,
             ..IndexConfig::default()
         },
     })?;
