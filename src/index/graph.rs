@@ -530,7 +530,9 @@ impl Scorer for CodeScorer<'_> {
     }
     #[inline(always)]
     fn prefetch(&self, p: u32) {
+        // The scale lives in another array: a second line to fetch.
         prefetch(self.code(p));
+        prefetch(std::slice::from_ref(&self.scales[p as usize]));
     }
 }
 
