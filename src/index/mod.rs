@@ -31,6 +31,8 @@ pub(crate) mod segment;
 
 use std::collections::{BTreeSet, HashSet};
 
+use rustc_hash::FxHashSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::blob::{BlobRead, ChangeSet, Damage};
@@ -297,7 +299,7 @@ pub struct Index {
     /// The growing segment's vectors (all chunks, in order).
     growing: Flat,
     /// The growing segment's ids, for membership tests.
-    growing_ids: HashSet<u64>,
+    growing_ids: FxHashSet<u64>,
     /// The chunks the growing segment is persisted as.
     chunks: Vec<SegmentEntry>,
     /// How many of the first chunks a seal job out of the index replaces
@@ -332,6 +334,9 @@ pub struct BuiltSegment {
     name: String,
     /// `None` when every input vector was deleted.
     seg: Option<Sealed>,
+    /// The segment's ids, sorted here rather than in the swap: at a million
+    /// vectors the sort takes tens of milliseconds, and the swap holds the index.
+    sorted_ids: Vec<u64>,
     bytes: Vec<u8>,
     dropped: Vec<u64>,
     replaces: Vec<String>,
@@ -359,9 +364,11 @@ impl MaintenanceJob {
             let bytes = seg.encode(&self.fingerprint, self.dim)?;
             (Some(seg), bytes)
         };
+        let sorted_ids = seg.as_ref().map(Sealed::sorted_ids).unwrap_or_default();
         Ok(BuiltSegment {
             name: self.name,
             seg,
+            sorted_ids,
             bytes,
             dropped: self.dropped,
             replaces: self.replaces,
@@ -422,7 +429,7 @@ impl Index {
             fingerprint: fingerprint.into(),
             config,
             growing: Flat::default(),
-            growing_ids: HashSet::new(),
+            growing_ids: FxHashSet::default(),
             chunks: Vec::new(),
             frozen_chunks: 0,
             sealed: Vec::new(),
@@ -451,7 +458,9 @@ impl Index {
             .map_err(|e| Error::corrupt(crate::blob::MANIFEST, format!("index config: {e}")))?;
         let mut index = Index::new(dim, fingerprint, manifest.config.clone())?;
         let mut damage = Vec::new();
-        let mut seen: HashSet<u64> = HashSet::new();
+        // The sorted ids of the chunks accepted so far (the sealed segments'
+        // are in `index.sealed`): a vector stored twice is damage.
+        let mut chunk_ids: Vec<Vec<u64>> = Vec::new();
         let mut max_seq = 0;
 
         // Decide whether an error is damage to skip or the end of the load.
@@ -467,15 +476,16 @@ impl Index {
 
         for entry in &manifest.segments {
             max_seq = max_seq.max(seq_of(&entry.name));
-            match index.load_sealed(entry, blobs, &mut seen) {
+            match index.load_sealed(entry, blobs) {
                 Ok(s) => index.sealed.push(s),
                 Err(e) => handle(&entry.name, e, &mut damage)?,
             }
         }
         for entry in &manifest.growing {
             max_seq = max_seq.max(seq_of(&entry.name));
-            match index.load_chunk(entry, blobs, &mut seen) {
-                Ok(flat) => {
+            match index.load_chunk(entry, blobs, &chunk_ids) {
+                Ok((flat, sorted)) => {
+                    chunk_ids.push(sorted);
                     index.growing.ids.extend_from_slice(&flat.ids);
                     index.growing_ids.extend(flat.ids.iter().copied());
                     index.growing.data.extend_from_slice(&flat.data);
@@ -487,7 +497,7 @@ impl Index {
         index.next_seq = manifest.next_seq.max(max_seq + 1);
         // Tombstones of ids that are no longer anywhere are dropped.
         for &id in &manifest.tombstones {
-            if seen.contains(&id) {
+            if index.stores(id) {
                 index.tombstone(id);
             }
         }
@@ -514,8 +524,8 @@ impl Index {
         entry: &SegmentEntry,
         fingerprint: &str,
         dim: usize,
-        ids: &[u64],
-        seen: &mut HashSet<u64>,
+        sorted_ids: &[u64],
+        chunk_ids: &[Vec<u64>],
     ) -> Result<()> {
         if fingerprint != self.fingerprint {
             return Err(Error::ModelMismatch {
@@ -530,35 +540,53 @@ impl Index {
                 format!("dimension {dim}, the index has {}", self.dim),
             ));
         }
-        if ids.len() as u64 != entry.vectors {
+        if sorted_ids.len() as u64 != entry.vectors {
             return Err(Error::corrupt(
                 &entry.name,
-                format!("{} vectors, the manifest says {}", ids.len(), entry.vectors),
+                format!(
+                    "{} vectors, the manifest says {}",
+                    sorted_ids.len(),
+                    entry.vectors
+                ),
             ));
         }
-        let mut local = HashSet::with_capacity(ids.len());
-        for &id in ids {
-            if seen.contains(&id) || !local.insert(id) {
-                return Err(Error::corrupt(
-                    &entry.name,
-                    format!("vector id {id} is stored twice"),
-                ));
-            }
+        // Sorted lists instead of a set of every id: at a million vectors,
+        // hashing them all was a good part of opening a gallery.
+        let within = sorted_ids.windows(2).find(|w| w[0] == w[1]).map(|w| w[0]);
+        let earlier = || {
+            self.sealed
+                .iter()
+                .map(|s| s.sorted_ids.as_slice())
+                .chain(chunk_ids.iter().map(Vec::as_slice))
+        };
+        let across = || {
+            earlier().find_map(|other| {
+                let (small, large) = if other.len() < sorted_ids.len() {
+                    (other, sorted_ids)
+                } else {
+                    (sorted_ids, other)
+                };
+                small
+                    .iter()
+                    .copied()
+                    .find(|id| large.binary_search(id).is_ok())
+            })
+        };
+        if let Some(id) = within.or_else(across) {
+            return Err(Error::corrupt(
+                &entry.name,
+                format!("vector id {id} is stored twice"),
+            ));
         }
-        seen.extend(local);
         Ok(())
     }
 
-    fn load_sealed(
-        &self,
-        entry: &SegmentEntry,
-        blobs: &dyn BlobRead,
-        seen: &mut HashSet<u64>,
-    ) -> Result<SealedEntry> {
+    fn load_sealed(&self, entry: &SegmentEntry, blobs: &dyn BlobRead) -> Result<SealedEntry> {
         let bytes = self.fetch(entry, blobs)?;
         let (fp, dim, seg) = Sealed::decode(&entry.name, entry.kind, &bytes)?;
+        drop(bytes);
         let sorted_ids = seg.sorted_ids();
-        self.check_decoded(entry, &fp, dim, &sorted_ids, seen)?;
+        self.check_decoded(entry, &fp, dim, &sorted_ids, &[])?;
         Ok(SealedEntry {
             entry: entry.clone(),
             seg,
@@ -571,8 +599,8 @@ impl Index {
         &self,
         entry: &SegmentEntry,
         blobs: &dyn BlobRead,
-        seen: &mut HashSet<u64>,
-    ) -> Result<Flat> {
+        chunk_ids: &[Vec<u64>],
+    ) -> Result<(Flat, Vec<u64>)> {
         if entry.kind != SegmentKind::Growing {
             return Err(Error::corrupt(
                 &entry.name,
@@ -581,8 +609,10 @@ impl Index {
         }
         let bytes = self.fetch(entry, blobs)?;
         let (fp, dim, flat) = segment::decode_flat(&entry.name, segment::KIND_GROW, &bytes)?;
-        self.check_decoded(entry, &fp, dim, &flat.ids, seen)?;
-        Ok(flat)
+        let mut sorted = flat.ids.clone();
+        sorted.sort_unstable();
+        self.check_decoded(entry, &fp, dim, &sorted, chunk_ids)?;
+        Ok((flat, sorted))
     }
 
     /// The manifest section describing the current state.
@@ -899,6 +929,54 @@ impl Index {
         Some(self.job_over(input, replaces, 0))
     }
 
+    /// Takes rebuilding the whole index (every sealed segment and the growing
+    /// segment, less deleted vectors) into one graph out of the index as a
+    /// job, like [`Index::start_maintenance`]. After a bulk load, one graph
+    /// searches faster than the tiers' several, and is built once instead of
+    /// once per tier. `None` when the index is already one segment with
+    /// nothing deleted; an error when a job is already out.
+    pub fn start_optimize(&mut self) -> Result<Option<MaintenanceJob>> {
+        if let Some(job) = &self.job {
+            return Err(Error::BadInput(format!(
+                "segment {job} is being built; optimise once it is in"
+            )));
+        }
+        let parts = self.sealed.len() + usize::from(!self.chunks.is_empty());
+        let deleted = self.sealed.iter().any(|s| s.deleted > 0);
+        if parts == 0 || (parts == 1 && self.chunks.is_empty() && !deleted) {
+            return Ok(None);
+        }
+        let mut input = Flat::default();
+        let mut replaces = Vec::with_capacity(parts);
+        // Oldest first (names carry a sequence number), so the input order,
+        // and with the seed the graph, is the same on every run.
+        let mut order: Vec<usize> = (0..self.sealed.len()).collect();
+        order.sort_by_key(|&i| seq_of(&self.sealed[i].entry.name));
+        for i in order {
+            let part = &self.sealed[i];
+            part.seg.for_each(self.dim, |id, v| {
+                input.ids.push(id);
+                input.data.extend_from_slice(v);
+            });
+            replaces.push(part.entry.name.clone());
+        }
+        replaces.extend(self.chunks.iter().map(|c| c.name.clone()));
+        self.frozen_chunks = self.chunks.len();
+        input.ids.extend_from_slice(&self.growing.ids);
+        input.data.extend_from_slice(&self.growing.data);
+        let growing = self.growing.len();
+        Ok(Some(self.job_over(input, replaces, growing)))
+    }
+
+    /// Rebuilds the whole index into one graph now (see
+    /// [`Index::start_optimize`]). `None` when there was nothing to do.
+    pub fn optimize(&mut self) -> Result<Option<ChangeSet>> {
+        let Some(job) = self.start_optimize()? else {
+            return Ok(None);
+        };
+        self.finish_maintenance(job.build()?).map(Some)
+    }
+
     fn seal_job(&mut self) -> MaintenanceJob {
         let replaces = self.chunks.iter().map(|c| c.name.clone()).collect();
         self.frozen_chunks = self.chunks.len();
@@ -950,6 +1028,7 @@ impl Index {
         }
         self.job = None;
         let mut cs = ChangeSet::new();
+        // A seal replaces chunks, a merge sealed segments, an optimise both.
         if built.growing > 0 {
             let n = built.growing;
             for id in self.growing.ids.drain(..n) {
@@ -958,10 +1037,9 @@ impl Index {
             self.growing.data.drain(..n * self.dim);
             self.chunks.retain(|c| !built.replaces.contains(&c.name));
             self.frozen_chunks = 0;
-        } else {
-            self.sealed
-                .retain(|s| !built.replaces.contains(&s.entry.name));
         }
+        self.sealed
+            .retain(|s| !built.replaces.contains(&s.entry.name));
         for name in built.replaces {
             cs.delete(name);
         }
@@ -971,7 +1049,7 @@ impl Index {
         let Some(seg) = built.seg else {
             return Ok(cs);
         };
-        let sorted_ids = seg.sorted_ids();
+        let sorted_ids = built.sorted_ids;
         let deleted = self
             .tombstones
             .iter()
@@ -1855,6 +1933,85 @@ mod tests {
         assert_eq!(old.quantization, Quantization::None);
         assert_eq!("int8".parse::<Quantization>().unwrap(), Quantization::Int8);
         assert!("int4".parse::<Quantization>().is_err());
+    }
+
+    #[test]
+    fn optimize_rebuilds_everything_into_one_graph() {
+        let dim = 16;
+        // Seals that do not merge: several sealed segments and the growing one.
+        let config = IndexConfig {
+            merge_factor: 8,
+            ..small_config()
+        };
+        let mut index = Index::new(dim, "fp", config.clone()).unwrap();
+        let mut blobs = Blobs::new();
+        let vs = random_unit(530, dim, 31);
+        fill(&mut index, &mut blobs, &vs, 0, 40);
+        index.remove(&[2, 300]);
+        let m = index.manifest();
+        assert!(m.segments.len() >= 2 && !m.growing.is_empty(), "{m:?}");
+        let queries = random_unit(30, dim, 32);
+        let exact: Vec<Vec<u64>> = queries
+            .iter()
+            .map(|q| ids(&index.search_exact(q, 10).unwrap()))
+            .collect();
+
+        let job = index.start_optimize().unwrap().expect("several parts");
+        // Enrolled while the graph is built: stays in the growing segment.
+        blobs.apply(index.add(&[9000], &random_unit(1, dim, 33)).unwrap());
+        index.remove(&[7]);
+        assert!(index.start_maintenance().is_none(), "a job is out");
+        assert!(index.start_optimize().is_err());
+        let cs = index.finish_maintenance(job.build().unwrap()).unwrap();
+        // Every old blob goes, one graph comes.
+        let old: HashSet<String> = m
+            .segments
+            .iter()
+            .chain(&m.growing)
+            .map(|s| s.name.clone())
+            .collect();
+        assert_eq!(cs.deletes.iter().cloned().collect::<HashSet<_>>(), old);
+        assert_eq!(cs.puts.len(), 1);
+        blobs.apply(cs);
+        let segs = index.segments();
+        assert_eq!(segs.len(), 2, "{segs:?}"); // the graph and the new chunk
+        assert_eq!(
+            segs.iter().filter(|s| s.kind == SegmentKind::Hnsw).count(),
+            1
+        );
+        // Vectors deleted before the job are gone from it; the one deleted
+        // during it stays tombstoned; the new one is found.
+        assert_eq!(index.len(), 530 - 3 + 1);
+        assert!(!index.contains(2) && !index.contains(7) && index.contains(9000));
+        assert_eq!(index.deleted(), 1);
+        let hit: usize = queries
+            .iter()
+            .zip(&exact)
+            .map(|(q, t)| {
+                let found = index.search_ef(q, 10, 128).unwrap();
+                assert!(found.iter().all(|h| h.id != 7));
+                found.iter().filter(|h| t.contains(&h.id)).count()
+            })
+            .sum();
+        assert!(hit as f64 >= 0.9 * (10 * queries.len()) as f64, "{hit}");
+        // It reloads as it is.
+        let (back, damage) = Index::load(dim, "fp", &index.manifest(), &blobs, false).unwrap();
+        assert!(damage.is_empty());
+        assert_eq!(back.segments(), index.segments());
+
+        // Optimising again folds in the chunk and the deleted vector; then
+        // there is nothing left to do.
+        blobs.apply(index.optimize().unwrap().expect("a chunk and a deletion"));
+        assert_eq!(index.segments().len(), 1);
+        assert_eq!(index.deleted(), 0);
+        assert!(index.optimize().unwrap().is_none());
+        assert!(
+            Index::new(dim, "fp", config)
+                .unwrap()
+                .optimize()
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
