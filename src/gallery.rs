@@ -36,6 +36,11 @@
 //! length, the name, a `u64` byte length and the bytes (little-endian).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
+
+// Integer keys and labels of the user's own gallery: no adversary to hash
+// against, and SipHash was a tenth of opening a million-class gallery.
+use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -353,9 +358,9 @@ pub struct Gallery {
     dim: usize,
     index: Index,
     classes: BTreeMap<u64, Class>,
-    by_label: HashMap<String, u64>,
+    by_label: FxHashMap<String, u64>,
     /// Vector id → class id.
-    owner: HashMap<u64, u64>,
+    owner: FxHashMap<u64, u64>,
     next_class_id: u64,
     next_vector_id: u64,
     next_class_seq: u64,
@@ -402,8 +407,8 @@ impl Gallery {
             dim: config.dim,
             index,
             classes: BTreeMap::new(),
-            by_label: HashMap::new(),
-            owner: HashMap::new(),
+            by_label: FxHashMap::default(),
+            owner: FxHashMap::default(),
             next_class_id: 1,
             next_vector_id: 1,
             next_class_seq: 1,
@@ -462,8 +467,8 @@ impl Gallery {
             dim: manifest.dim,
             index,
             classes: BTreeMap::new(),
-            by_label: HashMap::new(),
-            owner: HashMap::new(),
+            by_label: FxHashMap::default(),
+            owner: FxHashMap::default(),
             next_class_id: manifest.next_class_id,
             next_vector_id: manifest.next_vector_id,
             next_class_seq: manifest.next_class_seq,
@@ -486,7 +491,7 @@ impl Gallery {
             e => Err(e),
         };
         // Every record, newest page last: the newest record of a class wins.
-        let mut current: BTreeMap<u64, (String, Class)> = BTreeMap::new();
+        let mut current: BTreeMap<u64, (Rc<str>, Class)> = BTreeMap::new();
         let mut listed = manifest.pages.clone();
         listed.sort_by_key(|e| e.0);
         for PageEntry(seq, size, count) in listed {
@@ -509,10 +514,11 @@ impl Gallery {
                 }
             };
             let mut ids = Vec::with_capacity(records.len());
+            let name: Rc<str> = name.into();
             for (id, mut class) in records {
                 ids.push(id);
                 class.page = seq;
-                if current.insert(id, (name.clone(), class)).is_some() {
+                if current.insert(id, (Rc::clone(&name), class)).is_some() {
                     gallery.pages.superseded(id);
                 }
             }
@@ -529,7 +535,7 @@ impl Gallery {
             match read_listed(blobs, &name, size).and_then(|b| decode_v1_class(&name, &b)) {
                 Ok((found, class)) if found == id => {
                     gallery.legacy.push((name.clone(), size));
-                    current.insert(id, (name, class));
+                    current.insert(id, (name.into(), class));
                 }
                 Ok((found, _)) => fail(
                     &name,
@@ -606,14 +612,29 @@ impl Gallery {
                 format!("label {:?} is used by another class too", class.label),
             ));
         }
-        let mut unique = HashSet::with_capacity(class.vector_ids.len());
-        for &v in &class.vector_ids {
-            if self.owner.contains_key(&v) || !unique.insert(v) {
-                return Err(Error::corrupt(
-                    name,
-                    format!("vector {v} belongs to two classes"),
-                ));
-            }
+        // This runs for every class at open, and a class has a few examples:
+        // comparing them pairwise costs no allocation.
+        let ids = &class.vector_ids;
+        let repeated = if ids.len() <= 16 {
+            (1..ids.len())
+                .find(|&i| ids[..i].contains(&ids[i]))
+                .map(|i| ids[i])
+        } else {
+            let mut sorted = ids.clone();
+            sorted.sort_unstable();
+            sorted.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+        };
+        if let Some(v) = repeated.or_else(|| {
+            class
+                .vector_ids
+                .iter()
+                .copied()
+                .find(|v| self.owner.contains_key(v))
+        }) {
+            return Err(Error::corrupt(
+                name,
+                format!("vector {v} belongs to two classes"),
+            ));
         }
         // Vectors the index does not have: lost with a damaged segment (skip
         // mode), or an inconsistency (strict mode).
@@ -1004,6 +1025,23 @@ impl Gallery {
     pub fn quantize(&mut self) -> Result<ChangeSet> {
         let cs = self.index.quantize()?;
         self.finish(cs)
+    }
+
+    /// Rebuilds the whole index into one graph (see [`Index::start_optimize`]):
+    /// after a bulk load, for the fastest search. `None` when it already is one
+    /// graph with nothing deleted.
+    pub fn optimize(&mut self) -> Result<Option<ChangeSet>> {
+        match self.index.optimize()? {
+            Some(cs) => self.finish(cs).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Takes [`Gallery::optimize`]'s build out as a job, for
+    /// [`Gallery::finish_maintenance`] to swap in (see
+    /// [`Gallery::start_maintenance`]).
+    pub fn start_optimize(&mut self) -> Result<Option<MaintenanceJob>> {
+        self.index.start_optimize()
     }
 
     /// Whether the index has sealing, merging or compaction to do, or the
@@ -1709,6 +1747,46 @@ mod tests {
         assert_eq!(back.stats(), after);
         for c in 0..40 {
             let r = back.search(&example(c, 0), 1, None).unwrap();
+            assert_eq!(r.matches[0].label, format!("c{c}"));
+        }
+    }
+
+    #[test]
+    fn optimize_leaves_one_graph_and_every_class() {
+        let (mut g, mut store) = new_gallery(16);
+        g.set_auto_maintain(false);
+        // Scattered directions, one per class (none repeats).
+        let example = |c: usize| -> Vec<f32> {
+            (0..DIM)
+                .map(|d| ((c * 7919 + d * 104_729 + c * d * 31) % 1000) as f32 / 500.0 - 1.0)
+                .collect()
+        };
+        for c in 0..90 {
+            store.apply(
+                g.enroll(&format!("c{c}"), &[example(c)], None, vec![])
+                    .unwrap(),
+            );
+        }
+        store.apply(g.maintain().unwrap().expect("seals are due"));
+        store.apply(g.remove("c4").unwrap());
+        for c in 90..100 {
+            store.apply(
+                g.enroll(&format!("c{c}"), &[example(c)], None, vec![])
+                    .unwrap(),
+            );
+        }
+        assert!(g.stats().segments.len() > 1);
+        store.apply(g.optimize().unwrap().expect("several segments"));
+        let stats = g.stats();
+        assert_eq!(stats.segments.len(), 1, "{:?}", stats.segments);
+        assert_eq!(stats.segments[0].kind, SegmentKind::Hnsw);
+        assert_eq!(stats.vectors, 99);
+        assert!(g.optimize().unwrap().is_none());
+        assert_eq!(sorted(g.blob_names()), store.names());
+        let (back, _) = Gallery::open(&store, Some("model-a"), OpenMode::Strict).unwrap();
+        assert_eq!(back.stats(), stats);
+        for c in (0..100).filter(|&c| c != 4) {
+            let r = back.search(&example(c), 1, None).unwrap();
             assert_eq!(r.matches[0].label, format!("c{c}"));
         }
     }

@@ -10,7 +10,8 @@
 //!
 //! Pages merge by size tiers, as the index's segments do (`PAGE_MERGE_FACTOR`
 //! pages of one tier into one page of the next, so that each record is
-//! rewritten O(log n) times); a page more than half stale is rewritten alone,
+//! rewritten O(log n) times) up to `PAGE_SETTLED` records, which bounds what
+//! one mutation can rewrite; a page more than half stale is rewritten alone,
 //! and a page with no current record is deleted. This module does the
 //! bookkeeping; the gallery encodes the records.
 
@@ -20,6 +21,15 @@ use serde::{Deserialize, Serialize};
 
 /// Pages of one size tier merged into one of the next.
 pub const PAGE_MERGE_FACTOR: usize = 4;
+
+/// A page with this many current records merges no further (it is still
+/// rewritten alone once more than half stale). A merge runs inside whichever
+/// mutation's change set triggers it, so without a bound one enrollment into
+/// a gallery of a million classes could rewrite most of them (tens of
+/// milliseconds, in the one call that pays). Past this size, a manifest entry
+/// per page costs less than that. Merged pages stay under
+/// `PAGE_MERGE_FACTOR × PAGE_SETTLED` records.
+pub const PAGE_SETTLED: usize = 4096;
 
 /// A page as the manifest lists it: `[blob seq, bytes, records]` (the blob is
 /// `classes-<seq>`; `records` counts its current and stale records).
@@ -140,7 +150,7 @@ impl Pages {
             return Some(vec![seq]);
         }
         let mut tiers: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-        for (&seq, p) in &self.pages {
+        for (&seq, p) in self.pages.iter().filter(|(_, p)| p.live < PAGE_SETTLED) {
             let group = tiers.entry(tier(p.live)).or_default();
             group.push(seq);
             if group.len() == PAGE_MERGE_FACTOR {
@@ -225,6 +235,18 @@ mod tests {
             p.plan(),
             Some((1..=PAGE_MERGE_FACTOR as u64).collect::<Vec<_>>())
         );
+        // Settled pages merge no further, however many share a tier.
+        let mut big = Pages::default();
+        let settled: Vec<u64> = (0..PAGE_SETTLED as u64).collect();
+        for seq in 1..=PAGE_MERGE_FACTOR as u64 {
+            big.add(seq, 10, settled.clone());
+        }
+        assert_eq!(big.plan(), None);
+        big.add(9, 10, settled[1..].to_vec());
+        for seq in 10..13 {
+            big.add(seq, 10, settled[1..].to_vec());
+        }
+        assert_eq!(big.plan(), Some(vec![9, 10, 11, 12]), "just under: merged");
         let mut q = Pages::default();
         q.add(1, 10, vec![1, 2, 3]);
         q.retire(1, 1, false);
