@@ -194,6 +194,10 @@ export class MetricAnn {
     return call(() => this.#live().quantize());
   }
 
+  optimize() {
+    return call(() => this.#live().optimize());
+  }
+
   async close() {
     const core = this.#core;
     if (!core) return;
@@ -276,6 +280,9 @@ class RemoteMetricAnn {
   }
   quantize() {
     return this.#call('quantize');
+  }
+  optimize() {
+    return this.#call('optimize');
   }
   close() {
     return this.#call('close');

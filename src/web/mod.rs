@@ -1118,6 +1118,21 @@ impl MetricAnn {
         })
     }
 
+    /// Rebuilds the whole gallery's index into one graph, in one transaction:
+    /// after a bulk load, for the fastest search (every segment is searched
+    /// per query). Slow: a build over every vector. Resolves to the stats.
+    pub fn optimize(&self) -> Promise {
+        with_session(&self.session, move |session| async move {
+            let mut guard = session.lock().await;
+            let s = open_session!(guard);
+            s.ensure_writable().await?;
+            if let Some(changes) = s.gallery.optimize()? {
+                s.commit(changes, false).await?;
+            }
+            s.stats()
+        })
+    }
+
     /// Runs pending sealing/merging now; resolves to whether there was any.
     pub fn maintain(&self) -> Promise {
         with_session(&self.session, move |session| async move {

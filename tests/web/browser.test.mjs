@@ -254,7 +254,7 @@ async function suite(t, context, origin, backend) {
     assert.equal(res.reopened.ok, true);
   });
 
-  await t.test(`[${backend}] quantize(): int8 graphs in IndexedDB, smaller in memory, still found after a reload`, async () => {
+  await t.test(`[${backend}] optimize() then quantize(): one int8 graph in IndexedDB, smaller in memory, still found after a reload`, async () => {
     const qg = `quant-${backend}`;
     const N = 1300; // past the growing segment's 1,024: one sealed graph
     const before = await page.evaluate(
@@ -268,20 +268,26 @@ async function suite(t, context, origin, backend) {
           await ann.enrollVectors(window.vectors.slice(i, i + 500).map((v, j) => ({ label: `q${i + j}`, vectors: [v] })));
         }
         while (await ann.maintain()) {}
-        const float = await ann.stats();
+        const maintained = await ann.stats();
+        const float = await ann.optimize();
+        const again = await ann.optimize();
         const quant = await ann.quantize();
         const tops = [];
         for (let i = 0; i < N; i += 97) tops.push((await ann.searchVector(window.vectors[i], { k: 1 })).matches[0].label);
         await ann.close();
-        return { float, quant, tops };
+        return { maintained, float, again, quant, tops };
       },
       [qg, MODEL, backend, N],
     );
     const kinds = (st) => st.segments.map((x) => x.kind);
+    // A sealed graph and the growing segment, then one graph of every vector.
+    assert.ok(before.maintained.segments.length >= 2, JSON.stringify(kinds(before.maintained)));
+    assert.deepEqual(kinds(before.float), ['hnsw']);
+    assert.equal(before.float.vectors, N);
+    assert.deepEqual(before.again, before.float);
     assert.equal(before.float.quantization, 'none');
-    assert.ok(kinds(before.float).includes('hnsw'), JSON.stringify(kinds(before.float)));
     assert.equal(before.quant.quantization, 'int8');
-    assert.ok(kinds(before.quant).includes('hnsw-int8') && !kinds(before.quant).includes('hnsw'));
+    assert.deepEqual(kinds(before.quant), ['hnsw-int8']);
     assert.ok(before.quant.memoryBytes < before.float.memoryBytes * 0.8, `${before.quant.memoryBytes} vs ${before.float.memoryBytes}`);
     assert.ok(before.quant.bytes < before.float.bytes);
     const wanted = before.tops.map((_, i) => `q${i * 97}`);
