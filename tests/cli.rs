@@ -255,6 +255,38 @@ fn pipeline_extract_index_search_update_remove_eval() {
         built["segments"].as_array().unwrap().len() >= 2,
         "expected sealed segments: {built}"
     );
+    // A bulk build into one graph holds the same vectors in one segment.
+    let one = ok_json(&[
+        "build-index",
+        "--embeddings",
+        s(&emb),
+        "--out",
+        s(&work.path().join("one-graph")),
+        "--segment-size",
+        "32",
+        "--optimize",
+        "--json",
+    ]);
+    let segments = one["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 1, "{one}");
+    assert_eq!(one["vectors"], built["vectors"]);
+    assert_eq!(one["classes"], 32);
+    let file = work.path().join("one-graph.export");
+    let exported = ok_json(&[
+        "export",
+        "--index",
+        s(&work.path().join("one-graph")),
+        "--out",
+        s(&file),
+        "--json",
+    ]);
+    let bytes = fs::read(&file).unwrap();
+    assert_eq!(exported["export_bytes"], bytes.len());
+    let (back, _) = metricann::gallery::Gallery::import_bytes(&bytes, None).unwrap();
+    assert_eq!(
+        back.stats().vectors as u64,
+        one["vectors"].as_u64().unwrap()
+    );
 
     // Unseen fonts of known characters: the true class is in the top 5 for most.
     let query_files: Vec<PathBuf> = sorted_dir(&queries)
@@ -676,6 +708,13 @@ fn inspect_prints_the_header_and_records_provenance_without_touching_weights() {
     let t = trained();
     let header = ok_json(&["inspect", "--model", s(&t.model)]);
     assert_eq!(header["embedding_dim"], 32);
+    // The fingerprint galleries are tagged with; annotations leave it alone.
+    assert!(
+        header["fingerprint"]
+            .as_str()
+            .is_some_and(|f| f.len() >= 16),
+        "{header}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("annotated.bundle");
     let annotated = ok_json(&[

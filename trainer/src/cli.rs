@@ -31,6 +31,8 @@ Examples:
   metricann extract --model model.bundle --data data/unseen --out emb/
   metricann build-index --embeddings emb/ --out gallery/
   metricann build-index --embeddings emb/ --out gallery-int8/ --quantize int8
+  metricann build-index --embeddings emb/ --out gallery/ --optimize
+  metricann export --index gallery/ --out gallery.export
   metricann search --model model.bundle --index gallery/ --image photo.jpg --k 5
   metricann update --model model.bundle --index gallery/ --new-data more/
   metricann remove --index gallery/ --class 猫
@@ -58,7 +60,7 @@ pub enum Command {
     Extract(ExtractArgs),
     /// Build a gallery index from extracted embeddings.
     #[command(
-        after_help = "Examples:\n  metricann build-index --embeddings emb/ --out gallery/\n  metricann build-index --embeddings emb/ --out gallery/ --quantize int8"
+        after_help = "Examples:\n  metricann build-index --embeddings emb/ --out gallery/\n  metricann build-index --embeddings emb/ --out gallery/ --quantize int8\n  metricann build-index --embeddings emb/ --out gallery/ --optimize   (one graph: bulk loads)"
     )]
     BuildIndex(BuildIndexArgs),
     /// Find the classes nearest to query images.
@@ -77,6 +79,12 @@ pub enum Command {
     /// Show a gallery's classes, vectors and segments.
     #[command(after_help = "Example:\n  metricann stats --index gallery/ --json")]
     Stats(StatsArgs),
+    /// Pack a gallery into one export file, for the npm package's
+    /// `MetricAnn.import` (a gallery built here, loaded in a browser).
+    #[command(
+        after_help = "Example:\n  metricann build-index --embeddings emb/ --out gallery/ --optimize --quantize int8\n  metricann export --index gallery/ --out gallery.export"
+    )]
+    Export(ExportArgs),
     /// Print a model bundle's header; optionally record provenance in it.
     #[command(
         after_help = "Examples:\n  metricann inspect --model m.bundle\n  metricann inspect --model m.bundle --set fonts='[\"NotoSansCJK-Regular.ttc\"]' --out m2.bundle"
@@ -208,6 +216,11 @@ pub struct BuildIndexArgs {
     /// memory; the README's benchmark gives the recall it costs).
     #[arg(long, default_value = "none")]
     pub quantize: Quantization,
+    /// Build one graph over every vector at the end, instead of sealing
+    /// segments and merging their tiers as they fill: faster to build, and
+    /// faster to search (each segment is searched per query). For bulk loads.
+    #[arg(long)]
+    pub optimize: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -262,6 +275,17 @@ pub struct RemoveArgs {
 pub struct StatsArgs {
     #[arg(long)]
     pub index: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub index: PathBuf,
+    /// The export file to write (replaced when it exists).
+    #[arg(long)]
+    pub out: PathBuf,
     #[arg(long)]
     pub json: bool,
 }
@@ -351,6 +375,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Update(a) => update(a),
         Command::Remove(a) => remove(a),
         Command::Stats(a) => stats(a),
+        Command::Export(a) => export(a),
         Command::Inspect(a) => inspect(a),
         Command::Eval(a) => eval(a),
         Command::BenchTrain(a) => bench_train(a),
@@ -392,7 +417,14 @@ fn inspect(a: InspectArgs) -> Result<()> {
         }
         crate::train::write_file(out, &bundle.to_bytes()?)?;
     }
-    print_json(&serde_json::to_value(&bundle.header).map_err(|e| Error::Internal(e.to_string()))?);
+    let mut header =
+        serde_json::to_value(&bundle.header).map_err(|e| Error::Internal(e.to_string()))?;
+    // What galleries of this model's embeddings are tagged with (build-index
+    // reads it from extract's meta.json).
+    if let Some(obj) = header.as_object_mut() {
+        obj.insert("fingerprint".into(), json!(bundle.fingerprint()));
+    }
+    print_json(&header);
     Ok(())
 }
 
@@ -698,6 +730,7 @@ fn build_index(a: BuildIndexArgs) -> Result<()> {
     // Built in memory, then written in one atomic commit.
     let mut staging = MemoryStore::default();
     staging.apply(created)?;
+    gallery.set_auto_maintain(!a.optimize);
     // One batch (one chunk, one class page, one manifest) per segment's worth
     // of vectors, so each batch seals into a segment and the tiers merge them.
     let bar = spinner(by_class.len() as u64, "indexing", a.json);
@@ -721,6 +754,26 @@ fn build_index(a: BuildIndexArgs) -> Result<()> {
         staging.apply(gallery.enroll_batch(&batch)?)?;
     }
     bar.finish_and_clear();
+    if a.optimize {
+        let vectors = gallery.stats().vectors;
+        let bar = if a.json {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new_spinner()
+        };
+        bar.set_message(format!("building one graph over {vectors} vectors"));
+        bar.enable_steady_tick(std::time::Duration::from_millis(250));
+        let started = std::time::Instant::now();
+        if let Some(cs) = gallery.optimize()? {
+            staging.apply(cs)?;
+        }
+        bar.finish_and_clear();
+        info!(
+            vectors,
+            seconds = started.elapsed().as_secs_f64(),
+            "built one graph"
+        );
+    }
     let mut store = FsStore::create(&a.out)?;
     store.apply(staging.snapshot())?;
     print_stats("built", &gallery, a.json, json!({}));
@@ -863,6 +916,20 @@ fn stats(a: StatsArgs) -> Result<()> {
         &gallery,
         a.json,
         json!({ "fingerprint": gallery.fingerprint() }),
+    );
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> Result<()> {
+    let gallery =
+        open_gallery(&a.index, None, OpenMode::Strict).map_err(|e| name_in(&a.index, e))?;
+    let bytes = gallery.export_bytes()?;
+    fs::write(&a.out, &bytes).map_err(|e| Error::io(&a.out, e))?;
+    print_stats(
+        &a.out.display().to_string(),
+        &gallery,
+        a.json,
+        json!({ "fingerprint": gallery.fingerprint(), "out": a.out, "export_bytes": bytes.len() }),
     );
     Ok(())
 }

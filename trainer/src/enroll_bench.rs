@@ -364,10 +364,8 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
         let k = a.k;
         std::thread::spawn(move || -> Result<(Vec<f64>, Vec<f64>)> {
             let (mut all, mut during) = (Vec::new(), Vec::new());
+            // At least one search, however late this thread is scheduled.
             for q in queries.iter().cycle() {
-                if done.load(Ordering::Acquire) {
-                    break;
-                }
                 let was_building = building.load(Ordering::Acquire);
                 let t = Instant::now();
                 gallery.read().search(q, k, None)?;
@@ -375,6 +373,9 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
                 all.push(took);
                 if was_building {
                     during.push(took);
+                }
+                if done.load(Ordering::Acquire) {
+                    break;
                 }
             }
             Ok((all, during))
