@@ -1,5 +1,5 @@
 # The npm package (issue 3), included by the Makefile.
-.PHONY: pkg web-pkg web-model test-web lint-wasm bench-web bench-web-ann
+.PHONY: pkg web-pkg web-model test-web lint-wasm bench-web bench-web-ann bench-web-ann-1m
 
 # `make pkg`: the release package in pkg/ (cargo → wasm-bindgen → wasm-opt → pkg-config/ files),
 # built with the size-optimised `wasm` profile; `make pkg WASM_PROFILE=web-test` for a quick one.
@@ -64,3 +64,15 @@ demo: pkg demo-model
 test-demo: setup web-pkg demo-model
 	cd tests/web && METRICANN_PKG=$(CURDIR)/$(WEB_TEST_PKG) METRICANN_SCREENSHOTS=$(CURDIR)/$(DEMO_SCREENSHOTS) \
 	  node --test --test-concurrency=1 demo.test.mjs
+
+## The browser ANN benchmark at 1M vectors: both indexes built natively (a tab would take
+## hours), with the same vectors and parameters (bench/browser_import.py), then imported,
+## searched, enrolled into and reloaded in headless Chromium. Results in
+## bench/results/browser-ann-import-*.json. Needs target/bench-venv (bench/ann_vs_hnswlib.py).
+BENCH_IMPORT_N ?= 1000000
+BENCH_IMPORT_QUANTIZE ?= int8
+bench-web-ann-1m: setup web-model
+	cargo build --release -p metricann-trainer
+	scripts/build-pkg.sh wasm
+	dir=$$(target/bench-venv/bin/python bench/browser_import.py --n $(BENCH_IMPORT_N) --quantize $(BENCH_IMPORT_QUANTIZE)) && \
+	  cd tests/web && METRICANN_PKG=$(CURDIR)/pkg METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) node ann.mjs --import "$$dir"

@@ -7,8 +7,11 @@
 // a fresh page and search again; the renderer's peak RSS.
 //
 //   node ann.mjs [--sizes 10000,100000] [--queries 200] [--enrolls 30]
+//   node ann.mjs --import DIR [--skip-hnswlib]   (indexes built natively by
+//                                                  bench/browser_import.py)
 //
-// Writes bench/results/browser-ann-<n>.json and prints a table.
+// Writes bench/results/browser-ann-<n>.json (browser-ann-import-<n>.json) and
+// prints a table.
 import { readFile, writeFile, readdir, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HERE, ROOT, PKG, MODELS, serve, launch, benchPage, BASE_ARGS } from './lib.mjs';
@@ -36,7 +39,9 @@ const common = {
 
 const HNSWLIB = join(HERE, 'node_modules/hnswlib-wasm/dist');
 const hnswVersion = JSON.parse(await readFile(join(HERE, 'node_modules/hnswlib-wasm/package.json'), 'utf8')).version;
-const server = await serve({ '/pkg/': PKG, '/models/': MODELS, '/hnswlib/': HNSWLIB, '/': join(HERE, 'pages') });
+const mounts = { '/pkg/': PKG, '/models/': MODELS, '/hnswlib/': HNSWLIB, '/': join(HERE, 'pages') };
+if (flag('import', null)) mounts['/data/'] = flag('import', null);
+const server = await serve(mounts);
 
 /** Peak and current RSS of Chromium's renderer processes (one page is open). */
 async function rendererMemory() {
@@ -74,6 +79,65 @@ async function side(build, reopen, a) {
   } finally {
     await ctx.close();
   }
+}
+
+/**
+ * `--import DIR`: indexes built natively by bench/browser_import.py (sizes a
+ * tab cannot build in reasonable time), imported by each library, then the
+ * same search, enroll and reload steps.
+ */
+async function importRun(dir) {
+  const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8'));
+  const files = await readdir(dir);
+  const exports = files.filter((f) => /^metricann-.*\.export$/.test(f)).sort();
+  const a = {
+    model: '/models/default.bundle',
+    files: '/data',
+    n: meta.n,
+    dim: meta.dim,
+    k: meta.k,
+    ef: meta.ef,
+    extra: meta.extra,
+    m: meta.m,
+    efConstruction: meta.efConstruction,
+  };
+  const out = join(ROOT, `bench/results/browser-ann-import-${meta.n}x${meta.dim}.json`);
+  const report = { params: a, data: meta.data, native: meta, metricann: {} };
+  if (argv.includes('--skip-hnswlib')) {
+    // Keep hnswlib's figures from the earlier run, and say when they are from.
+    const earlier = await readFile(out, 'utf8').then(JSON.parse, () => null);
+    if (earlier?.hnswlib) report.hnswlib = { ...earlier.hnswlib, from: earlier.when ?? 'an earlier run' };
+  }
+  report.when = new Date().toISOString();
+  const save = async () => {
+    await mkdir(join(ROOT, 'bench/results'), { recursive: true });
+    await writeFile(out, JSON.stringify(report, null, 1));
+  };
+  for (const file of exports) {
+    const storage = file.replace(/^metricann-|\.export$/g, '');
+    const ours = await side('oursImport', 'oursReopen', { ...a, export: file, gallery: `ann-import-${storage}` });
+    console.log(`metricann ${storage} ${meta.n}:`, JSON.stringify(ours));
+    report.metricann[storage] = ours;
+    await save();
+  }
+  if (files.includes('hnswlib-wasm32.bin') && !argv.includes('--skip-hnswlib')) {
+    // Each enrollment rewrites the whole file: a few are enough.
+    const theirs = await side('hnswImport', 'hnswReopen', { ...a, extra: Math.min(a.extra, 3) });
+    console.log(`hnswlib-wasm ${meta.n}:`, JSON.stringify(theirs));
+    report.hnswlib = { version: hnswVersion, ...theirs };
+    await save();
+  }
+  console.log(`wrote ${out}`);
+}
+
+const importDir = flag('import', null);
+if (importDir) {
+  try {
+    await importRun(importDir);
+  } finally {
+    await server.close();
+  }
+  process.exit(0);
 }
 
 const results = {};

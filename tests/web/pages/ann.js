@@ -147,8 +147,65 @@ export async function oursBuild(a) {
   return { buildMs, search, enroll, stored: await storedBytes(), segments: stats.segments.length, vectors: stats.vectors, jsHeap: jsHeap() };
 }
 
+/**
+ * The queries and their exact top-k: generated (data()), or, for an imported
+ * index, fetched from the files bench/browser_import.py wrote (`a.files`).
+ */
+async function queriesOf(a) {
+  if (!a.files) return data({ ...a, extra: 0 });
+  const f32 = async (name) => new Float32Array(await (await fetch(`${a.files}/${name}`)).arrayBuffer());
+  const rows = (flat, width) => Array.from({ length: flat.length / width }, (_, i) => flat.subarray(i * width, (i + 1) * width));
+  const queries = rows(await f32('queries.f32'), a.dim);
+  const gt = new Uint32Array(await (await fetch(`${a.files}/gt.u32`)).arrayBuffer());
+  const truth = rows(gt, a.k).map((r) => Array.from(r));
+  return { queries, truth };
+}
+
+async function fetchBytes(url) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/**
+ * Ours, from a natively built export (`metricann export`): MetricAnn.import
+ * into IndexedDB (decoded, checked and committed), then search and enroll.
+ */
+export async function oursImport(a) {
+  const { queries, truth } = await queriesOf(a);
+  const more = await (async () => {
+    const flat = new Float32Array(await (await fetch(`${a.files}/extra.f32`)).arrayBuffer());
+    return Array.from({ length: a.extra }, (_, i) => flat.subarray(i * a.dim, (i + 1) * a.dim));
+  })();
+  await MetricAnn.deleteGallery(a.gallery);
+  let t0 = performance.now();
+  const bytes = await fetchBytes(`${a.files}/${a.export}`);
+  const fetchMs = performance.now() - t0;
+  t0 = performance.now();
+  const ann = await MetricAnn.import(bytes, { model: a.model, gallery: a.gallery, backend: 'cpu' });
+  const importMs = performance.now() - t0;
+  const stats = await ann.stats();
+  const search = await searches(queries, truth, async (q) =>
+    (await ann.searchVector(q, { k: a.k })).matches.map((m) => Number(m.label.slice(1))),
+  );
+  const enroll = await enrolls(more, (v, i) => ann.enrollVectors([{ label: `new${i}`, vectors: [v] }]));
+  await ann.close();
+  return {
+    fetchMs,
+    importMs,
+    search,
+    enroll,
+    stored: await storedBytes(),
+    segments: stats.segments.length,
+    vectors: stats.vectors,
+    memoryBytes: stats.memoryBytes,
+    quantization: stats.quantization,
+    jsHeap: jsHeap(),
+  };
+}
+
 export async function oursReopen(a) {
-  const { queries, truth } = data({ ...a, extra: 0 });
+  const { queries, truth } = await queriesOf(a);
   // Our reopen loads the model too (hnswlib has none): timed alone first.
   let t0 = performance.now();
   await (await MetricAnn.open({ model: a.model, backend: 'cpu' })).close();
@@ -198,8 +255,67 @@ export async function hnswBuild(a) {
   return { buildMs, search, enroll, stored: await storedBytes(), vectors: index.getCurrentCount(), jsHeap: jsHeap() };
 }
 
+/**
+ * hnswlib-wasm, from a natively built `save_index` file. Its file system is
+ * not exported, so the file goes where its IDBFS sync keeps files: a record
+ * in the `/hnswlib-index` database, as the sync itself writes it. Then the
+ * steps of an app: load it into the index, search, enroll + persist.
+ */
+/** Runs `step`, turning hnswlib's C++ exceptions into errors that say what failed. */
+async function cxx(lib, what, step) {
+  try {
+    return await step();
+  } catch (e) {
+    const detail = e instanceof WebAssembly.Exception && lib.getExceptionMessage ? lib.getExceptionMessage(e).join(': ') : String(e);
+    throw new Error(`hnswlib-wasm, ${what}: ${detail}`);
+  }
+}
+
+export async function hnswImport(a) {
+  const { queries, truth } = await queriesOf(a);
+  const flat = new Float32Array(await (await fetch(`${a.files}/extra.f32`)).arrayBuffer());
+  const more = Array.from({ length: a.extra }, (_, i) => Array.from(flat.subarray(i * a.dim, (i + 1) * a.dim)));
+  let t0 = performance.now();
+  const bytes = await fetchBytes(`${a.files}/hnswlib-wasm32.bin`);
+  const fetchMs = performance.now() - t0;
+  t0 = performance.now();
+  const { lib, syncFileSystem } = await hnswlib();
+  await syncFileSystem('write'); // creates the database
+  const db = await new Promise((resolve, reject) => {
+    const req = indexedDB.open('/hnswlib-index');
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+  await new Promise((resolve, reject) => {
+    const tx = db.transaction('FILE_DATA', 'readwrite');
+    tx.objectStore('FILE_DATA').put(
+      { timestamp: new Date(), mode: 33206, contents: new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length) },
+      `/hnswlib-index/${FILE}`,
+    );
+    tx.oncomplete = resolve;
+    tx.onerror = () => reject(tx.error);
+  });
+  db.close();
+  await syncFileSystem('read');
+  const index = new lib.HierarchicalNSW('cosine', a.dim, '');
+  await cxx(lib, 'readIndex', () => index.readIndex(FILE, a.n + a.extra));
+  const importMs = performance.now() - t0;
+  index.setEfSearch(a.ef);
+  const search = await cxx(lib, 'search', () =>
+    searches(queries, truth, async (q) => Array.from(index.searchKnn(q, a.k, undefined).neighbors)),
+  );
+  const enroll = await cxx(lib, 'enroll', () =>
+    enrolls(more, async (v, i) => {
+      index.addPoint(v, a.n + i, false);
+      await index.writeIndex(FILE);
+      await syncFileSystem('write');
+    }),
+  );
+  return { fetchMs, importMs, search, enroll, stored: await storedBytes(), vectors: index.getCurrentCount(), jsHeap: jsHeap() };
+}
+
 export async function hnswReopen(a) {
-  const { queries, truth } = data({ ...a, extra: 0 });
+  const { queries, truth } = await queriesOf(a);
   const t0 = performance.now();
   const { lib, syncFileSystem } = await hnswlib();
   await syncFileSystem('read');
