@@ -916,9 +916,16 @@ impl Index {
         let mut group = group;
         // Oldest first, so a rebuild of the same input is reproducible.
         group.sort_unstable();
+        let (input, replaces) = self.gather(&group);
+        Some(self.job_over(input, replaces, 0))
+    }
+
+    /// The vectors of the sealed segments `parts`, in that order, and their
+    /// blob names: the input of a job that replaces them.
+    fn gather(&self, parts: &[usize]) -> (Flat, Vec<String>) {
         let mut input = Flat::default();
-        let mut replaces = Vec::with_capacity(group.len());
-        for &i in &group {
+        let mut replaces = Vec::with_capacity(parts.len() + 1);
+        for &i in parts {
             let part = &self.sealed[i];
             part.seg.for_each(self.dim, |id, v| {
                 input.ids.push(id);
@@ -926,7 +933,7 @@ impl Index {
             });
             replaces.push(part.entry.name.clone());
         }
-        Some(self.job_over(input, replaces, 0))
+        (input, replaces)
     }
 
     /// Takes rebuilding the whole index (every sealed segment and the growing
@@ -946,20 +953,11 @@ impl Index {
         if parts == 0 || (parts == 1 && self.chunks.is_empty() && !deleted) {
             return Ok(None);
         }
-        let mut input = Flat::default();
-        let mut replaces = Vec::with_capacity(parts);
         // Oldest first (names carry a sequence number), so the input order,
         // and with the seed the graph, is the same on every run.
         let mut order: Vec<usize> = (0..self.sealed.len()).collect();
         order.sort_by_key(|&i| seq_of(&self.sealed[i].entry.name));
-        for i in order {
-            let part = &self.sealed[i];
-            part.seg.for_each(self.dim, |id, v| {
-                input.ids.push(id);
-                input.data.extend_from_slice(v);
-            });
-            replaces.push(part.entry.name.clone());
-        }
+        let (mut input, mut replaces) = self.gather(&order);
         replaces.extend(self.chunks.iter().map(|c| c.name.clone()));
         self.frozen_chunks = self.chunks.len();
         input.ids.extend_from_slice(&self.growing.ids);
