@@ -32,14 +32,13 @@
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::fmt;
 
 use instant_distance::{Builder, Heuristic};
-use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
+use serde::Serialize;
 use serde::ser::{SerializeSeq, SerializeStruct, SerializeTuple, Serializer};
-use serde::{Deserialize, Serialize};
 
 use super::distance;
+use crate::blob::wire::{Reader, WireError};
 
 /// instant-distance's `M`: links per node on the upper layers (twice that on layer 0).
 pub(crate) const M: usize = 32;
@@ -139,9 +138,11 @@ impl Graph {
         let bytes =
             postcard::to_allocvec(&map).map_err(|e| format!("encoding the built graph: {e}"))?;
         drop(map);
-        let layout: MapLayout<Vec<u32>> = postcard::from_bytes(&bytes)
+        let mut r = Reader::new(&bytes);
+        let layout = MapLayout::read(&mut r, |r| r.u32_seq("points"))
+            .and_then(|layout| r.finish().map(|()| layout))
             .map_err(|e| format!("reading the built graph back: {e}"))?;
-        let order = &layout.hnsw.points;
+        let order = &layout.points;
         let mut vectors = Vec::with_capacity(data.len());
         for &row in order {
             let start = row as usize * dim;
@@ -159,8 +160,14 @@ impl Graph {
         dim: usize,
         vectors: Vec<f32>,
     ) -> Result<Graph, String> {
-        let MapLayout { hnsw, values } = layout;
-        let n = values.len();
+        let MapLayout {
+            ef_search,
+            zero,
+            upper,
+            ids,
+            ..
+        } = layout;
+        let n = ids.len();
         if vectors.len() != n * dim {
             return Err(format!(
                 "{n} ids but {} vector values (dimension {dim})",
@@ -170,15 +177,7 @@ impl Graph {
         if let Some(pos) = vectors.iter().position(|x| !x.is_finite()) {
             return Err(format!("point {} has a non-finite value", pos / dim));
         }
-        let upper = hnsw.layers.into_iter().map(|l| l.0).collect();
-        Graph::checked(
-            dim,
-            hnsw.ef_search,
-            Vectors::F32(vectors),
-            values,
-            hnsw.zero.0,
-            upper,
-        )
+        Graph::checked(dim, ef_search, Vectors::F32(vectors), ids, zero, upper)
     }
 
     /// Checks that every link is in range and the layers shrink upwards, and
@@ -550,17 +549,37 @@ pub(crate) struct QuantizedLayoutRef<'a> {
 
 /// A quantised graph as read back, not yet checked: [`QuantizedLayout::check`]
 /// makes it a [`Graph`].
-#[derive(Deserialize)]
 pub(crate) struct QuantizedLayout {
     ef_search: u64,
     ids: Vec<u64>,
     scales: Vec<f32>,
-    codes: serde_bytes::ByteBuf,
+    codes: Vec<i8>,
     zero: Vec<u32>,
     upper: Vec<Vec<u32>>,
 }
 
 impl QuantizedLayout {
+    /// Reads what [`QuantizedLayoutRef`] wrote.
+    pub(crate) fn read(r: &mut Reader) -> Result<QuantizedLayout, WireError> {
+        let ef_search = r.u64("ef_search")?;
+        let ids = r.u64_seq("ids")?;
+        let scales = r.f32_seq("scales")?;
+        let codes = r.bytes("codes")?.iter().map(|&b| b as i8).collect();
+        let zero = r.u32_seq("layer 0")?;
+        let layers = r.len("layers", 1)?;
+        let upper = (0..layers)
+            .map(|_| r.u32_seq("upper layer"))
+            .collect::<Result<_, _>>()?;
+        Ok(QuantizedLayout {
+            ef_search,
+            ids,
+            scales,
+            codes,
+            zero,
+            upper,
+        })
+    }
+
     pub(crate) fn check(self, dim: usize) -> Result<Graph, String> {
         let n = self.ids.len();
         if self.scales.len() != n || self.codes.len() != n * dim {
@@ -573,9 +592,8 @@ impl QuantizedLayout {
         if let Some(p) = self.scales.iter().position(|s| !s.is_finite() || *s < 0.0) {
             return Err(format!("point {p} has scale {}", self.scales[p]));
         }
-        let codes = self.codes.into_vec().into_iter().map(|b| b as i8).collect();
         let vectors = Vectors::I8 {
-            codes,
+            codes: self.codes,
             scales: self.scales,
         };
         Graph::checked(
@@ -589,26 +607,26 @@ impl QuantizedLayout {
     }
 }
 
-/// A graph as read from its serialized form (by [`Graph::serializable`] or by
-/// instant-distance itself), not yet checked: [`StoredGraph::check`] makes it a
-/// [`Graph`] once every reference is known to be in range.
-#[derive(Deserialize)]
-#[serde(transparent)]
-pub(crate) struct StoredGraph(MapLayout<Rows>);
-
-impl StoredGraph {
-    pub(crate) fn check(self, dim: usize) -> Result<Graph, String> {
-        let mut layout = self.0;
-        let rows = &layout.hnsw.points;
-        if let Some(bad) = rows.lengths.iter().position(|&len| len != dim) {
-            return Err(format!(
-                "point {bad} has {} values, expected {dim}",
-                rows.lengths[bad]
-            ));
+/// Reads a float graph in instant-distance's layout (written by
+/// [`Graph::serializable`], or by instant-distance itself) and checks it:
+/// every point must have `dim` values and every reference must be in range.
+pub(crate) fn read_stored(r: &mut Reader, dim: usize) -> Result<Graph, String> {
+    let mut layout = MapLayout::read(r, |r| {
+        let n = r.len("points", 1)?;
+        let mut vectors = Vec::with_capacity(n.saturating_mul(dim).min(r.remaining() / 4));
+        for p in 0..n {
+            let len = r.len("point", 4)?;
+            if len != dim {
+                return Err(WireError::from(format!(
+                    "point {p} has {len} values, expected {dim}"
+                )));
+            }
+            r.f32s_into("point", len, &mut vectors)?;
         }
-        let vectors = std::mem::take(&mut layout.hnsw.points.data);
-        Graph::from_layout(layout, dim, vectors)
-    }
+        Ok(vectors)
+    })?;
+    let vectors = std::mem::take(&mut layout.points);
+    Graph::from_layout(layout, dim, vectors)
 }
 
 /// Issues a prefetch of `v`'s first cache lines (a hint: never faults).
@@ -792,131 +810,49 @@ impl Serialize for PointIdRef {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(bound = "P: Deserialize<'de>")]
+/// instant-distance's `HnswMap` as read back, with its points read by the
+/// caller (row numbers for a graph just built, vectors for a stored one).
 struct MapLayout<P> {
-    hnsw: HnswLayout<P>,
-    values: Vec<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(bound = "P: Deserialize<'de>")]
-struct HnswLayout<P> {
     ef_search: u64,
     points: P,
-    zero: Links<M0>,
-    layers: Vec<Links<M>>,
+    /// Layer 0, `M0` slots per node.
+    zero: Vec<u32>,
+    /// Layers 1 and up, `M` slots per node.
+    upper: Vec<Vec<u32>>,
+    /// The caller's id of each point (`values`).
+    ids: Vec<u64>,
 }
 
-/// Every point's vector in one array, with each row's length (checked later
-/// against the dimension, which the caller knows).
-#[derive(Default)]
-struct Rows {
-    data: Vec<f32>,
-    lengths: Vec<usize>,
-}
-
-impl<'de> Deserialize<'de> for Rows {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Rows;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a sequence of vectors")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Rows, A::Error> {
-                let mut rows = Rows::default();
-                if let Some(n) = seq.size_hint() {
-                    rows.lengths.reserve(n.min(1 << 24));
-                }
-                loop {
-                    let before = rows.data.len();
-                    if seq.next_element_seed(AppendRow(&mut rows.data))?.is_none() {
-                        break;
-                    }
-                    rows.lengths.push(rows.data.len() - before);
-                }
-                Ok(rows)
-            }
-        }
-        d.deserialize_seq(V)
+impl<P> MapLayout<P> {
+    fn read(
+        r: &mut Reader,
+        points: impl FnOnce(&mut Reader) -> Result<P, WireError>,
+    ) -> Result<MapLayout<P>, WireError> {
+        let ef_search = r.u64("ef_search")?;
+        let points = points(r)?;
+        let zero = read_links(r, "layer 0", M0)?;
+        let layers = r.len("layers", 1)?;
+        let upper = (0..layers)
+            .map(|_| read_links(r, "upper layer", M))
+            .collect::<Result<_, _>>()?;
+        let ids = r.u64_seq("ids")?;
+        Ok(MapLayout {
+            ef_search,
+            points,
+            zero,
+            upper,
+            ids,
+        })
     }
 }
 
-/// Appends one vector's values to a shared array.
-struct AppendRow<'a>(&'a mut Vec<f32>);
-
-impl<'de> DeserializeSeed<'de> for AppendRow<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        struct V<'a>(&'a mut Vec<f32>);
-        impl<'de> Visitor<'de> for V<'_> {
-            type Value = ();
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a sequence of f32")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-                while let Some(x) = seq.next_element::<f32>()? {
-                    self.0.push(x);
-                }
-                Ok(())
-            }
-        }
-        d.deserialize_seq(V(self.0))
-    }
-}
-
-/// A layer: a sequence of nodes of `N` neighbour slots, flattened.
-struct Links<const N: usize>(Vec<u32>);
-
-impl<'de, const N: usize> Deserialize<'de> for Links<N> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<const N: usize>;
-        impl<'de, const N: usize> Visitor<'de> for V<N> {
-            type Value = Links<N>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "a sequence of {N}-neighbour nodes")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Links<N>, A::Error> {
-                let mut links = Vec::new();
-                if let Some(n) = seq.size_hint() {
-                    links.reserve(n.min(1 << 20) * N);
-                }
-                while seq
-                    .next_element_seed(AppendNode::<N>(&mut links))?
-                    .is_some()
-                {}
-                Ok(Links(links))
-            }
-        }
-        d.deserialize_seq(V::<N>)
-    }
-}
-
-/// Appends one node's `N` slots.
-struct AppendNode<'a, const N: usize>(&'a mut Vec<u32>);
-
-impl<'de, const N: usize> DeserializeSeed<'de> for AppendNode<'_, N> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        struct V<'a, const N: usize>(&'a mut Vec<u32>);
-        impl<'de, const N: usize> Visitor<'de> for V<'_, N> {
-            type Value = ();
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "{N} neighbour ids")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-                for i in 0..N {
-                    let p: u32 = seq
-                        .next_element()?
-                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
-                    self.0.push(p);
-                }
-                Ok(())
-            }
-        }
-        d.deserialize_tuple(N, V::<N>(self.0))
-    }
+/// A layer as instant-distance writes it: a sequence of nodes, each a tuple of
+/// `slots` point ids (no length of its own), flattened.
+fn read_links(r: &mut Reader, what: &str, slots: usize) -> Result<Vec<u32>, WireError> {
+    let nodes = r.len(what, slots)?;
+    let mut links = Vec::new();
+    r.u32s_into(what, nodes * slots, &mut links)?;
+    Ok(links)
 }
 
 #[cfg(test)]
@@ -986,8 +922,9 @@ mod tests {
             .seed(2)
             .build(points, ids.clone());
         let theirs = postcard::to_allocvec(&map).unwrap();
-        let stored: StoredGraph = postcard::from_bytes(&theirs).unwrap();
-        let graph = stored.check(dim).unwrap();
+        let mut r = Reader::new(&theirs);
+        let graph = read_stored(&mut r, dim).unwrap();
+        assert_eq!(r.remaining(), 0, "every byte is the graph's");
         assert_eq!(graph.len(), n);
         assert_eq!(graph.ef_search(), 40);
         assert!(!graph.upper.is_empty(), "700 points make upper layers");
@@ -1010,8 +947,7 @@ mod tests {
             assert_eq!(ours[0], theirs[0]);
         }
         // The wrong dimension is refused by name.
-        let stored: StoredGraph = postcard::from_bytes(&theirs).unwrap();
-        let err = stored.check(8).unwrap_err();
+        let err = read_stored(&mut Reader::new(&theirs), 8).unwrap_err();
         assert!(err.contains("expected 8"), "{err}");
     }
 
@@ -1120,8 +1056,13 @@ mod tests {
 
         // The stored form reads back to the same graph, and stays the same.
         let bytes = postcard::to_allocvec(&quant.quantized_layout().unwrap()).unwrap();
-        let back: QuantizedLayout = postcard::from_bytes(&bytes).unwrap();
-        let back = back.check(dim).unwrap();
+        let read = |bytes: &[u8]| {
+            let mut r = Reader::new(bytes);
+            let layout = QuantizedLayout::read(&mut r).unwrap();
+            assert_eq!(r.remaining(), 0);
+            layout
+        };
+        let back = read(&bytes).check(dim).unwrap();
         assert_eq!(back, quant);
         assert!(float.quantized_layout().is_none());
         let again = postcard::to_allocvec(&back.quantized_layout().unwrap()).unwrap();
@@ -1131,12 +1072,12 @@ mod tests {
         twice.quantize();
         assert_eq!(twice, quant);
         // The wrong dimension, and links out of range, are refused.
-        let layout: QuantizedLayout = postcard::from_bytes(&bytes).unwrap();
+        let layout = read(&bytes);
         assert!(layout.check(dim + 1).unwrap_err().contains("codes"));
-        let mut layout: QuantizedLayout = postcard::from_bytes(&bytes).unwrap();
+        let mut layout = read(&bytes);
         layout.zero[5] = n as u32 + 3;
         assert!(layout.check(dim).unwrap_err().contains("links to point"));
-        let mut layout: QuantizedLayout = postcard::from_bytes(&bytes).unwrap();
+        let mut layout = read(&bytes);
         layout.scales[2] = f32::NAN;
         assert!(layout.check(dim).unwrap_err().contains("scale"));
     }

@@ -21,9 +21,10 @@ use std::collections::{BTreeSet, BinaryHeap};
 use serde::{Deserialize, Serialize};
 
 use super::distance;
-use super::graph::{BuildParams, Graph, QuantizedLayout, Scored, StoredGraph};
+use super::graph::{BuildParams, Graph, QuantizedLayout, Scored, read_stored};
 use super::{Hit, IndexConfig, Quantization, SegmentKind};
 use crate::blob;
+use crate::blob::wire::Reader;
 use crate::{Error, Result};
 
 /// Blob kind of a sealed HNSW segment.
@@ -259,8 +260,8 @@ impl Sealed {
                 let (fp, dim, flat) = decode_flat(name, KIND_FLAT, bytes)?;
                 Ok((fp, dim, Sealed::Flat(flat)))
             }
-            SegmentKind::Hnsw => decode_graph::<StoredGraph>(name, KIND_HNSW, bytes),
-            SegmentKind::HnswInt8 => decode_graph::<QuantizedLayout>(name, KIND_HNSW_I8, bytes),
+            SegmentKind::Hnsw => decode_graph(name, KIND_HNSW, bytes),
+            SegmentKind::HnswInt8 => decode_graph(name, KIND_HNSW_I8, bytes),
             SegmentKind::Growing => Err(Error::corrupt(
                 name,
                 "listed as a sealed segment of kind \"growing\"",
@@ -366,42 +367,29 @@ struct HnswFileRef<'a, G: Serialize> {
     map: G,
 }
 
-/// A graph segment's payload: `map` is instant-distance's layout
-/// ([`StoredGraph`]) or the quantised one ([`QuantizedLayout`]).
-#[derive(Deserialize)]
-struct GraphFile<L> {
-    fingerprint: String,
-    dim: u64,
-    map: L,
-}
-
-/// A stored graph layout, checked into a [`Graph`].
-trait GraphLayout: serde::de::DeserializeOwned {
-    fn check(self, dim: usize) -> std::result::Result<Graph, String>;
-}
-
-impl GraphLayout for StoredGraph {
-    fn check(self, dim: usize) -> std::result::Result<Graph, String> {
-        StoredGraph::check(self, dim)
-    }
-}
-
-impl GraphLayout for QuantizedLayout {
-    fn check(self, dim: usize) -> std::result::Result<Graph, String> {
-        QuantizedLayout::check(self, dim)
-    }
-}
-
-fn decode_graph<L: GraphLayout>(
-    name: &str,
-    kind: [u8; 4],
-    bytes: &[u8],
-) -> Result<(String, usize, Sealed)> {
+/// Decodes a graph segment: the fingerprint, the dimension, then the graph in
+/// its kind's layout (instant-distance's for `SEGH`, the quantised one for
+/// `SEGQ`), read with [`wire`](crate::blob::wire): at a million points serde's
+/// element-by-element decoding of the links was most of opening the segment.
+fn decode_graph(name: &str, kind: [u8; 4], bytes: &[u8]) -> Result<(String, usize, Sealed)> {
     let payload = blob::open(name, kind, bytes)?;
-    let file: GraphFile<L> = blob::decode_all(name, payload)?;
-    let dim = checked_dim(name, file.dim)?;
-    let graph = file.map.check(dim).map_err(|e| Error::corrupt(name, e))?;
-    Ok((file.fingerprint, dim, Sealed::Hnsw(graph)))
+    let mut r = Reader::new(payload);
+    let corrupt = |e: String| Error::corrupt(name, format!("undecodable: {e}"));
+    let fingerprint = r
+        .str("fingerprint")
+        .map_err(|e| corrupt(e.into()))?
+        .to_string();
+    let dim = checked_dim(name, r.u64("dimension").map_err(|e| corrupt(e.into()))?)?;
+    let graph = if kind == KIND_HNSW_I8 {
+        QuantizedLayout::read(&mut r)
+            .map_err(|e| corrupt(e.into()))?
+            .check(dim)
+    } else {
+        read_stored(&mut r, dim)
+    }
+    .map_err(|e| Error::corrupt(name, e))?;
+    r.finish().map_err(|e| corrupt(e.into()))?;
+    Ok((fingerprint, dim, Sealed::Hnsw(graph)))
 }
 
 fn checked_dim(name: &str, dim: u64) -> Result<usize> {

@@ -16,7 +16,11 @@
 //! | 18 | n | payload |
 //! | 18 + n | 4 | CRC-32 (IEEE) of bytes `0 .. 18 + n` |
 
+use std::borrow::Cow;
+
 use crate::{Error, Result};
+
+pub mod wire;
 
 /// The first four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"MANB";
@@ -224,6 +228,13 @@ impl ChangeSet {
 pub trait BlobRead {
     /// The bytes of blob `name`, or `None` when there is no such blob.
     fn get(&self, name: &str) -> Result<Option<Vec<u8>>>;
+
+    /// As [`BlobRead::get`], borrowing the bytes where the store holds them in
+    /// memory: opening a gallery of a million vectors reads hundreds of
+    /// megabytes, and a copy of each blob on the way was a good part of it.
+    fn read(&self, name: &str) -> Result<Option<Cow<'_, [u8]>>> {
+        Ok(self.get(name)?.map(Cow::Owned))
+    }
 }
 
 /// A blob that could not be loaded: its name and why.
