@@ -35,8 +35,8 @@
 //! of kind `MAEX` whose payload is a `u32` blob count, then per blob a `u32` name
 //! length, the name, a `u64` byte length and the bytes (little-endian).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::rc::Rc;
 
 // Integer keys and labels of the user's own gallery: no adversary to hash
 // against, and SipHash was a tenth of opening a million-class gallery.
@@ -285,13 +285,30 @@ fn encode_page(classes: &BTreeMap<u64, Class>, ids: &[u64]) -> Result<Vec<u8>> {
 }
 
 /// Decodes a page into its records, in stored order.
+#[cfg(test)]
 fn decode_page(name: &str, bytes: &[u8]) -> Result<Vec<(u64, Class)>> {
+    let mut out = Vec::new();
+    decode_page_into(name, bytes, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes a page, appending its records to `out` (nothing on error);
+/// returns how many.
+fn decode_page_into(name: &str, bytes: &[u8], out: &mut Vec<(u64, Class)>) -> Result<usize> {
     let payload = blob::open(name, KIND_CLASS_PAGE, bytes)?;
     let records: Vec<ClassRecord> = blob::decode_all(name, payload)?;
-    records
-        .into_iter()
-        .map(|r| Class::from_record(name, r))
-        .collect()
+    let start = out.len();
+    out.reserve(records.len());
+    for record in records {
+        match Class::from_record(name, record) {
+            Ok(r) => out.push(r),
+            Err(e) => {
+                out.truncate(start);
+                return Err(e);
+            }
+        }
+    }
+    Ok(out.len() - start)
 }
 
 /// Decodes a format-1 class blob (one record).
@@ -302,9 +319,9 @@ fn decode_v1_class(name: &str, bytes: &[u8]) -> Result<(u64, Class)> {
 }
 
 /// Reads a listed blob, checking the size the manifest gives.
-fn read_listed(blobs: &dyn BlobRead, name: &str, size: u64) -> Result<Vec<u8>> {
+fn read_listed<'a>(blobs: &'a dyn BlobRead, name: &str, size: u64) -> Result<Cow<'a, [u8]>> {
     let bytes = blobs
-        .get(name)?
+        .read(name)?
         .ok_or_else(|| Error::corrupt(name, "missing (listed in the manifest)"))?;
     if bytes.len() as u64 != size {
         return Err(Error::corrupt(
@@ -349,6 +366,10 @@ struct Unpacked(HashMap<String, Vec<u8>>);
 impl BlobRead for Unpacked {
     fn get(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.0.get(name).cloned())
+    }
+
+    fn read(&self, name: &str) -> Result<Option<Cow<'_, [u8]>>> {
+        Ok(self.0.get(name).map(|b| Cow::Borrowed(b.as_slice())))
     }
 }
 
@@ -437,7 +458,7 @@ impl Gallery {
         expected_fingerprint: Option<&str>,
         mode: OpenMode,
     ) -> Result<(Gallery, Vec<Damage>)> {
-        let bytes = blobs.get(MANIFEST)?.ok_or_else(|| {
+        let bytes = blobs.read(MANIFEST)?.ok_or_else(|| {
             Error::NotFound("gallery: there is no manifest (no gallery was created here)".into())
         })?;
         let (manifest, v1_classes) = decode_manifest(&bytes)?;
@@ -490,44 +511,42 @@ impl Gallery {
             }
             e => Err(e),
         };
-        // Every record, newest page last: the newest record of a class wins.
-        let mut current: BTreeMap<u64, (Rc<str>, Class)> = BTreeMap::new();
+        // Every record, oldest page first; a class's newest record is its
+        // current one. One vector of records sorted by class id (stably, so
+        // that of equal ids the newest comes last) instead of a map: a gallery
+        // of a million classes reads a million of them.
+        let mut records: Vec<(u64, Class)> = Vec::new();
         let mut listed = manifest.pages.clone();
         listed.sort_by_key(|e| e.0);
         for PageEntry(seq, size, count) in listed {
             let name = page_blob(seq);
-            let records = read_listed(blobs, &name, size).and_then(|b| {
-                let records = decode_page(&name, &b)?;
-                if records.len() as u64 != count {
+            let start = records.len();
+            let read = read_listed(blobs, &name, size).and_then(|b| {
+                let read = decode_page_into(&name, &b, &mut records)?;
+                if read as u64 != count {
+                    records.truncate(start);
                     return Err(Error::corrupt(
                         &name,
-                        format!("{} records, the manifest says {count}", records.len()),
+                        format!("{read} records, the manifest says {count}"),
                     ));
                 }
-                Ok(records)
+                Ok(())
             });
-            let records = match records {
-                Ok(r) => r,
-                Err(e) => {
-                    fail(&name, e, &mut damage)?;
-                    continue;
-                }
-            };
-            let mut ids = Vec::with_capacity(records.len());
-            let name: Rc<str> = name.into();
-            for (id, mut class) in records {
-                ids.push(id);
-                class.page = seq;
-                if current.insert(id, (Rc::clone(&name), class)).is_some() {
-                    gallery.pages.superseded(id);
-                }
+            if let Err(e) = read {
+                fail(&name, e, &mut damage)?;
+                continue;
             }
+            let page = &mut records[start..];
+            let ids = page.iter().map(|(id, _)| *id).collect();
             gallery.pages.insert_loaded(seq, size, ids);
+            for (_, class) in page {
+                class.page = seq;
+            }
         }
-        for id in manifest.removed_classes {
-            let had = current.remove(&id).is_some();
-            gallery.pages.loaded_removed(id, had);
-        }
+        let mut removed = manifest.removed_classes;
+        removed.sort_unstable();
+        // Format-1 class blobs (page 0) come after every page.
+        let mut legacy_names = FxHashMap::default();
         let mut max_legacy_seq = 0;
         for ClassEntry(id, seq, size) in v1_classes {
             max_legacy_seq = max_legacy_seq.max(seq);
@@ -535,7 +554,8 @@ impl Gallery {
             match read_listed(blobs, &name, size).and_then(|b| decode_v1_class(&name, &b)) {
                 Ok((found, class)) if found == id => {
                     gallery.legacy.push((name.clone(), size));
-                    current.insert(id, (name.into(), class));
+                    legacy_names.insert(id, name);
+                    records.push((id, class));
                 }
                 Ok((found, _)) => fail(
                     &name,
@@ -548,19 +568,63 @@ impl Gallery {
                 Err(e) => fail(&name, e, &mut damage)?,
             }
         }
-        for (id, (name, class)) in current {
-            let page = class.page;
-            match gallery.adopt(id, class, &name, skip) {
-                Ok(()) => gallery.pages.count_live(page),
-                Err(e @ Error::Corrupt { .. }) if skip => {
-                    // A consistent page with one inconsistent record: drop the
-                    // record (as removed), keep the page and the rest.
-                    damage.push(Damage::from_error(&name, &e));
-                    gallery.pages.loaded_removed(id, page != 0);
-                }
-                Err(e) => return Err(e),
+        records.sort_by_key(|(id, _)| *id);
+        // In place (a million records are worth not copying): keep each
+        // class's newest record, unless the class was removed.
+        let mut kept = 0;
+        for i in 0..records.len() {
+            let (id, page) = (records[i].0, records[i].1.page);
+            if records.get(i + 1).is_some_and(|(next, _)| *next == id) {
+                gallery.pages.superseded(id);
+            } else if page != 0 && removed.binary_search(&id).is_ok() {
+                gallery.pages.loaded_removed(id, true);
+            } else {
+                records.swap(kept, i);
+                kept += 1;
             }
         }
+        records.truncate(kept);
+        // Whether every class's vectors are in the index, asked once for all
+        // of them; only when some are not does each class look at its own.
+        let mut vectors: Vec<u64> = records
+            .iter()
+            .flat_map(|(_, c)| c.vector_ids.iter().copied())
+            .collect();
+        vectors.sort_unstable();
+        let all_indexed = gallery.index.contains_all(&vectors);
+        gallery.owner.reserve(vectors.len());
+        gallery.by_label.reserve(records.len());
+        drop(vectors);
+        let mut failed = None;
+        records.retain_mut(|(id, class)| {
+            if failed.is_some() {
+                return false;
+            }
+            let page = class.page;
+            let Err(reason) = gallery.adopt(*id, class, skip, all_indexed) else {
+                gallery.pages.count_live(page);
+                return true;
+            };
+            let name = match legacy_names.get(id) {
+                Some(name) if page == 0 => name.clone(),
+                _ => page_blob(page),
+            };
+            let e = Error::corrupt(&name, reason);
+            if skip {
+                // A consistent page with one inconsistent record: drop the
+                // record (as removed), keep the page and the rest.
+                damage.push(Damage::from_error(&name, &e));
+                gallery.pages.loaded_removed(*id, page != 0);
+            } else {
+                failed = Some(e);
+            }
+            false
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        // Ascending ids: built in one pass.
+        gallery.classes = records.into_iter().collect();
         // Format-1 classes move into a page with the next mutation.
         if !gallery.legacy.is_empty() {
             gallery.dirty.extend(gallery.classes.keys().copied());
@@ -604,12 +668,21 @@ impl Gallery {
         Ok((gallery, damage))
     }
 
-    /// Takes in a class read at open, checking it against those already in.
-    fn adopt(&mut self, id: u64, mut class: Class, name: &str, skip: bool) -> Result<()> {
+    /// Takes in a class read at open, checking it against those already in;
+    /// the class map takes it after. `all_indexed`: every class's vectors are
+    /// known to be in the index, so this one's need no lookup. An
+    /// inconsistency is the reason, for the caller to name the blob.
+    fn adopt(
+        &mut self,
+        id: u64,
+        class: &mut Class,
+        skip: bool,
+        all_indexed: bool,
+    ) -> std::result::Result<(), String> {
         if self.by_label.contains_key(&class.label) {
-            return Err(Error::corrupt(
-                name,
-                format!("label {:?} is used by another class too", class.label),
+            return Err(format!(
+                "label {:?} is used by another class too",
+                class.label
             ));
         }
         // This runs for every class at open, and a class has a few examples:
@@ -631,31 +704,23 @@ impl Gallery {
                 .copied()
                 .find(|v| self.owner.contains_key(v))
         }) {
-            return Err(Error::corrupt(
-                name,
-                format!("vector {v} belongs to two classes"),
-            ));
+            return Err(format!("vector {v} belongs to two classes"));
         }
         // Vectors the index does not have: lost with a damaged segment (skip
         // mode), or an inconsistency (strict mode).
-        let before = class.vector_ids.len();
-        if let Some(&missing) = class.vector_ids.iter().find(|&&v| !self.index.contains(v)) {
+        if !all_indexed
+            && let Some(&missing) = class.vector_ids.iter().find(|&&v| !self.index.contains(v))
+        {
             if !skip {
-                return Err(Error::corrupt(
-                    name,
-                    format!("vector {missing} is not in the index"),
-                ));
+                return Err(format!("vector {missing} is not in the index"));
             }
             class.vector_ids.retain(|&v| self.index.contains(v));
-        }
-        if class.vector_ids.len() != before {
             self.dirty.insert(id);
         }
         for &v in &class.vector_ids {
             self.owner.insert(v, id);
         }
         self.by_label.insert(class.label.clone(), id);
-        self.classes.insert(id, class);
         Ok(())
     }
 

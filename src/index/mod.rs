@@ -29,6 +29,7 @@ pub mod distance;
 pub(crate) mod graph;
 pub(crate) mod segment;
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 
 use rustc_hash::FxHashSet;
@@ -505,9 +506,9 @@ impl Index {
     }
 
     /// Fetches and checks one blob listed by the manifest.
-    fn fetch(&self, entry: &SegmentEntry, blobs: &dyn BlobRead) -> Result<Vec<u8>> {
+    fn fetch<'a>(&self, entry: &SegmentEntry, blobs: &'a dyn BlobRead) -> Result<Cow<'a, [u8]>> {
         let bytes = blobs
-            .get(&entry.name)?
+            .read(&entry.name)?
             .ok_or_else(|| Error::corrupt(&entry.name, "missing (listed in the manifest)"))?;
         if bytes.len() as u64 != entry.bytes {
             return Err(Error::corrupt(
@@ -669,6 +670,34 @@ impl Index {
     /// Whether `id` is live (stored and not deleted).
     pub fn contains(&self, id: u64) -> bool {
         !self.tombstones.contains(&id) && self.stores(id)
+    }
+
+    /// Whether every id of `sorted` (ascending) is live: what [`Index::contains`]
+    /// says of each, in one pass. Opening a gallery asks it of every vector of
+    /// every class; one binary search per vector over a million ids was a
+    /// good part of that.
+    pub fn contains_all(&self, sorted: &[u64]) -> bool {
+        // One cursor per sealed segment, moving only forwards.
+        let mut cursors = vec![0usize; self.sealed.len()];
+        sorted.iter().all(|&id| {
+            if self.tombstones.contains(&id) {
+                return false;
+            }
+            if self.growing_ids.contains(&id) {
+                return true;
+            }
+            self.sealed.iter().zip(&mut cursors).any(|(s, at)| {
+                let rest = &s.sorted_ids[*at..];
+                // Gallop: ids close together are the common case.
+                let mut step = 1;
+                while step < rest.len() && rest[step - 1] < id {
+                    step *= 2;
+                }
+                let upto = step.min(rest.len());
+                *at += rest[..upto].partition_point(|&x| x < id);
+                s.sorted_ids.get(*at) == Some(&id)
+            })
+        })
     }
 
     /// The largest id stored (tombstoned or not), if any.
@@ -1339,6 +1368,37 @@ mod tests {
         assert_eq!(c.tier(50_000), 2);
         assert_eq!(c.tier(100_000), 3);
         assert_eq!(c.tier(65_536), 3);
+    }
+
+    #[test]
+    fn contains_all_agrees_with_contains_across_segments() {
+        let mut index = Index::new(8, "fp", small_config()).unwrap();
+        let mut blobs = Blobs::new();
+        // Ids with gaps, spread over several sealed segments and the growing one.
+        let vectors = random_unit(450, 8, 21);
+        fill(&mut index, &mut blobs, &vectors, 1, 40);
+        assert!(index.sealed.len() >= 2 && !index.growing_ids.is_empty());
+        index.remove(&[7, 300, 449]);
+        let all: Vec<u64> = (1..=450).collect();
+        let live: Vec<u64> = all
+            .iter()
+            .copied()
+            .filter(|&id| index.contains(id))
+            .collect();
+        assert_eq!(live.len(), 447);
+        assert!(index.contains_all(&live));
+        assert!(index.contains_all(&[]));
+        // Sparse and dense runs, each with one id that is not live.
+        for missing in [0, 7, 300, 449, 451, 10_000] {
+            for stride in [1, 3, 97] {
+                let mut ids: Vec<u64> = live.iter().copied().step_by(stride).collect();
+                ids.push(missing);
+                ids.sort_unstable();
+                assert!(!index.contains_all(&ids), "{missing} every {stride}");
+                ids.retain(|&id| id != missing);
+                assert!(index.contains_all(&ids), "without {missing} every {stride}");
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! A store in memory.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::BlobStore;
@@ -75,6 +76,10 @@ impl MemoryStore {
 impl BlobRead for MemoryStore {
     fn get(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.blobs.get(name).cloned())
+    }
+
+    fn read(&self, name: &str) -> Result<Option<Cow<'_, [u8]>>> {
+        Ok(self.blobs.get(name).map(|b| Cow::Borrowed(b.as_slice())))
     }
 }
 
