@@ -174,6 +174,7 @@ for (const [n, r] of Object.entries(results)) {
   pair('enroll + persist p95 (ms)', o.enroll.p95, t.enroll.p95, ms);
   pair('reload from IndexedDB (s)', o.reopen.reloadMs / 1e3, t.reopen.reloadMs / 1e3, (x) => x.toFixed(2));
   rows.push(`| ${n} | the model alone, opened just before (s) | ${(o.reopen.modelMs / 1e3).toFixed(2)} | — | |`);
+  rows.push(`| ${n} | IndexedDB getAll of the same records alone (s) | ${(o.reopen.idbReadMs / 1e3).toFixed(2)} | — | |`);
   pair('search p50 after reload (ms)', o.reopen.search.p50, t.reopen.search.p50, ms);
   pair('renderer peak RSS (MB)', o.memory.peakRss / 1e6, t.memory.peakRss / 1e6, (x) => x.toFixed(0));
   if (o.stored && t.stored) pair('stored (MB)', o.stored / 1e6, t.stored / 1e6, (x) => x.toFixed(1));
