@@ -23,11 +23,12 @@
 //! carry only the stored vectors' rounding. The float vectors are not kept:
 //! that is the memory saved.
 //!
-//! The serialized form of a float graph is instant-distance's own (`HnswMap<Point, u64>` through
-//! serde, which the gallery has always stored), written and read here directly:
-//! segments written before this module exist read unchanged, and a graph is
-//! decoded in one pass that checks every reference before anything searches it.
-//! A quantised graph has a layout of its own ([`QuantizedLayout`]).
+//! A graph is stored in the [`packed`] layout: fixed-width arrays, read at
+//! memory speed. Segments written before it are still read: a float graph in
+//! instant-distance's own serialized form (`HnswMap<Point, u64>` through
+//! serde), a quantised one in a varint layout ([`QuantizedLayout`]). Every
+//! layout is decoded in one pass that checks every reference before anything
+//! searches the graph.
 
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
@@ -35,10 +36,14 @@ use std::collections::BinaryHeap;
 
 use instant_distance::{Builder, Heuristic};
 use serde::Serialize;
-use serde::ser::{SerializeSeq, SerializeStruct, SerializeTuple, Serializer};
+use serde::ser::Serializer;
+#[cfg(test)]
+use serde::ser::{SerializeSeq, SerializeStruct, SerializeTuple};
 
 use super::distance;
 use crate::blob::wire::{Reader, WireError};
+
+pub(crate) mod packed;
 
 /// instant-distance's `M`: links per node on the upper layers (twice that on layer 0).
 pub(crate) const M: usize = 32;
@@ -194,7 +199,7 @@ impl Graph {
         if zero.len() != n * M0 {
             return Err(format!("{n} points but {} graph nodes", zero.len() / M0));
         }
-        if let Some(bad) = zero.iter().position(|&p| p != INVALID && p as usize >= n) {
+        if let Some(bad) = out_of_range(&zero, n) {
             return Err(format!(
                 "node {} links to point {} of {n}",
                 bad / M0,
@@ -211,10 +216,7 @@ impl Graph {
                     l + 1
                 ));
             }
-            if let Some(bad) = links
-                .iter()
-                .position(|&p| p != INVALID && p as usize >= len)
-            {
+            if let Some(bad) = out_of_range(&links, len) {
                 return Err(format!(
                     "layer {} node {} links to point {} of {len}",
                     l + 1,
@@ -450,12 +452,16 @@ impl Graph {
     }
 
     /// Serializes a float graph in instant-distance's `HnswMap<Point, u64>`
-    /// layout (a quantised one has [`Graph::quantized_layout`]).
+    /// layout (a quantised one has [`Graph::quantized_layout`]): segments were
+    /// stored so before the packed layout, and the tests write them this way.
+    #[cfg(test)]
     pub(crate) fn serializable(&self) -> impl Serialize + '_ {
         MapRef(self)
     }
 
-    /// A quantised graph's serializable form; `None` for a float graph.
+    /// A quantised graph's serializable form as stored before the packed
+    /// layout; `None` for a float graph.
+    #[cfg(test)]
     pub(crate) fn quantized_layout(&self) -> Option<QuantizedLayoutRef<'_>> {
         let Vectors::I8 { codes, scales } = &self.vectors else {
             return None;
@@ -537,6 +543,7 @@ impl Scorer for CodeScorer<'_> {
 
 /// A quantised graph's serialized form: its ids, scales, codes (as bytes) and
 /// links (layer 0 with `2M` slots per node, upper layers with `M`).
+#[cfg(test)]
 #[derive(Serialize)]
 pub(crate) struct QuantizedLayoutRef<'a> {
     ef_search: u64,
@@ -627,6 +634,18 @@ pub(crate) fn read_stored(r: &mut Reader, dim: usize) -> Result<Graph, String> {
     })?;
     let vectors = std::mem::take(&mut layout.points);
     Graph::from_layout(layout, dim, vectors)
+}
+
+/// The position of the first link to a point at or past `n` (the empty slot
+/// aside). Opening a million-point graph checks 64 million links, so the
+/// common case is one pass the compiler vectorises: `p + 1` wraps the empty
+/// slot (all ones) to 0, and a link is out of range iff `p + 1 > n`.
+fn out_of_range(links: &[u32], n: usize) -> Option<usize> {
+    let largest = links.iter().fold(0u32, |m, &p| m.max(p.wrapping_add(1)));
+    if largest as usize <= n {
+        return None;
+    }
+    links.iter().position(|&p| p != INVALID && p as usize >= n)
 }
 
 /// Issues a prefetch of `v`'s first cache lines (a hint: never faults).
@@ -730,8 +749,10 @@ thread_local! {
 // layers: Vec<Vec<[PointId; M]>> }, values: Vec<V> }`, where `PointId` is a
 // `u32` newtype and a node's array is a fixed-size tuple.
 
+#[cfg(test)]
 struct MapRef<'a>(&'a Graph);
 
+#[cfg(test)]
 impl Serialize for MapRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let g = self.0;
@@ -742,8 +763,10 @@ impl Serialize for MapRef<'_> {
     }
 }
 
+#[cfg(test)]
 struct HnswRef<'a>(&'a Graph);
 
+#[cfg(test)]
 impl Serialize for HnswRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let g = self.0;
@@ -757,8 +780,10 @@ impl Serialize for HnswRef<'_> {
     }
 }
 
+#[cfg(test)]
 struct RowsRef<'a>(&'a Graph);
 
+#[cfg(test)]
 impl Serialize for RowsRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let g = self.0;
@@ -778,8 +803,10 @@ impl Serialize for RowsRef<'_> {
     }
 }
 
+#[cfg(test)]
 struct LinksRef<'a, const N: usize>(&'a [u32]);
 
+#[cfg(test)]
 impl<const N: usize> Serialize for LinksRef<'_, N> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len() / N))?;
@@ -790,8 +817,10 @@ impl<const N: usize> Serialize for LinksRef<'_, N> {
     }
 }
 
+#[cfg(test)]
 struct NodeRef<'a>(&'a [u32]);
 
+#[cfg(test)]
 impl Serialize for NodeRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut t = s.serialize_tuple(self.0.len())?;
@@ -802,8 +831,10 @@ impl Serialize for NodeRef<'_> {
     }
 }
 
+#[cfg(test)]
 struct PointIdRef(u32);
 
+#[cfg(test)]
 impl Serialize for PointIdRef {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_newtype_struct("PointId", &self.0)
@@ -906,6 +937,16 @@ mod tests {
             .collect();
         all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         all.into_iter().take(k).map(|(_, id)| id).collect()
+    }
+
+    #[test]
+    fn out_of_range_finds_the_first_bad_link_and_allows_empty_slots() {
+        assert_eq!(out_of_range(&[], 0), None);
+        assert_eq!(out_of_range(&[INVALID, INVALID], 0), None);
+        assert_eq!(out_of_range(&[0, 4, INVALID, 3], 5), None);
+        assert_eq!(out_of_range(&[0, 4, INVALID, 5, 9], 5), Some(3));
+        assert_eq!(out_of_range(&[INVALID - 1], 5), Some(0));
+        assert_eq!(out_of_range(&[0], 0), Some(0));
     }
 
     #[test]

@@ -6,12 +6,14 @@
 //! built by instant-distance, searched in this crate's layout.
 //!
 //! A graph built with `IndexConfig::quantization` = int8 is quantised right
-//! after it is built and stored as codes (blob kind `SEGQ`, segment kind
-//! `hnsw-int8`): flat segments and the growing segment stay float, as they hold
-//! at most a growing segment's worth of vectors.
+//! after it is built and stored as codes (segment kind `hnsw-int8`): flat
+//! segments and the growing segment stay float, as they hold at most a growing
+//! segment's worth of vectors.
 //!
-//! Both are persisted with postcard inside a [`blob`](crate::blob) frame, together
-//! with the model fingerprint and the dimension, so a segment is self-describing.
+//! Both are persisted inside a [`blob`](crate::blob) frame, together with the
+//! model fingerprint and the dimension, so a segment is self-describing: flat
+//! ones with postcard, graphs in the [`packed`] layout (blob kind `SEGP`;
+//! graphs stored before it, `SEGH` and `SEGQ`, are still read).
 //! Decoding never trusts the bytes: every neighbour reference of a graph is
 //! checked to be in range before anything searches it.
 
@@ -21,15 +23,20 @@ use std::collections::{BTreeSet, BinaryHeap};
 use serde::{Deserialize, Serialize};
 
 use super::distance;
-use super::graph::{BuildParams, Graph, QuantizedLayout, Scored, read_stored};
+use super::graph::{BuildParams, Graph, QuantizedLayout, Scored, packed, read_stored};
 use super::{Hit, IndexConfig, Quantization, SegmentKind};
 use crate::blob;
 use crate::blob::wire::Reader;
 use crate::{Error, Result};
 
-/// Blob kind of a sealed HNSW segment.
+/// Blob kind of a sealed HNSW segment, float or int8, in the packed layout
+/// ([`packed`](super::graph::packed)): what this build writes.
+pub const KIND_GRAPH: [u8; 4] = *b"SEGP";
+/// Blob kind of a sealed HNSW segment in instant-distance's serialized layout,
+/// written before the packed one; still read.
 pub const KIND_HNSW: [u8; 4] = *b"SEGH";
-/// Blob kind of a sealed HNSW segment with int8 codes.
+/// Blob kind of a sealed int8 HNSW segment in the varint layout written before
+/// the packed one; still read.
 pub const KIND_HNSW_I8: [u8; 4] = *b"SEGQ";
 /// Blob kind of a sealed flat segment.
 pub const KIND_FLAT: [u8; 4] = *b"SEGF";
@@ -242,10 +249,11 @@ impl Sealed {
     pub(crate) fn encode(&self, fingerprint: &str, dim: usize) -> Result<Vec<u8>> {
         match self {
             Sealed::Flat(flat) => encode_flat(KIND_FLAT, fingerprint, dim, flat),
-            Sealed::Hnsw(graph) => match graph.quantized_layout() {
-                Some(layout) => encode_hnsw(KIND_HNSW_I8, fingerprint, dim, layout),
-                None => encode_hnsw(KIND_HNSW, fingerprint, dim, graph.serializable()),
-            },
+            Sealed::Hnsw(graph) => {
+                let mut payload = Vec::new();
+                packed::write(graph, fingerprint, &mut payload);
+                Ok(blob::seal(KIND_GRAPH, &payload))
+            }
         }
     }
 
@@ -260,8 +268,8 @@ impl Sealed {
                 let (fp, dim, flat) = decode_flat(name, KIND_FLAT, bytes)?;
                 Ok((fp, dim, Sealed::Flat(flat)))
             }
-            SegmentKind::Hnsw => decode_graph(name, KIND_HNSW, bytes),
-            SegmentKind::HnswInt8 => decode_graph(name, KIND_HNSW_I8, bytes),
+            SegmentKind::Hnsw => decode_graph(name, KIND_HNSW, false, bytes),
+            SegmentKind::HnswInt8 => decode_graph(name, KIND_HNSW_I8, true, bytes),
             SegmentKind::Growing => Err(Error::corrupt(
                 name,
                 "listed as a sealed segment of kind \"growing\"",
@@ -344,43 +352,43 @@ pub(crate) fn decode_flat(
     ))
 }
 
-fn encode_hnsw(
-    kind: [u8; 4],
-    fingerprint: &str,
-    dim: usize,
-    map: impl Serialize,
-) -> Result<Vec<u8>> {
-    let file = HnswFileRef {
-        fingerprint,
-        dim: dim as u64,
-        map,
-    };
-    let payload = postcard::to_allocvec(&file)
-        .map_err(|e| Error::Internal(format!("encoding a HNSW segment: {e}")))?;
-    Ok(blob::seal(kind, &payload))
-}
-
-#[derive(Serialize)]
-struct HnswFileRef<'a, G: Serialize> {
-    fingerprint: &'a str,
-    dim: u64,
-    map: G,
-}
-
-/// Decodes a graph segment: the fingerprint, the dimension, then the graph in
-/// its kind's layout (instant-distance's for `SEGH`, the quantised one for
-/// `SEGQ`), read with [`wire`](crate::blob::wire): at a million points serde's
-/// element-by-element decoding of the links was most of opening the segment.
-fn decode_graph(name: &str, kind: [u8; 4], bytes: &[u8]) -> Result<(String, usize, Sealed)> {
-    let payload = blob::open(name, kind, bytes)?;
-    let mut r = Reader::new(payload);
+/// Decodes a graph segment listed as float or int8 (`quantized`): the packed
+/// layout, or the layout of its kind written before it (`legacy`:
+/// instant-distance's for `SEGH`, the varint one for `SEGQ`), both read with
+/// [`wire`](crate::blob::wire).
+fn decode_graph(
+    name: &str,
+    legacy: [u8; 4],
+    quantized: bool,
+    bytes: &[u8],
+) -> Result<(String, usize, Sealed)> {
     let corrupt = |e: String| Error::corrupt(name, format!("undecodable: {e}"));
+    if blob::peek_kind(bytes) != Some(legacy) {
+        let payload = blob::open(name, KIND_GRAPH, bytes)?;
+        let mut r = Reader::new(payload);
+        let found = packed::read(&mut r).map_err(corrupt)?;
+        r.finish().map_err(|e| corrupt(e.into()))?;
+        if found.graph.is_quantized() != quantized {
+            let (listed, stored) = if quantized {
+                ("int8", "float")
+            } else {
+                ("float", "int8")
+            };
+            return Err(Error::corrupt(
+                name,
+                format!("listed as a {listed} graph but holds {stored} vectors"),
+            ));
+        }
+        return Ok((found.fingerprint, found.dim, Sealed::Hnsw(found.graph)));
+    }
+    let payload = blob::open(name, legacy, bytes)?;
+    let mut r = Reader::new(payload);
     let fingerprint = r
         .str("fingerprint")
         .map_err(|e| corrupt(e.into()))?
         .to_string();
     let dim = checked_dim(name, r.u64("dimension").map_err(|e| corrupt(e.into()))?)?;
-    let graph = if kind == KIND_HNSW_I8 {
+    let graph = if quantized {
         QuantizedLayout::read(&mut r)
             .map_err(|e| corrupt(e.into()))?
             .check(dim)
@@ -508,11 +516,12 @@ mod tests {
             bytes,
             "re-encoding is stable"
         );
-        // Listed as the other kind, the frame refuses it by name.
+        // Listed as the other kind, it is refused by name.
         let err = Sealed::decode("seg-2", SegmentKind::Hnsw, &bytes)
             .err()
             .unwrap();
         assert!(err.to_string().contains("seg-2"), "{err}");
+        assert!(err.to_string().contains("holds int8 vectors"), "{err}");
         // Dequantised vectors come back (for merges and exact search).
         let mut n = 0;
         back.for_each(dim, |id, v| {
@@ -588,9 +597,9 @@ mod tests {
     /// Re-frames a HNSW payload after `edit` changed it, so that only the
     /// structural validation (not the checksum) can catch the problem.
     fn reframe(bytes: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-        let mut payload = blob::open("x", KIND_HNSW, bytes).unwrap().to_vec();
+        let mut payload = blob::open("x", KIND_GRAPH, bytes).unwrap().to_vec();
         edit(&mut payload);
-        blob::seal(KIND_HNSW, &payload)
+        blob::seal(KIND_GRAPH, &payload)
     }
 
     #[test]
@@ -607,25 +616,15 @@ mod tests {
         let s = Sealed::Hnsw(Graph::build(&f.ids, &f.data, dim, &params).unwrap());
         let bytes = s.encode("fp", dim).unwrap();
         assert!(Sealed::decode("seg-4", SegmentKind::Hnsw, &bytes).is_ok());
-        // Find the encoding of a neighbour id in the zero layer and point it far
-        // out of range: u32 varint of a large value has the same length as any
-        // other 5-byte varint, so rewrite one INVALID (5 bytes ff ff ff ff 0f)
-        // into 4_000_000_000 (also 5 bytes).
-        let invalid = [0xff, 0xff, 0xff, 0xff, 0x0f];
-        let mut big = Vec::new();
-        let mut v: u32 = 4_000_000_000;
-        while v >= 0x80 {
-            big.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        big.push(v as u8);
-        assert_eq!(big.len(), 5);
+        // The links come last, 3 bytes each; with 10 points every byte of a
+        // link is 0..=9 except in an empty slot (ff ff ff). Point the last
+        // empty slot far out of range.
         let bad = reframe(&bytes, |p| {
             let pos = p
-                .windows(5)
-                .position(|w| w == invalid)
+                .windows(3)
+                .rposition(|w| w == [0xff; 3])
                 .expect("an empty slot");
-            p[pos..pos + 5].copy_from_slice(&big);
+            p[pos..pos + 3].copy_from_slice(&[0x00, 0x00, 0x0f]);
         });
         let err = Sealed::decode("seg-4", SegmentKind::Hnsw, &bad)
             .err()
@@ -655,5 +654,73 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(msg.contains("undecoded"), "{msg}");
+    }
+
+    #[derive(Serialize)]
+    struct HnswFileRef<'a, G: Serialize> {
+        fingerprint: &'a str,
+        dim: u64,
+        map: G,
+    }
+
+    /// A graph segment as stored before the packed layout.
+    fn legacy_blob(kind: [u8; 4], dim: usize, map: impl Serialize) -> Vec<u8> {
+        let file = HnswFileRef {
+            fingerprint: "fp",
+            dim: dim as u64,
+            map,
+        };
+        blob::seal(kind, &postcard::to_allocvec(&file).unwrap())
+    }
+
+    #[test]
+    fn graphs_stored_before_the_packed_layout_still_read() {
+        let dim = 8;
+        let f = flat(120, dim);
+        let Sealed::Hnsw(float) =
+            Sealed::build(f.clone(), dim, &IndexConfig::default(), 4).unwrap()
+        else {
+            panic!("120 vectors get a graph");
+        };
+        let mut quantized = float.clone();
+        quantized.quantize();
+        for (kind, listed, graph, old) in [
+            (
+                KIND_HNSW,
+                SegmentKind::Hnsw,
+                &float,
+                legacy_blob(KIND_HNSW, dim, float.serializable()),
+            ),
+            (
+                KIND_HNSW_I8,
+                SegmentKind::HnswInt8,
+                &quantized,
+                legacy_blob(KIND_HNSW_I8, dim, quantized.quantized_layout().unwrap()),
+            ),
+        ] {
+            assert_eq!(blob::peek_kind(&old), Some(kind));
+            let (fp, d, back) = Sealed::decode("seg-7", listed, &old).unwrap();
+            assert_eq!((fp.as_str(), d), ("fp", dim));
+            let Sealed::Hnsw(back) = &back else {
+                panic!("a graph comes back");
+            };
+            assert_eq!(back, graph);
+            // Written again, it is packed, and reads back the same.
+            let packed = Sealed::Hnsw(back.clone()).encode("fp", dim).unwrap();
+            assert_eq!(blob::peek_kind(&packed), Some(KIND_GRAPH));
+            let (_, _, again) = Sealed::decode("seg-7", listed, &packed).unwrap();
+            assert!(matches!(&again, Sealed::Hnsw(g) if g == graph));
+            // A corrupt old blob is still caught by its own checksum.
+            let mut bad = old.clone();
+            bad[blob::HEADER_LEN + 3] ^= 0x40;
+            let err = Sealed::decode("seg-7", listed, &bad).err().unwrap();
+            assert!(err.to_string().contains("checksum"), "{err}");
+        }
+        // A blob of neither kind is refused, naming what was expected.
+        let other = blob::seal(*b"SEGF", b"xyz");
+        let err = Sealed::decode("seg-8", SegmentKind::Hnsw, &other)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("\"SEGP\""), "{err}");
     }
 }
