@@ -11,12 +11,12 @@
 //!
 //! # Persisted layout
 //!
-//! Named blobs, each framed by [`blob::seal`] (magic, version, kind, length, CRC):
+//! Named blobs, each framed by [`blob::seal`] (magic, version, kind, length, XXH3-64 checksum):
 //!
 //! | name | kind | content |
 //! | --- | --- | --- |
 //! | `manifest` | `MNFT` | JSON [`Manifest`]: format version, model fingerprint, dimension, id counters, the index section (config, sealed segments and growing chunks with kind/vector count/byte size, tombstones), the class pages as `[blob seq, bytes, records]`, and the removed classes that a page still holds |
-//! | `seg-<seq>` | `SEGH` / `SEGF` | a sealed segment (postcard: fingerprint, dim, HNSW map or flat ids + vectors) |
+//! | `seg-<seq>` | `SEGP` / `SEGF` | a sealed segment: a graph in the packed layout (`index::graph::packed`: fixed-width ids, vectors or int8 codes, links), or flat ids + vectors (postcard); graphs written before the packed layout (`SEGH`, `SEGQ`) are still read |
 //! | `grow-<seq>` | `GROW` | one chunk of the growing segment: the vectors of one enrollment |
 //! | `classes-<seq>` | `CLSP` | a page of class records (postcard list of: class id, label, vector ids, metadata as JSON text, images) |
 //!
@@ -48,8 +48,12 @@ use serde_json::Value;
 use crate::blob::{self, BlobRead, ChangeSet, MANIFEST};
 use crate::index::{Index, IndexConfig, IndexManifest, Quantization};
 use crate::{Error, Result};
+use labels::Labels;
+use owners::Owners;
 use pages::{PageEntry, Pages, page_blob};
 
+mod labels;
+mod owners;
 pub mod pages;
 
 pub use crate::blob::Damage;
@@ -373,15 +377,23 @@ impl BlobRead for Unpacked {
     }
 }
 
+/// What a class read at open claims one by one (see `Gallery::adopt`).
+#[derive(Clone, Copy)]
+struct Claims {
+    vectors: bool,
+    label: bool,
+}
+
 /// A gallery of classes. See the [module documentation](self).
 pub struct Gallery {
     fingerprint: String,
     dim: usize,
     index: Index,
     classes: BTreeMap<u64, Class>,
-    by_label: FxHashMap<String, u64>,
+    /// Label → class id.
+    by_label: Labels,
     /// Vector id → class id.
-    owner: FxHashMap<u64, u64>,
+    owner: Owners,
     next_class_id: u64,
     next_vector_id: u64,
     next_class_seq: u64,
@@ -428,8 +440,8 @@ impl Gallery {
             dim: config.dim,
             index,
             classes: BTreeMap::new(),
-            by_label: FxHashMap::default(),
-            owner: FxHashMap::default(),
+            by_label: Labels::default(),
+            owner: Owners::default(),
             next_class_id: 1,
             next_vector_id: 1,
             next_class_seq: 1,
@@ -488,8 +500,8 @@ impl Gallery {
             dim: manifest.dim,
             index,
             classes: BTreeMap::new(),
-            by_label: FxHashMap::default(),
-            owner: FxHashMap::default(),
+            by_label: Labels::default(),
+            owner: Owners::default(),
             next_class_id: manifest.next_class_id,
             next_vector_id: manifest.next_vector_id,
             next_class_seq: manifest.next_class_seq,
@@ -584,27 +596,47 @@ impl Gallery {
             }
         }
         records.truncate(kept);
-        // Whether every class's vectors are in the index, asked once for all
-        // of them; only when some are not does each class look at its own.
-        let mut vectors: Vec<u64> = records
-            .iter()
-            .flat_map(|(_, c)| c.vector_ids.iter().copied())
-            .collect();
-        vectors.sort_unstable();
-        let all_indexed = gallery.index.contains_all(&vectors);
-        gallery.owner.reserve(vectors.len());
-        gallery.by_label.reserve(records.len());
-        drop(vectors);
+        // Every class's vectors as (vector, class) pairs, sorted once: they
+        // say whether every vector is in the index (asked once for all; only
+        // when some are not does each class look at its own), and, when no
+        // vector is claimed twice, they are the owner table, so that the
+        // classes need not claim their vectors one by one.
+        let pairs = |records: &[(u64, Class)]| -> Vec<(u64, u64)> {
+            records
+                .iter()
+                .flat_map(|(id, c)| c.vector_ids.iter().map(move |&v| (v, *id)))
+                .collect()
+        };
+        let owners = Owners::from_pairs(pairs(&records));
+        let all_indexed = match &owners {
+            Some(owners) => gallery.index.contains_all(owners.base_vectors()),
+            None => {
+                let mut vectors: Vec<u64> = pairs(&records).into_iter().map(|(v, _)| v).collect();
+                vectors.sort_unstable();
+                gallery.index.contains_all(vectors)
+            }
+        };
+        let labels = Labels::from_classes(&records);
+        let claim = Claims {
+            vectors: owners.is_none(),
+            label: labels.is_none(),
+        };
+        // A class dropped, or one that lost vectors: the owner table is rebuilt.
+        let mut changed = false;
         let mut failed = None;
         records.retain_mut(|(id, class)| {
             if failed.is_some() {
                 return false;
             }
             let page = class.page;
-            let Err(reason) = gallery.adopt(*id, class, skip, all_indexed) else {
+            let examples = class.vector_ids.len();
+            let adopted = gallery.adopt(*id, class, skip, all_indexed, claim);
+            changed |= class.vector_ids.len() != examples;
+            let Err(reason) = adopted else {
                 gallery.pages.count_live(page);
                 return true;
             };
+            changed = true;
             let name = match legacy_names.get(id) {
                 Some(name) if page == 0 => name.clone(),
                 _ => page_blob(page),
@@ -622,6 +654,24 @@ impl Gallery {
         });
         if let Some(e) = failed {
             return Err(e);
+        }
+        if let Some(owners) = owners {
+            gallery.owner = if changed {
+                Owners::from_pairs(pairs(&records)).ok_or_else(|| {
+                    Error::Internal("a vector is claimed twice after the check".into())
+                })?
+            } else {
+                owners
+            };
+        }
+        if let Some(labels) = labels {
+            gallery.by_label = if changed {
+                Labels::from_classes(&records).ok_or_else(|| {
+                    Error::Internal("a label is used twice after the check".into())
+                })?
+            } else {
+                labels
+            };
         }
         // Ascending ids: built in one pass.
         gallery.classes = records.into_iter().collect();
@@ -644,7 +694,7 @@ impl Gallery {
                 .index
                 .ids()
                 .into_iter()
-                .filter(|id| !gallery.owner.contains_key(id))
+                .filter(|&id| !gallery.owner.contains(id))
                 .collect();
             gallery.index.remove(&orphans);
             gallery.pending_deletes = damage[..index_damage]
@@ -670,7 +720,9 @@ impl Gallery {
 
     /// Takes in a class read at open, checking it against those already in;
     /// the class map takes it after. `all_indexed`: every class's vectors are
-    /// known to be in the index, so this one's need no lookup. An
+    /// known to be in the index, so this one's need no lookup. `claim`: what
+    /// the class claims one by one in the owner and label tables (the caller
+    /// builds a table at once when nothing in it is claimed twice). An
     /// inconsistency is the reason, for the caller to name the blob.
     fn adopt(
         &mut self,
@@ -678,13 +730,8 @@ impl Gallery {
         class: &mut Class,
         skip: bool,
         all_indexed: bool,
+        claim: Claims,
     ) -> std::result::Result<(), String> {
-        if self.by_label.contains_key(&class.label) {
-            return Err(format!(
-                "label {:?} is used by another class too",
-                class.label
-            ));
-        }
         // This runs for every class at open, and a class has a few examples:
         // comparing them pairwise costs no allocation.
         let ids = &class.vector_ids;
@@ -697,13 +744,7 @@ impl Gallery {
             sorted.sort_unstable();
             sorted.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
         };
-        if let Some(v) = repeated.or_else(|| {
-            class
-                .vector_ids
-                .iter()
-                .copied()
-                .find(|v| self.owner.contains_key(v))
-        }) {
+        if let Some(v) = repeated {
             return Err(format!("vector {v} belongs to two classes"));
         }
         // Vectors the index does not have: lost with a damaged segment (skip
@@ -717,10 +758,37 @@ impl Gallery {
             class.vector_ids.retain(|&v| self.index.contains(v));
             self.dirty.insert(id);
         }
-        for &v in &class.vector_ids {
-            self.owner.insert(v, id);
+        // Claimed here only when the caller found a vector claimed twice;
+        // taken back if the class is refused after all.
+        let undo = |gallery: &mut Self, claimed: &[u64]| {
+            for &v in claimed {
+                gallery.owner.remove(v);
+            }
+            gallery.dirty.remove(&id);
+        };
+        let claimed = if claim.vectors {
+            class.vector_ids.len()
+        } else {
+            0
+        };
+        for (i, &v) in class.vector_ids[..claimed].iter().enumerate() {
+            if !self.owner.claim(v, id) {
+                undo(self, &class.vector_ids[..i]);
+                return Err(format!("vector {v} belongs to two classes"));
+            }
         }
-        self.by_label.insert(class.label.clone(), id);
+        if claim.label {
+            // The class map is filled after every class is adopted: the
+            // label is looked for among those given since open only.
+            if self.by_label.get(&class.label, &BTreeMap::new()).is_some() {
+                undo(self, &class.vector_ids[..claimed]);
+                return Err(format!(
+                    "label {:?} is used by another class too",
+                    class.label
+                ));
+            }
+            self.by_label.insert(&class.label, id);
+        }
         Ok(())
     }
 
@@ -922,11 +990,11 @@ impl Gallery {
     /// index, and marks it for writing.
     fn attach(&mut self, label: &str, ids: &[u64], metadata: Option<Value>, images: Vec<Vec<u8>>) {
         self.next_vector_id = self.next_vector_id.max(ids.last().map_or(0, |l| l + 1));
-        let existing = self.by_label.get(label).copied();
+        let existing = self.by_label.get(label, &self.classes);
         let class_id = existing.unwrap_or(self.next_class_id);
         if existing.is_none() {
             self.next_class_id += 1;
-            self.by_label.insert(label.to_string(), class_id);
+            self.by_label.insert(label, class_id);
         }
         let class = self.classes.entry(class_id).or_insert_with(|| Class {
             label: label.to_string(),
@@ -968,8 +1036,7 @@ impl Gallery {
 
     fn class_id(&self, label: &str) -> Result<u64> {
         self.by_label
-            .get(label)
-            .copied()
+            .get(label, &self.classes)
             .ok_or_else(|| Error::NotFound(format!("class {label:?}")))
     }
 
@@ -984,7 +1051,7 @@ impl Gallery {
         if class.vector_ids.is_empty() {
             self.empty_classes -= 1;
         }
-        for v in &class.vector_ids {
+        for &v in &class.vector_ids {
             self.owner.remove(v);
         }
         self.index.remove(&class.vector_ids);
@@ -1011,14 +1078,14 @@ impl Gallery {
         if old == new {
             return Ok(ChangeSet::new());
         }
-        if self.by_label.contains_key(new) {
+        if self.by_label.get(new, &self.classes).is_some() {
             return Err(Error::AlreadyExists(format!("class {new:?}")));
         }
         if let Some(class) = self.classes.get_mut(&id) {
             class.label = new.to_string();
         }
         self.by_label.remove(old);
-        self.by_label.insert(new.to_string(), id);
+        self.by_label.insert(new, id);
         self.rewrite_class(id);
         self.finish(ChangeSet::new())
     }
@@ -1159,7 +1226,7 @@ impl Gallery {
             let mut seen = HashSet::new();
             let mut matches = Vec::with_capacity(want);
             for h in &hits {
-                let Some(&cid) = self.owner.get(&h.id) else {
+                let Some(cid) = self.owner.get(h.id) else {
                     continue;
                 };
                 if !seen.insert(cid) {
@@ -1197,8 +1264,8 @@ impl Gallery {
         Ok(hits
             .into_iter()
             .filter_map(|h| {
-                let cid = self.owner.get(&h.id)?;
-                let c = self.classes.get(cid)?;
+                let cid = self.owner.get(h.id)?;
+                let c = self.classes.get(&cid)?;
                 Some(ExampleMatch {
                     label: c.label.clone(),
                     vector_id: h.id,
@@ -1918,6 +1985,83 @@ mod tests {
         let at = b.len() / 2;
         b[at] ^= 0x10;
         (g, store, seg, c5)
+    }
+
+    /// Three classes of one vector each, then the page holding `c2`
+    /// rewritten (checksum and size still right) by `tamper`.
+    fn inconsistent_gallery(tamper: impl Fn(&mut Class, &Class)) -> (Blobs, String) {
+        let (mut g, mut store) = new_gallery(16);
+        for i in 0..3 {
+            store.apply(
+                g.enroll(&format!("c{i}"), &[near(i, 0.0)], None, vec![])
+                    .unwrap(),
+            );
+        }
+        let m = decode_manifest(&store.0[MANIFEST]).unwrap().0;
+        let pages: Vec<Vec<(u64, Class)>> = m
+            .pages
+            .iter()
+            .map(|e| decode_page(&page_blob(e.0), &store.0[&page_blob(e.0)]).unwrap())
+            .collect();
+        let c0 = pages
+            .iter()
+            .flatten()
+            .find(|(_, c)| c.label == "c0")
+            .unwrap()
+            .1
+            .clone();
+        let at = pages
+            .iter()
+            .position(|p| p.len() == 1 && p[0].1.label == "c2")
+            .unwrap();
+        let name = page_blob(m.pages[at].0);
+        let (id, mut c2) = pages[at][0].clone();
+        tamper(&mut c2, &c0);
+        let bytes = encode_page(&BTreeMap::from([(id, c2)]), &[id]).unwrap();
+        assert_eq!(
+            bytes.len(),
+            store.0[&name].len(),
+            "the manifest's size still fits"
+        );
+        store.0.insert(name.clone(), bytes);
+        (store, name)
+    }
+
+    #[test]
+    fn class_records_that_contradict_each_other_are_named_or_dropped() {
+        type Tamper = fn(&mut Class, &Class);
+        let cases: [(&str, Tamper); 2] = [
+            ("belongs to two classes", |c, c0| {
+                c.vector_ids = c0.vector_ids.clone()
+            }),
+            ("is used by another class", |c, c0| {
+                c.label = c0.label.clone()
+            }),
+        ];
+        for (reason_has, tamper) in cases {
+            let (store, page) = inconsistent_gallery(tamper);
+            match Gallery::open(&store, None, OpenMode::Strict) {
+                Err(Error::Corrupt { name, reason }) => {
+                    assert_eq!(name, page);
+                    assert!(reason.contains(reason_has), "{reason}");
+                }
+                other => panic!("{reason_has}: {:?}", other.map(|_| ())),
+            }
+            // Skipping: the later class is dropped, the first keeps its
+            // vector, and the dropped class's own vector belongs to nobody.
+            let (g, damage) = Gallery::open(&store, None, OpenMode::SkipDamaged).unwrap();
+            assert_eq!(damage.len(), 1);
+            assert_eq!(damage[0].blob, page);
+            let labels: Vec<String> = g.classes().into_iter().map(|c| c.label).collect();
+            assert_eq!(labels, ["c0", "c1"], "{reason_has}");
+            for i in 0..2 {
+                let r = g.search(&near(i, 0.05), 1, None).unwrap();
+                assert_eq!(r.matches[0].label, format!("c{i}"), "{reason_has}");
+            }
+            let r = g.search(&near(2, 0.05), 3, None).unwrap();
+            assert!(r.matches.iter().all(|m| m.label != "c2"), "{reason_has}");
+            assert_eq!(g.stats().vectors, 2, "{reason_has}");
+        }
     }
 
     #[test]

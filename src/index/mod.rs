@@ -676,10 +676,10 @@ impl Index {
     /// says of each, in one pass. Opening a gallery asks it of every vector of
     /// every class; one binary search per vector over a million ids was a
     /// good part of that.
-    pub fn contains_all(&self, sorted: &[u64]) -> bool {
+    pub fn contains_all(&self, sorted: impl IntoIterator<Item = u64>) -> bool {
         // One cursor per sealed segment, moving only forwards.
         let mut cursors = vec![0usize; self.sealed.len()];
-        sorted.iter().all(|&id| {
+        sorted.into_iter().all(|id| {
             if self.tombstones.contains(&id) {
                 return false;
             }
@@ -1386,17 +1386,23 @@ mod tests {
             .filter(|&id| index.contains(id))
             .collect();
         assert_eq!(live.len(), 447);
-        assert!(index.contains_all(&live));
-        assert!(index.contains_all(&[]));
+        assert!(index.contains_all(live.iter().copied()));
+        assert!(index.contains_all([]));
         // Sparse and dense runs, each with one id that is not live.
         for missing in [0, 7, 300, 449, 451, 10_000] {
             for stride in [1, 3, 97] {
                 let mut ids: Vec<u64> = live.iter().copied().step_by(stride).collect();
                 ids.push(missing);
                 ids.sort_unstable();
-                assert!(!index.contains_all(&ids), "{missing} every {stride}");
+                assert!(
+                    !index.contains_all(ids.iter().copied()),
+                    "{missing} every {stride}"
+                );
                 ids.retain(|&id| id != missing);
-                assert!(index.contains_all(&ids), "without {missing} every {stride}");
+                assert!(
+                    index.contains_all(ids.iter().copied()),
+                    "without {missing} every {stride}"
+                );
             }
         }
     }
