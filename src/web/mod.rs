@@ -32,7 +32,7 @@ use crate::embed::Embedder;
 use crate::gallery::{Enrollment, Gallery, GalleryConfig, OpenMode, SearchResult};
 use crate::index::IndexConfig;
 use crate::model::Bundle;
-use crate::store::idb::{self, IdbStore, LockState, describe};
+use crate::store::idb::{self, BadRecord, IdbStore, LockState, describe};
 use crate::store::{BlobStore, MemoryStore};
 use crate::{Error, Result};
 
@@ -552,7 +552,16 @@ fn web_warn(message: &str) {
 
 /// Reads the stored gallery; `None` when the database holds none yet.
 async fn read_gallery(store: &IdbStore, mode: OpenMode) -> Result<Option<(Gallery, Vec<Damage>)>> {
-    let (memory, bad) = store.load_all().await?;
+    decode_gallery(store, store.load_all().await?, mode)
+}
+
+/// Opens the gallery in `loaded` (what [`IdbStore::load_all`] read from
+/// `store`); `None` when the database is empty.
+fn decode_gallery(
+    store: &IdbStore,
+    (memory, bad): (MemoryStore, Vec<BadRecord>),
+    mode: OpenMode,
+) -> Result<Option<(Gallery, Vec<Damage>)>> {
     if memory.get_raw(MANIFEST).is_none() && bad.iter().all(|b| b.name != MANIFEST) {
         if memory.is_empty() && bad.is_empty() {
             return Ok(None);
@@ -727,8 +736,8 @@ impl MetricAnn {
         } else {
             OpenMode::Strict
         };
-        let model = load_model(&options).await?;
         let Some(name) = name else {
+            let model = load_model(&options).await?;
             let (gallery, _) = new_gallery(&model)?;
             return Ok(Self::wrap(Session {
                 model,
@@ -740,9 +749,30 @@ impl MetricAnn {
                 damage: Vec::new(),
             }));
         };
-        let store = IdbStore::open(&name).await?;
-        let lock = idb::lock(&name, 1000).await?;
-        let (gallery, damage) = match read_gallery(&store, mode).await? {
+        // The model's fetch and decode and IndexedDB's read of the gallery
+        // need nothing of each other: at a million vectors the read alone is
+        // most of a second, so they run together.
+        let stored = async {
+            let store = IdbStore::open(&name).await?;
+            let lock = idb::lock(&name, 1000).await?;
+            let loaded = store.load_all().await?;
+            Ok::<_, Error>((store, lock, loaded))
+        };
+        let (model, stored) = futures_util::future::join(load_model(&options), stored).await;
+        let (store, lock, loaded) = stored?;
+        let model = match model {
+            Ok(model) => model,
+            Err(e) => {
+                // Opening created the database if there was none: leave
+                // nothing behind for an open that failed.
+                if loaded.0.is_empty() && loaded.1.is_empty() && lock.may_write() {
+                    store.close();
+                    let _ = idb::delete_database(&name).await;
+                }
+                return Err(e);
+            }
+        };
+        let (gallery, damage) = match decode_gallery(&store, loaded, mode)? {
             Some(found) => found,
             None => {
                 if !lock.may_write() {

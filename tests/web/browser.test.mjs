@@ -305,8 +305,7 @@ async function suite(t, context, origin, backend) {
         const tops = [];
         for (let i = 0; i < N; i += 97) tops.push((await ann.searchVector(vectors[i], { k: 1 })).matches[0].label);
         await ann.close();
-        await h.MetricAnn.deleteGallery(qg);
-        return { stats, tops };
+        return { stats, tops, stored: await h.storedKinds(qg) };
       },
       [qg, MODEL, backend, N],
     );
@@ -314,6 +313,25 @@ async function suite(t, context, origin, backend) {
     assert.deepEqual(kinds(after.stats), kinds(before.quant));
     assert.equal(after.stats.memoryBytes, before.quant.memoryBytes);
     assert.deepEqual(after.tops, wanted);
+    // The graph (over 64 KiB) is stored as a Blob, the manifest as bytes.
+    const segments = Object.keys(after.stored).filter((k) => k.startsWith('seg-'));
+    assert.equal(segments.length, 1, JSON.stringify(after.stored));
+    assert.equal(after.stored[segments[0]], 'Blob', JSON.stringify(after.stored));
+    assert.equal(after.stored.manifest, 'bytes', JSON.stringify(after.stored));
+    // A damaged Blob is found by its checksum and named, like any other record.
+    const broken = await page.evaluate(
+      async ([qg, model, backend]) => {
+        const damaged = await h.damage(qg, 'seg-');
+        const strict = await h.attempt(() => h.MetricAnn.open({ model, gallery: qg, backend }));
+        await h.MetricAnn.deleteGallery(qg);
+        return { damaged, strict };
+      },
+      [qg, MODEL, backend],
+    );
+    assert.equal(broken.damaged.stored, 'Blob');
+    assert.equal(broken.strict.ok, false);
+    assert.equal(broken.strict.error.code, 'CORRUPT');
+    assert.equal(broken.strict.error.blob, broken.damaged.key);
   });
 
   await t.test(`[${backend}] createWorker(): the same API in a Web Worker`, async () => {

@@ -81,26 +81,48 @@ export async function damage(name, pick) {
     r.onsuccess = () => ok(r.result);
     r.onerror = () => fail(r.error);
   });
-  const tx = db.transaction('blobs', 'readwrite');
-  const store = tx.objectStore('blobs');
-  const keys = await new Promise((ok) => {
-    const r = store.getAllKeys();
-    r.onsuccess = () => ok(r.result);
-  });
+  const request = (r) =>
+    new Promise((ok, fail) => {
+      r.onsuccess = () => ok(r.result);
+      r.onerror = () => fail(r.error);
+    });
+  const read = db.transaction('blobs', 'readonly').objectStore('blobs');
+  const keys = await request(read.getAllKeys());
   const key = keys.filter((k) => k.startsWith(pick)).sort()[0];
-  const value = await new Promise((ok) => {
-    const r = store.get(key);
-    r.onsuccess = () => ok(r.result);
-  });
-  const bytes = new Uint8Array(value);
+  const value = await request(read.get(key));
+  // Large records are stored as Blobs (src/store/idb.rs): put back the same kind.
+  const isBlob = value instanceof Blob;
+  const bytes = new Uint8Array(isBlob ? await value.arrayBuffer() : value);
   bytes[bytes.length >> 1] ^= 0x5a;
-  store.put(bytes, key);
+  const tx = db.transaction('blobs', 'readwrite');
+  tx.objectStore('blobs').put(isBlob ? new Blob([bytes]) : bytes, key);
   await new Promise((ok, fail) => {
     tx.oncomplete = ok;
     tx.onerror = () => fail(tx.error);
   });
   db.close();
-  return { key, keys };
+  return { key, keys, stored: isBlob ? 'Blob' : 'bytes' };
+}
+
+/** How each record of gallery `name` is stored in IndexedDB: 'Blob' or 'bytes'. */
+export async function storedKinds(name) {
+  const db = await new Promise((ok, fail) => {
+    const r = indexedDB.open(`metricann:${name}`);
+    r.onsuccess = () => ok(r.result);
+    r.onerror = () => fail(r.error);
+  });
+  const store = db.transaction('blobs', 'readonly').objectStore('blobs');
+  const [keys, values] = await Promise.all(
+    [store.getAllKeys(), store.getAll()].map(
+      (r) =>
+        new Promise((ok, fail) => {
+          r.onsuccess = () => ok(r.result);
+          r.onerror = () => fail(r.error);
+        }),
+    ),
+  );
+  db.close();
+  return Object.fromEntries(keys.map((k, i) => [k, values[i] instanceof Blob ? 'Blob' : 'bytes']));
 }
 
 export async function gpuInfo() {
