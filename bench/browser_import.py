@@ -6,7 +6,7 @@ side. Both libraries therefore get an index built natively, with the same
 vectors and parameters, and the browser measures what an app does with it:
 import it into IndexedDB, search, enroll + persist, reload in a fresh page.
 
-  - ours:    `metricann build-index --optimize [--quantize int8]` over the
+  - ours:    `metricann build-index --optimize --ef-construction E [--quantize int8]` over the
              vectors, labelled v0, v1, … (one class per vector), tagged with
              the default model's fingerprint; then `metricann export`.
   - hnswlib: the PyPI package (the same C++ that npm hnswlib-wasm compiles),
@@ -138,7 +138,10 @@ def main():
         if gallery.exists():
             subprocess.run(["rm", "-rf", str(gallery)], check=True)
         t = time.perf_counter()
-        built = run_json([a.bin, "build-index", "--embeddings", emb, "--out", gallery, "--optimize", "--quantize", a.quantize, "--json"])
+        built = run_json([
+            a.bin, "build-index", "--embeddings", emb, "--out", gallery, "--optimize",
+            "--quantize", a.quantize, "--ef-construction", a.ef_construction, "--json",
+        ])
         seconds = time.perf_counter() - t
         exported = run_json([a.bin, "export", "--index", gallery, "--out", export, "--json"])
         meta[f"metricann-{a.quantize}"] = {

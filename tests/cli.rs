@@ -287,6 +287,28 @@ fn pipeline_extract_index_search_update_remove_eval() {
         back.stats().vectors as u64,
         one["vectors"].as_u64().unwrap()
     );
+    // Quantised in place: the graph's vectors become codes, the classes stay.
+    assert_eq!(segments[0]["kind"], "hnsw", "{one}");
+    let quantized = ok_json(&[
+        "quantize",
+        "--index",
+        s(&work.path().join("one-graph")),
+        "--json",
+    ]);
+    assert_eq!(quantized["segments"][0]["kind"], "hnsw-int8", "{quantized}");
+    assert_eq!(quantized["vectors"], one["vectors"]);
+    assert_eq!(quantized["classes"], 32);
+    assert!(
+        quantized["written_bytes"].as_u64().unwrap() > 0,
+        "{quantized}"
+    );
+    let reopened = ok_json(&[
+        "stats",
+        "--index",
+        s(&work.path().join("one-graph")),
+        "--json",
+    ]);
+    assert_eq!(reopened["segments"], quantized["segments"]);
 
     // Unseen fonts of known characters: the true class is in the top 5 for most.
     let query_files: Vec<PathBuf> = sorted_dir(&queries)

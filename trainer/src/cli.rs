@@ -79,6 +79,12 @@ pub enum Command {
     /// Show a gallery's classes, vectors and segments.
     #[command(after_help = "Example:\n  metricann stats --index gallery/ --json")]
     Stats(StatsArgs),
+    /// Quantise a gallery's float graphs to int8 codes in place (a quarter of
+    /// the vectors' bytes; see the README on what it costs in recall).
+    #[command(
+        after_help = "Example:\n  metricann build-index --embeddings emb/ --out gallery/ --optimize\n  metricann quantize --index gallery/ --json"
+    )]
+    Quantize(StatsArgs),
     /// Pack a gallery into one export file, for the npm package's
     /// `MetricAnn.import` (a gallery built here, loaded in a browser).
     #[command(
@@ -216,6 +222,11 @@ pub struct BuildIndexArgs {
     /// memory; the README's benchmark gives the recall it costs).
     #[arg(long, default_value = "none")]
     pub quantize: Quantization,
+    /// HNSW efConstruction: candidates weighed for each new node's links.
+    /// Lower builds faster, higher finds better neighbours (the recall at a
+    /// given search ef).
+    #[arg(long, default_value_t = IndexConfig::default().ef_construction)]
+    pub ef_construction: usize,
     /// Build one graph over every vector at the end, instead of sealing
     /// segments and merging their tiers as they fill: faster to build, and
     /// faster to search (each segment is searched per query). For bulk loads.
@@ -375,6 +386,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Update(a) => update(a),
         Command::Remove(a) => remove(a),
         Command::Stats(a) => stats(a),
+        Command::Quantize(a) => quantize(a),
         Command::Export(a) => export(a),
         Command::Inspect(a) => inspect(a),
         Command::Eval(a) => eval(a),
@@ -724,6 +736,7 @@ fn build_index(a: BuildIndexArgs) -> Result<()> {
         index: IndexConfig {
             growing_capacity: a.segment_size,
             quantization: a.quantize,
+            ef_construction: a.ef_construction,
             ..IndexConfig::default()
         },
     })?;
@@ -905,6 +918,22 @@ fn remove(a: RemoveArgs) -> Result<()> {
     let changes = gallery.remove(&a.class)?;
     store.apply(changes)?;
     print_stats("removed", &gallery, a.json, json!({ "removed": a.class }));
+    Ok(())
+}
+
+fn quantize(a: StatsArgs) -> Result<()> {
+    let mut store = FsStore::open(&a.index)?;
+    let (mut gallery, _) =
+        Gallery::open(&store, None, OpenMode::Strict).map_err(|e| name_in(&a.index, e))?;
+    let changes = gallery.quantize()?;
+    let written = changes.put_bytes();
+    store.apply(changes)?;
+    print_stats(
+        "quantized",
+        &gallery,
+        a.json,
+        json!({ "written_bytes": written }),
+    );
     Ok(())
 }
 
