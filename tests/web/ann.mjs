@@ -9,6 +9,9 @@
 //   node ann.mjs [--sizes 10000,100000] [--queries 200] [--enrolls 30]
 //   node ann.mjs --import DIR [--skip-hnswlib]   (indexes built natively by
 //                                                  bench/browser_import.py)
+//   --reloads N: reopen N times, each in a fresh page; the median is reported
+//   --profile FILE.cpuprofile: each reopen's CPU profile (FILE-1.cpuprofile ...
+//                   with --reloads), to see where a reload's time goes
 //
 // Writes bench/results/browser-ann-<n>.json (browser-ann-import-<n>.json) and
 // prints a table.
@@ -22,6 +25,8 @@ const flag = (name, dflt) => {
   return i >= 0 ? argv[i + 1] : dflt;
 };
 const SIZES = flag('sizes', '10000,100000').split(',').map(Number);
+const RELOADS = Math.max(1, Number(flag('reloads', '1')));
+const PROFILE = flag('profile', null);
 const common = {
   model: '/models/default.bundle',
   nq: Number(flag('queries', '200')),
@@ -73,8 +78,28 @@ async function side(build, reopen, a) {
     const built = await p.evaluate(({ fn, a }) => window.ann[fn](a), { fn: build, a });
     const memory = await rendererMemory();
     await p.close();
-    p = await page(ctx);
-    const reopened = await p.evaluate(({ fn, a }) => window.ann[fn](a), { fn: reopen, a });
+    // A reload is one fresh page; its time varies from run to run on a
+    // shared machine, so `--reloads N` repeats it and reports the median.
+    const runs = [];
+    for (let i = 0; i < RELOADS; i++) {
+      p = await page(ctx);
+      const profile = PROFILE ? await ctx.newCDPSession(p) : null;
+      if (profile) {
+        await profile.send('Profiler.enable');
+        await profile.send('Profiler.setSamplingInterval', { interval: 200 });
+        await profile.send('Profiler.start');
+      }
+      runs.push(await p.evaluate(({ fn, a }) => window.ann[fn](a), { fn: reopen, a: { ...a, keep: i < RELOADS - 1 } }));
+      if (profile) {
+        const { profile: taken } = await profile.send('Profiler.stop');
+        const file = RELOADS > 1 ? PROFILE.replace(/(\.cpuprofile)?$/, `-${i + 1}$1`) : PROFILE;
+        await writeFile(file, JSON.stringify(taken));
+        console.log(`wrote ${file} (reload ${i + 1}'s CPU profile; open it in Chrome's DevTools)`);
+      }
+      await p.close();
+    }
+    const times = runs.map((r) => r.reloadMs).sort((x, y) => x - y);
+    const reopened = { ...runs[runs.length - 1], reloadMs: times[(times.length - 1) >> 1], reloadRuns: runs.map((r) => r.reloadMs) };
     return { ...built, memory, reopen: reopened };
   } finally {
     await ctx.close();
@@ -106,7 +131,7 @@ async function importRun(dir) {
   if (argv.includes('--skip-hnswlib')) {
     // Keep hnswlib's figures from the earlier run, and say when they are from.
     const earlier = await readFile(out, 'utf8').then(JSON.parse, () => null);
-    if (earlier?.hnswlib) report.hnswlib = { ...earlier.hnswlib, from: earlier.when ?? 'an earlier run' };
+    if (earlier?.hnswlib) report.hnswlib = { ...earlier.hnswlib, from: earlier.hnswlib.from ?? earlier.when ?? 'an earlier run' };
   }
   report.when = new Date().toISOString();
   const save = async () => {

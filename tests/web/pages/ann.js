@@ -124,7 +124,9 @@ async function readAllRecords(dbName, storeName) {
     req.onerror = () => reject(req.error);
   });
   db.close();
-  return values.reduce((n, v) => n + (v.byteLength ?? 0), 0);
+  // Large records are Blobs: their bytes are read too, as the package does.
+  const buffers = await Promise.all(values.map((v) => (v instanceof Blob ? v.arrayBuffer() : v)));
+  return buffers.reduce((n, v) => n + (v.byteLength ?? 0), 0);
 }
 
 async function storedBytes() {
@@ -239,7 +241,7 @@ export async function oursReopen(a) {
     (await ann.searchVector(q, { k: a.k })).matches.map((m) => Number(m.label.slice(1))),
   );
   await ann.close();
-  await MetricAnn.deleteGallery(a.gallery);
+  if (!a.keep) await MetricAnn.deleteGallery(a.gallery);
   return { reloadMs, modelMs, idbReadMs, idbBytes, vectors: stats.vectors, search };
 }
 
