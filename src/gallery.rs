@@ -621,7 +621,7 @@ impl Gallery {
             vectors: owners.is_none(),
             label: labels.is_none(),
         };
-        // A class dropped, or one that lost vectors: the owner table is rebuilt.
+        // A class dropped, or one that lost vectors: the tables are rebuilt.
         let mut changed = false;
         let mut failed = None;
         records.retain_mut(|(id, class)| {

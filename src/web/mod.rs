@@ -759,7 +759,12 @@ impl MetricAnn {
             Ok::<_, Error>((store, lock, loaded))
         };
         let (model, stored) = futures_util::future::join(load_model(&options), stored).await;
-        let (store, lock, loaded) = stored?;
+        let (store, lock, loaded) = match stored {
+            Ok(stored) => stored,
+            // A bad model option is the first mistake to hear of, as when
+            // the model was loaded first.
+            Err(e) => return Err(model.err().unwrap_or(e)),
+        };
         let model = match model {
             Ok(model) => model,
             Err(e) => {
