@@ -3,14 +3,23 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test setup test-native check-wasm lint fixture bench demo pkg
+.PHONY: test setup setup-demo test-setup test-native check-wasm lint fixture bench demo pkg
 
-## Install what the tests need, then run them all.
-test: setup test-native check-wasm test-web test-demo
+## Install what the tests need, then run them all (the quick checks first).
+test: setup test-setup test-native check-wasm test-web test-demo
 	@echo "make test: all suites passed"
 
+## Install what is missing (one line per install, silent when nothing is):
+## `setup` for the tests, `setup-demo` for the package and the demo only.
 setup:
-	scripts/setup.sh
+	@scripts/setup.sh test
+
+setup-demo:
+	@scripts/setup.sh demo
+
+## The demo's set-up installs a missing wasm target in a fresh RUSTUP_HOME (seconds).
+test-setup: setup
+	tests/setup/demo-setup.sh
 
 test-native:
 	cargo test --workspace

@@ -7,7 +7,7 @@ WASM_PROFILE ?= wasm
 WEB_TEST_PKG := target/pkg-web-test
 WEB_MODEL_DIR := target/web-model
 
-pkg:
+pkg: setup-demo
 	scripts/build-pkg.sh $(WASM_PROFILE)
 	node --input-type=module -e "import { initialize, MetricAnn } from '$(CURDIR)/pkg/node.js'; \
 	  await initialize(); console.log('pkg: loads in Node.js, version', MetricAnn.version)"
@@ -55,8 +55,9 @@ demo-model:
 	  echo "demo-model: no committed www/models/default.bundle; using $(WEB_MODEL_DIR)/default.bundle"; \
 	fi
 
-## `make demo`: build the package (release), serve www/ on http://127.0.0.1:$(DEMO_PORT)/.
-demo: pkg demo-model
+## `make demo`: install what is missing, build the package (release), serve www/ on
+## http://127.0.0.1:$(DEMO_PORT)/.
+demo: setup-demo pkg demo-model
 	node scripts/demo-server.mjs --root www --pkg pkg --port $(DEMO_PORT)
 
 ## End-to-end tests of the demo: Debian Chromium with a fake camera (y4m made by ffmpeg),
