@@ -3,10 +3,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test setup setup-demo test-setup test-native check-wasm lint fixture bench demo pkg
+.PHONY: test setup setup-demo test-docs test-setup test-native check-wasm lint fixture bench demo pkg
 
 ## Install what the tests need, then run them all (the quick checks first).
-test: setup test-setup test-native check-wasm test-web test-demo
+test: setup test-docs test-setup test-native check-wasm test-web test-demo
 	@echo "make test: all suites passed"
 
 ## Install what is missing (one line per install, silent when nothing is):
@@ -16,6 +16,10 @@ setup:
 
 setup-demo:
 	@scripts/setup.sh demo
+
+## Every relative link and image in README.md, docs/, bench/ and pkg-config/ resolves.
+test-docs:
+	node --test tests/docs/links.test.mjs
 
 ## The demo's set-up installs a missing wasm target in a fresh RUSTUP_HOME (seconds).
 test-setup: setup
