@@ -60,6 +60,27 @@ out=$(scripts/setup.sh demo 2>&1) || die "the second run failed: $out"
 pass "a second run prints nothing"
 
 unset RUSTUP_HOME RUSTUP_TOOLCHAIN
+# The installers stand in for themselves here (stubs first on PATH): what is checked is
+# what the set-up prints around them, not the installs, which the first part did.
+stubs="$work/stubs"
+mkdir -p "$stubs"
+want_wb=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
+printf '#!/bin/sh\necho "wasm-bindgen 0.0.0"\n' >"$stubs/wasm-bindgen"
+cat >"$stubs/cargo" <<STUB
+#!/bin/sh
+case "\$*" in
+  *--locked*) echo "error: failed to select a version for the requirement" >&2; exit 101 ;;
+  install*) echo "  Installing wasm-bindgen-cli" >&2
+            printf '#!/bin/sh\\necho "wasm-bindgen $want_wb"\\n' >"$stubs/wasm-bindgen"; exit 0 ;;
+esac
+exec "$(command -v cargo)" "\$@"
+STUB
+chmod +x "$stubs"/*
+out=$(PATH="$stubs:$PATH" scripts/setup.sh demo 2>&1) || die "the stubbed wasm-bindgen install failed: $out"
+[ "$out" = "setup: installing wasm-bindgen-cli $want_wb" ] ||
+  die "a locked install that falls back printed '$out', not one line"
+pass "a locked wasm-bindgen-cli install that cannot resolve falls back without printing its error"
+
 out=$(scripts/setup.sh test 2>&1) || die "scripts/setup.sh test failed: $out"
 [ -z "$out" ] || die "scripts/setup.sh test, with everything installed, printed '$out'"
 pass "the test set-up prints nothing when nothing is missing"
