@@ -484,18 +484,69 @@ def photo_class(out, split, group, path, idx, box, seed, k):
 
 # ---------------------------------------------------------------- glyphs
 
+# Seven faces of seven Debian font packages that the glyph data set also uses
+# (scripts/fonts.sh); GB2312 level-2 characters, which the glyph model never
+# trains on (it trains on level 1).
+GLYPH_FACES = [
+    ("fonts-wqy-microhei", "truetype/wqy/wqy-microhei.ttc", 0),
+    ("fonts-wqy-zenhei", "truetype/wqy/wqy-zenhei.ttc", 0),
+    ("fonts-arphic-uming", "truetype/arphic/uming.ttc", 0),
+    ("fonts-arphic-ukai", "truetype/arphic/ukai.ttc", 0),
+    ("fonts-droid-fallback", "truetype/droid/DroidSansFallbackFull.ttf", 0),
+    ("fonts-vlgothic", "truetype/vlgothic/VL-Gothic-Regular.ttf", 0),
+    ("fonts-ipafont-gothic", "opentype/ipafont-gothic/ipag.ttf", 0),
+]
 
-def glyph_class(out, cls, files, seed):
-    """Fixture glyphs of classes the glyph data set holds out: 3 faces enrolled, 4 others captured."""
+
+def glyph_faces(src):
+    return [(pkg, os.path.join(src, "x", pkg, "usr/share/fonts", rel), idx) for pkg, rel, idx in GLYPH_FACES]
+
+
+def gb2312_level2():
+    out = []
+    for hi in range(0xD8, 0xF8):
+        for lo in range(0xA1, 0xFF):
+            try:
+                out.append(bytes([hi, lo]).decode("gb2312"))
+            except UnicodeDecodeError:
+                pass
+    return out
+
+
+def glyph_chars(src):
+    """Level-2 characters that every face has."""
+    from fontTools.ttLib import TTFont
+    chars = gb2312_level2()
+    for _, path, idx in glyph_faces(src):
+        cmap = TTFont(path, fontNumber=idx, lazy=True).getBestCmap()
+        chars = [c for c in chars if ord(c) in cmap]
+    return chars
+
+
+def render_char(path, idx, c):
+    from PIL import ImageDraw, ImageFont
+    font = ImageFont.truetype(path, PRINT, index=idx)
+    im = Image.new("RGB", (2 * PRINT, 2 * PRINT), (255, 255, 255))
+    ImageDraw.Draw(im).text((PRINT // 2, PRINT // 4), c, font=font, fill=(0, 0, 0))
+    return trim(im)
+
+
+def glyph_class(src, out, c, seed):
+    """One character: 3 faces enrolled clean, 4 other faces captured by the camera."""
+    faces = glyph_faces(src)
+    rng_for(seed, "glyphs", c, "faces").shuffle(faces)
+    cls = f"u{ord(c):04x}"
     d = class_dir(out, "eval", "glyphs", cls)
-    files = sorted(files, key=lambda p: order_key(seed, "glyphs", os.path.basename(p)))
-    for i, p in enumerate(files[:3]):
-        save(fit(trim(flatten(Image.open(p))), SIZE), os.path.join(d, f"enroll-{i}.jpg"), DRAWING_Q)
-    for i, p in enumerate(files[3:7]):
-        page = fit(trim(flatten(Image.open(p))), PRINT)
-        q_im, q = capture(page, rng_for(seed, "glyphs", cls, "query", i))
-        save(q_im, os.path.join(d, f"query-{i}.jpg"), q)
+    for i, (pkg, path, idx) in enumerate(faces[:3]):
+        save(fit(render_char(path, idx, c), SIZE), os.path.join(d, f"enroll-{i}-{pkg[6:]}.jpg"), DRAWING_Q)
+    for i, (pkg, path, idx) in enumerate(faces[3:7]):
+        page = fit(render_char(path, idx, c), PRINT)
+        q_im, q = capture(page, rng_for(seed, "glyphs", c, "query", i))
+        save(q_im, os.path.join(d, f"query-{i}-{pkg[6:]}.jpg"), q)
     return 7
+
+
+KINDS = {"emoji": emoji_class, "drawing": drawing_class, "photo": photo_class, "glyph": glyph_class}
 
 
 LICENSES = {
@@ -513,6 +564,13 @@ LICENSES = {
     "sway-backgrounds": ("Expat (MIT)", "photo (one wallpaper)"),
     "scikit-image": ("BSD-3-Clause; the photos used are CC0 or public domain per `skimage.data` docs", "photo"),
     "scikit-learn": ("BSD-3-Clause; china.jpg, flower.jpg CC-BY-2.0 (Flickr)", "photo"),
+    "fonts-wqy-microhei": ("Apache-2.0 or GPL-3+ with font exception", "glyphs (eval only)"),
+    "fonts-wqy-zenhei": ("GPL-2 with font embedding exception", "glyphs (eval only)"),
+    "fonts-arphic-uming": ("Arphic Public License", "glyphs (eval only)"),
+    "fonts-arphic-ukai": ("Arphic Public License", "glyphs (eval only)"),
+    "fonts-droid-fallback": ("Apache-2.0", "glyphs (eval only)"),
+    "fonts-vlgothic": ("M+ / Sazanami (BSD-3-Clause)", "glyphs (eval only)"),
+    "fonts-ipafont-gothic": ("IPA-1.0", "glyphs (eval only)"),
     "matplotlib": ("Matplotlib license (PSF-based); grace_hopper.jpg public domain (US Navy)", "photo"),
 }
 
@@ -532,7 +590,6 @@ def write_sources(path, a, counts, photo_meta):
             name, ver = spec.split("==", 1)
         lic, use = LICENSES.get(name, ("?", "?"))
         L.append(f"| {reg} | `{name}` | {ver} | {lic} | {use} |")
-    L.append("| repo | `tests/fixtures/glyphs` (val, new) | - | the project's own renders | glyphs: eval only |")
     L += ["", "## Classes / images per split", "",
           "| source | train | val | eval (3 enroll + 4 query each) |", "| --- | ---: | ---: | ---: |"]
     tot = {sp: [0, 0] for sp in ("train", "val", "eval")}
@@ -582,7 +639,6 @@ def main():
     ap.add_argument("--drawing-train", type=int, default=700, help="most clipart (and stamp) classes in train")
     ap.add_argument("--drawing-quality", type=int, default=90, help="JPEG quality of drawings and emoji")
     ap.add_argument("--eval", type=int, default=100, help="eval classes per source (photos: about)")
-    ap.add_argument("--glyphs", default="tests/fixtures/glyphs")
     ap.add_argument("--manifest", help="TSV of pinned packages (spec, registry) for SOURCES.md")
     a = ap.parse_args()
     global DRAWING_Q
@@ -651,16 +707,10 @@ def main():
                 jobs += [("photo", (tmp, split, group, path, i, box, a.seed, 3)) for i, box in kept]
         add("photo", split, jobs, f"photo {split}")
 
-    # Glyphs (eval only): the fixture's held-out classes.
-    if a.glyphs and os.path.isdir(a.glyphs):
-        print("objects-data: glyphs", flush=True)
-        jobs = []
-        for split in ("val", "new"):
-            for cls in sorted(os.listdir(os.path.join(a.glyphs, split))):
-                files = sorted(glob.glob(os.path.join(a.glyphs, split, cls, "*.png")))
-                if len(files) >= 7:
-                    jobs.append(("glyph", (tmp, cls, files, a.seed)))
-        add("glyphs", "eval", jobs, "glyphs eval")
+    # Glyphs (eval only): unseen characters in faces the glyph model knows.
+    print("objects-data: glyphs", flush=True)
+    chars = sorted(glyph_chars(a.src), key=lambda c: order_key(a.seed, "glyphs", c))[:a.eval]
+    add("glyphs", "eval", [("glyph", (a.src, tmp, c, a.seed)) for c in chars], "glyphs eval")
     pool.shutdown()
 
     json.dump({"counts": {f"{s}/{sp}": v for (s, sp), v in sorted(counts.items())},
