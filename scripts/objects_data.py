@@ -384,6 +384,18 @@ SKIMAGE = ["astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass"
            "ihc", "retina", "rocket", "text", "cell", "clock_motion"]
 
 
+# The source photos that are photographs (the rest are rendered or painted art).
+REAL_PHOTOS = {
+    "plasma-bythewater", "plasma-coldripple", "plasma-colorfulcups", "plasma-darkesthour", "plasma-eveningglow",
+    "plasma-fallenleaf", "plasma-grey", "plasma-kite", "plasma-onestandsout", "plasma-path", "plasma-summer-1am",
+    "plasma-volna", "skimage-astronaut", "skimage-brick", "skimage-camera", "skimage-chelsea", "skimage-coffee",
+    "skimage-coins", "skimage-grass", "skimage-gravel", "skimage-hubble-deep-field", "skimage-ihc",
+    "skimage-retina", "skimage-rocket", "skimage-text", "skimage-cell", "skimage-clock-motion", "sklearn-china",
+    "sklearn-flower", "mpl-grace-hopper",
+}
+EVAL_REGIONS = 8
+
+
 def photo_files(src):
     """(group, package, path): one group per source photo."""
     x = os.path.join(src, "x")
@@ -606,10 +618,10 @@ def write_sources(path, a, counts, photo_meta):
           f"(train {tot['train'][0]} classes / {tot['train'][1]} images, val {tot['val'][0]} / {tot['val'][1]}, "
           f"eval {tot['eval'][0]} / {tot['eval'][1]}).", "",
           "## Photos: source photo -> package, split, regions (classes)", "",
-          "| photo | package | split | regions |", "| --- | --- | --- | ---: |"]
+          "| photo | package | kind | split | regions |", "| --- | --- | --- | --- | ---: |"]
     for g in sorted(photo_meta):
-        pkg, sp, n = photo_meta[g]
-        L.append(f"| {g} | {pkg} | {sp} | {n} |")
+        pkg, sp, n, real = photo_meta[g]
+        L.append(f"| {g} | {pkg} | {'photograph' if real else 'art'} | {sp} | {n} |")
     open(path, "w").write("\n".join(L) + "\n")
 
 
@@ -690,11 +702,18 @@ def main():
     regions = [r for r in regions if r[4]]
     regions.sort(key=lambda r: order_key(a.seed, "photo", r[0]))
     total = sum(len(r[4]) for r in regions)
-    split_of, n_ev, n_va = {}, 0, 0
+    # Eval: whole source photos, real photographs first (the camera use case), and
+    # at most EVAL_REGIONS regions of each, so that many scenes are in it; the other
+    # regions of an eval photo are dropped, never trained on.
+    split_of, n_ev, n_va = {}, {True: 0, False: 0}, 0
+    want = {True: 48, False: 16}
     for r in regions:
-        if n_ev < 64:
-            split_of[r[0]], n_ev = "eval", n_ev + len(r[4])
-        elif n_va < 0.1 * (total - n_ev):
+        real = r[0] in REAL_PHOTOS
+        if n_ev[real] < want[real]:
+            split_of[r[0]] = "eval"
+            r[4][:] = r[4][::-(-len(r[4]) // EVAL_REGIONS)]  # spread over the photo
+            n_ev[real] += len(r[4])
+        elif n_va < 0.1 * (total - sum(n_ev.values())):
             split_of[r[0]], n_va = "val", n_va + len(r[4])
         else:
             split_of[r[0]] = "train"
@@ -703,7 +722,7 @@ def main():
         jobs = []
         for group, pkg, path, size, kept in regions:
             if split_of[group] == split:
-                photo_meta[group] = (pkg, split, len(kept))
+                photo_meta[group] = (pkg, split, len(kept), group in REAL_PHOTOS)
                 jobs += [("photo", (tmp, split, group, path, i, box, a.seed, 3)) for i, box in kept]
         add("photo", split, jobs, f"photo {split}")
 
