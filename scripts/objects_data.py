@@ -587,7 +587,7 @@ LICENSES = {
 }
 
 
-def write_sources(path, a, counts, photo_meta):
+def write_sources(path, a, counts, photo_meta, available):
     sources = ["emoji", "clipart", "stamp", "photo", "glyphs"]
     L = ["# Objects data set: sources and counts", "",
          f"Built by `scripts/objects-data.sh` (seed {a.seed}); see docs/data.md. Images are 160x160 RGB.", "",
@@ -603,7 +603,8 @@ def write_sources(path, a, counts, photo_meta):
         lic, use = LICENSES.get(name, ("?", "?"))
         L.append(f"| {reg} | `{name}` | {ver} | {lic} | {use} |")
     L += ["", "## Classes / images per split", "",
-          "| source | train | val | eval (3 enroll + 4 query each) |", "| --- | ---: | ---: | ---: |"]
+          "| source | train | val | eval (3 enroll + 4 query each) | usable classes before the caps |",
+          "| --- | ---: | ---: | ---: | ---: |"]
     tot = {sp: [0, 0] for sp in ("train", "val", "eval")}
     for s in sources:
         row = []
@@ -612,8 +613,8 @@ def write_sources(path, a, counts, photo_meta):
             tot[sp][0] += c
             tot[sp][1] += n
             row.append(f"{c} / {n}" if c else "-")
-        L.append(f"| {s} | " + " | ".join(row) + " |")
-    L.append("| **all** | " + " | ".join(f"{tot[sp][0]} / {tot[sp][1]}" for sp in tot) + " |")
+        L.append(f"| {s} | " + " | ".join(row) + f" | {available.get(s, '-')} |")
+    L.append("| **all** | " + " | ".join(f"{tot[sp][0]} / {tot[sp][1]}" for sp in tot) + " | |")
     L += ["", f"Total: {sum(v[0] for v in tot.values())} classes, {sum(v[1] for v in tot.values())} images "
           f"(train {tot['train'][0]} classes / {tot['train'][1]} images, val {tot['val'][0]} / {tot['val'][1]}, "
           f"eval {tot['eval'][0]} / {tot['eval'][1]}).", "",
@@ -659,6 +660,7 @@ def main():
     tmp = out + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
     counts = {}  # (source, split) -> [classes, images]
+    available = {}  # source -> usable classes before the caps
     pool = ProcessPoolExecutor(a.jobs)
 
     def add(source, split, jobs, desc):
@@ -669,6 +671,7 @@ def main():
     print("objects-data: emoji", flush=True)
     es = EmojiSource(a.src)
     ecl = es.classes()
+    available["emoji"] = len(ecl)
     evable = [k for k in sorted(ecl, key=lambda k: order_key(a.seed, "emoji-eval", k)) if EMOJI_EVAL_DESIGN in ecl[k]]
     ev = evable[:a.eval]
     rest = [k for k in ecl if k not in set(ev)]
@@ -690,6 +693,7 @@ def main():
         uniq[source].append((key, path))
     for source, n_eval in (("clipart", a.eval), ("stamp", 64)):
         paths = dict(uniq[source])
+        available[source] = len(paths)
         tr, va, ev = split_classes(a.seed, source, list(paths), n_eval, 0.1, a.drawing_train)
         for split, keys in (("train", tr), ("val", va), ("eval", ev)):
             add(source, split, [("drawing", (tmp, split, source, k, paths[k], a.seed, 2)) for k in keys],
@@ -702,6 +706,7 @@ def main():
     regions = [r for r in regions if r[4]]
     regions.sort(key=lambda r: order_key(a.seed, "photo", r[0]))
     total = sum(len(r[4]) for r in regions)
+    available["photo"] = total
     # Eval: whole source photos, real photographs first (the camera use case), and
     # at most EVAL_REGIONS regions of each, so that many scenes are in it; the other
     # regions of an eval photo are dropped, never trained on.
@@ -728,13 +733,15 @@ def main():
 
     # Glyphs (eval only): unseen characters in faces the glyph model knows.
     print("objects-data: glyphs", flush=True)
-    chars = sorted(glyph_chars(a.src), key=lambda c: order_key(a.seed, "glyphs", c))[:a.eval]
+    chars = glyph_chars(a.src)
+    available["glyphs"] = len(chars)
+    chars = sorted(chars, key=lambda c: order_key(a.seed, "glyphs", c))[:a.eval]
     add("glyphs", "eval", [("glyph", (a.src, tmp, c, a.seed)) for c in chars], "glyphs eval")
     pool.shutdown()
 
     json.dump({"counts": {f"{s}/{sp}": v for (s, sp), v in sorted(counts.items())},
                "photos": photo_meta, "seed": a.seed}, open(os.path.join(tmp, "counts.json"), "w"), indent=1)
-    write_sources(os.path.join(tmp, "SOURCES.md"), a, counts, photo_meta)
+    write_sources(os.path.join(tmp, "SOURCES.md"), a, counts, photo_meta, available)
     shutil.rmtree(out, ignore_errors=True)
     os.rename(tmp, out)
 
