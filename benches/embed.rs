@@ -10,7 +10,7 @@ use image::{DynamicImage, Rgb, RgbImage};
 use metricann::backend::Backend;
 use metricann::embed::Embedder;
 use metricann::image::Preprocessing;
-use metricann::model::ModelConfig;
+use metricann::model::{Architecture, ResNetConfig};
 
 fn glyph_like(k: u32) -> DynamicImage {
     DynamicImage::ImageRgb8(RgbImage::from_fn(80, 80, |x, y| {
@@ -26,7 +26,7 @@ fn embed(c: &mut Criterion) {
     let device = Backend::Ndarray
         .device()
         .expect("ndarray is always compiled in");
-    let model = ModelConfig::default()
+    let model = Architecture::from(ResNetConfig::default())
         .init(&device)
         .expect("the default architecture builds");
     let embedder = Embedder::from_model(model, device, Preprocessing::new(64), "bench".into(), 128);

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use metricann::backend::Backend;
 use metricann::image::Preprocessing;
-use metricann::model::{Bundle, ModelConfig};
+use metricann::model::{Architecture, Bundle, ResNetConfig};
 
 fn main() {
     if let Err(e) = run() {
@@ -37,7 +37,7 @@ fn run() -> metricann::Result<()> {
     let dim: usize = arg(&args, 3, 64)?;
     std::fs::create_dir_all(&out).map_err(|e| metricann::Error::io(&out, e))?;
     let device = Backend::Ndarray.device()?;
-    let config = ModelConfig::tiny(dim);
+    let config = Architecture::from(ResNetConfig::tiny(dim));
     let preprocessing = Preprocessing::new(input_size);
     let mut fingerprints = Vec::new();
     for name in ["default.bundle", "other.bundle"] {

@@ -133,12 +133,12 @@ impl Embedder {
 mod tests {
     use super::*;
     use crate::backend::Backend;
-    use crate::model::ModelConfig;
+    use crate::model::{Architecture, ResNetConfig};
     use ::image::{Rgb, RgbImage};
 
     fn embedder() -> Embedder {
         let device = Backend::Ndarray.device().unwrap();
-        let config = ModelConfig::tiny(8);
+        let config = Architecture::from(ResNetConfig::tiny(8));
         let model = config.init(&device).unwrap();
         let bundle = Bundle::from_model(&model, &config, &Preprocessing::new(16), None).unwrap();
         Embedder::new(&bundle, device).unwrap()

@@ -12,7 +12,7 @@ use image::{DynamicImage, Rgb, RgbImage};
 use metricann::backend::Backend;
 use metricann::embed::Embedder;
 use metricann::image::Preprocessing;
-use metricann::model::{Bundle, ModelConfig};
+use metricann::model::{Architecture, Bundle, ResNetConfig};
 
 const LAVAPIPE_ICD: &str = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json";
 
@@ -65,7 +65,7 @@ fn wgpu_on_lavapipe_matches_ndarray() {
     );
 
     let cpu = Backend::Ndarray.device().unwrap();
-    let config = ModelConfig::tiny(32);
+    let config = Architecture::from(ResNetConfig::tiny(32));
     let model = config.init(&cpu).unwrap();
     let bundle = Bundle::from_model(&model, &config, &Preprocessing::new(32), None).unwrap();
     let bundle = Bundle::from_bytes("test.bundle", &bundle.to_bytes().unwrap()).unwrap();

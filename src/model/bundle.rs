@@ -16,7 +16,7 @@ use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{EmbeddingModel, ModelConfig};
+use super::{Architecture, EmbeddingModel};
 use crate::image::Preprocessing;
 use crate::{Error, Result};
 
@@ -31,10 +31,10 @@ pub struct BundleHeader {
     /// Always `metricann-bundle`.
     pub format: String,
     /// The network to build before loading the weights.
-    pub architecture: ModelConfig,
+    pub architecture: Architecture,
     /// How images become input tensors.
     pub preprocessing: Preprocessing,
-    /// Length of the embeddings (repeats `architecture.embedding_dim` for readers
+    /// Length of the embeddings (repeats the architecture's for readers
     /// that do not know the architecture schema).
     pub embedding_dim: usize,
     /// First 16 hex digits of the SHA-256 of the weights.
@@ -80,11 +80,16 @@ impl Bundle {
     /// Captures a model's weights into a bundle.
     pub fn from_model(
         model: &EmbeddingModel,
-        architecture: &ModelConfig,
+        architecture: &Architecture,
         preprocessing: &Preprocessing,
         training: Option<TrainingSummary>,
     ) -> Result<Self> {
-        let record = model.valid().into_record();
+        // The record is the network's own, without the enum around it, so the
+        // glyph bundles written before there was a choice keep their layout.
+        let record = match model.valid() {
+            EmbeddingModel::ResNet(m) => m.into_record(),
+            EmbeddingModel::EfficientNet(m) => m.into_record(),
+        };
         let weights = record
             .into_bytes()
             .map_err(|e| Error::Internal(format!("serialising weights: {e}")))?
@@ -93,7 +98,7 @@ impl Bundle {
             format: FORMAT_NAME.into(),
             architecture: architecture.clone(),
             preprocessing: preprocessing.clone(),
-            embedding_dim: architecture.embedding_dim,
+            embedding_dim: architecture.embedding_dim(),
             fingerprint: fingerprint(&weights),
             training,
             created_by: format!("metricann {}", env!("CARGO_PKG_VERSION")),
@@ -174,10 +179,11 @@ impl Bundle {
             .validate()
             .and(header.preprocessing.validate())
             .map_err(|e| corrupt(format!("bad header: {e}")))?;
-        if header.embedding_dim != header.architecture.embedding_dim {
+        if header.embedding_dim != header.architecture.embedding_dim() {
             return Err(corrupt(format!(
                 "header says embedding_dim {} but the architecture has {}",
-                header.embedding_dim, header.architecture.embedding_dim
+                header.embedding_dim,
+                header.architecture.embedding_dim()
             )));
         }
         let actual = fingerprint(&weights);
@@ -197,11 +203,19 @@ impl Bundle {
             |reason: String| Error::corrupt(format!("bundle {}", self.fingerprint()), reason);
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.weights.clone()))
             .map_err(|e| corrupt(format!("unreadable weights: {e}")))?;
-        self.header
-            .architecture
-            .init(device)?
-            .try_load_record(record)
-            .map_err(|e| corrupt(format!("weights do not fit the header's architecture: {e}")))
+        let misfit = |e: burn::store::RecordError| {
+            corrupt(format!("weights do not fit the header's architecture: {e}"))
+        };
+        Ok(match self.header.architecture.init(device)? {
+            EmbeddingModel::ResNet(m) => EmbeddingModel::ResNet(
+                m.try_load_record(record.cast_to_module_dtype())
+                    .map_err(misfit)?,
+            ),
+            EmbeddingModel::EfficientNet(m) => EmbeddingModel::EfficientNet(
+                m.try_load_record(record.cast_to_module_dtype())
+                    .map_err(misfit)?,
+            ),
+        })
     }
 
     /// Size of the weight record in bytes.
@@ -247,11 +261,12 @@ fn to8(s: &[u8]) -> [u8; 8] {
 mod tests {
     use super::*;
     use crate::backend::Backend;
+    use crate::model::ResNetConfig;
     use burn::tensor::{Distribution, Tensor};
 
     fn tiny_bundle() -> (Bundle, EmbeddingModel, Device) {
         let device = Backend::Ndarray.device().unwrap();
-        let config = ModelConfig::tiny(8);
+        let config = Architecture::from(ResNetConfig::tiny(8));
         let model = config.init(&device).unwrap();
         let bundle = Bundle::from_model(&model, &config, &Preprocessing::new(16), None).unwrap();
         (bundle, model, device)
@@ -308,7 +323,11 @@ mod tests {
     #[test]
     fn header_that_lies_about_the_architecture_is_refused() {
         let (mut bundle, _, device) = tiny_bundle();
-        bundle.header.architecture.widths = vec![4, 4, 4];
+        bundle.header.architecture = ResNetConfig {
+            widths: vec![4, 4, 4],
+            ..ResNetConfig::tiny(8)
+        }
+        .into();
         let err = bundle.load_model(&device).unwrap_err();
         assert_eq!(err.code(), "CORRUPT");
     }

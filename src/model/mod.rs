@@ -1,192 +1,148 @@
-//! The embedding network: a residual CNN backbone, a linear projection head and
-//! L2 normalisation, so that a dot product between two outputs is their cosine
-//! similarity. One code for every backend: the tensors' device picks it.
+//! The embedding networks: a backbone, a projection and L2 normalisation, so
+//! that a dot product between two outputs is their cosine similarity. One code
+//! for every backend: the tensors' device picks it.
+//!
+//! The architectures are a closed set, named in the bundle header: the residual
+//! glyph CNN ([`resnet`]) and ImageNet-pretrained EfficientNet-Lite0
+//! ([`efficientnet`]).
 
 pub mod bundle;
+pub mod efficientnet;
+pub mod resnet;
 
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{Error, Result};
+use crate::Result;
 
 pub use bundle::{Bundle, BundleHeader, TrainingSummary};
+pub use efficientnet::{EfficientNetConfig, EfficientNetEmbedder};
+pub use resnet::{ResNet, ResNetConfig};
 
-/// The architecture, stored in the bundle header so a bundle rebuilds its own network.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ModelConfig {
-    /// Channels of each stage; every stage after the first halves the resolution.
-    pub widths: Vec<usize>,
-    /// Residual blocks per stage.
-    pub blocks_per_stage: usize,
-    /// Length of the output unit vectors.
-    pub embedding_dim: usize,
-    /// Batch normalisation of the projection before L2 normalisation ("BNNeck").
-    /// It centres every coordinate, so unrelated images point in unrelated
-    /// directions: without it the pooled ReLU features share one large positive
-    /// component and batch-hard triplet training settles with every embedding
-    /// within cosine 0.999 of every other, which ranks well but leaves no room
-    /// for an "unknown" threshold. Headers written before it existed lack it.
-    #[serde(default)]
-    pub projection_norm: bool,
+/// The network a bundle holds, as its header names it.
+///
+/// In JSON it is the network's config with a `"name"`; headers written before
+/// there was a choice have no name and are the glyph network.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Architecture {
+    /// The residual glyph CNN, `"resnet-glyph"`.
+    ResNet(ResNetConfig),
+    /// EfficientNet-Lite0, `"efficientnet-lite0"`.
+    EfficientNetLite0(EfficientNetConfig),
 }
 
-impl Default for ModelConfig {
-    fn default() -> Self {
-        Self {
-            widths: vec![32, 64, 128, 256],
-            blocks_per_stage: 1,
-            embedding_dim: 128,
-            projection_norm: true,
+const RESNET: &str = "resnet-glyph";
+const EFFICIENTNET_LITE0: &str = "efficientnet-lite0";
+
+impl Architecture {
+    /// The name in the bundle header.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Architecture::ResNet(_) => RESNET,
+            Architecture::EfficientNetLite0(_) => EFFICIENTNET_LITE0,
         }
     }
-}
 
-impl ModelConfig {
-    /// A few-thousand-parameter network for tests and smoke runs.
-    pub fn tiny(embedding_dim: usize) -> Self {
-        Self {
-            widths: vec![8, 16, 32],
-            blocks_per_stage: 1,
-            embedding_dim,
-            projection_norm: true,
+    /// Length of the output unit vectors.
+    pub fn embedding_dim(&self) -> usize {
+        match self {
+            Architecture::ResNet(c) => c.embedding_dim,
+            Architecture::EfficientNetLite0(c) => c.embedding_dim(),
         }
     }
 
     /// Refuses configurations that cannot build (a header is user input).
     pub fn validate(&self) -> Result<()> {
-        if self.widths.is_empty() || self.widths.len() > 8 {
-            return Err(Error::BadInput("widths must list 1 to 8 stages".into()));
+        match self {
+            Architecture::ResNet(c) => c.validate(),
+            Architecture::EfficientNetLite0(c) => c.validate(),
         }
-        if self.widths.iter().any(|w| !(1..=2048).contains(w)) {
-            return Err(Error::BadInput("every width must be in 1..=2048".into()));
-        }
-        if !(1..=8).contains(&self.blocks_per_stage) {
-            return Err(Error::BadInput("blocks_per_stage must be in 1..=8".into()));
-        }
-        if !(2..=4096).contains(&self.embedding_dim) {
-            return Err(Error::BadInput("embedding_dim must be in 2..=4096".into()));
-        }
-        Ok(())
     }
 
     /// Builds the network with fresh weights on `device`.
     pub fn init(&self, device: &Device) -> Result<EmbeddingModel> {
-        self.validate()?;
-        let stem = ConvBn::new(3, self.widths[0], 3, 1, device);
-        let mut blocks = Vec::new();
-        let mut channels = self.widths[0];
-        for (stage, &width) in self.widths.iter().enumerate() {
-            for b in 0..self.blocks_per_stage {
-                let stride = if stage > 0 && b == 0 { 2 } else { 1 };
-                blocks.push(ResidualBlock::new(channels, width, stride, device));
-                channels = width;
-            }
-        }
-        let head = LinearConfig::new(channels, self.embedding_dim).init(device);
-        let neck = self
-            .projection_norm
-            .then(|| BatchNormConfig::new(self.embedding_dim).init(device));
-        Ok(EmbeddingModel {
-            stem,
-            blocks,
-            head,
-            neck,
+        Ok(match self {
+            Architecture::ResNet(c) => EmbeddingModel::ResNet(c.init(device)?),
+            Architecture::EfficientNetLite0(c) => EmbeddingModel::EfficientNet(c.init(device)?),
         })
     }
 }
 
-/// Convolution followed by batch normalisation.
-#[derive(Module, Debug)]
-pub struct ConvBn {
-    conv: Conv2d,
-    bn: BatchNorm,
-}
-
-impl ConvBn {
-    fn new(cin: usize, cout: usize, kernel: usize, stride: usize, device: &Device) -> Self {
-        let conv = Conv2dConfig::new([cin, cout], [kernel, kernel])
-            .with_stride([stride, stride])
-            .with_padding(PaddingConfig2d::Explicit(
-                kernel / 2,
-                kernel / 2,
-                kernel / 2,
-                kernel / 2,
-            ))
-            .with_bias(false)
-            .init(device);
-        Self {
-            conv,
-            bn: BatchNormConfig::new(cout).init(device),
-        }
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+impl From<ResNetConfig> for Architecture {
+    fn from(config: ResNetConfig) -> Self {
+        Architecture::ResNet(config)
     }
 }
 
-/// The basic ResNet block: two 3×3 convolutions with a shortcut, projected by a
-/// 1×1 convolution when the shape changes.
-#[derive(Module, Debug)]
-pub struct ResidualBlock {
-    first: ConvBn,
-    second: ConvBn,
-    shortcut: Option<ConvBn>,
+impl From<EfficientNetConfig> for Architecture {
+    fn from(config: EfficientNetConfig) -> Self {
+        Architecture::EfficientNetLite0(config)
+    }
 }
 
-impl ResidualBlock {
-    fn new(cin: usize, cout: usize, stride: usize, device: &Device) -> Self {
-        let shortcut =
-            (stride != 1 || cin != cout).then(|| ConvBn::new(cin, cout, 1, stride, device));
-        Self {
-            first: ConvBn::new(cin, cout, 3, stride, device),
-            second: ConvBn::new(cout, cout, 3, 1, device),
-            shortcut,
-        }
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let skip = match &self.shortcut {
-            Some(projection) => projection.forward(x.clone()),
-            None => x.clone(),
+impl Serialize for Architecture {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let config = match self {
+            Architecture::ResNet(c) => serde_json::to_value(c),
+            Architecture::EfficientNetLite0(c) => serde_json::to_value(c),
         };
-        let y = relu(self.first.forward(x));
-        relu(self.second.forward(y) + skip)
+        let mut value = config.map_err(S::Error::custom)?;
+        if let serde_json::Value::Object(fields) = &mut value {
+            fields.insert("name".into(), self.name().into());
+        }
+        value.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Architecture {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let name = value.get("name").and_then(|n| n.as_str()).unwrap_or(RESNET);
+        match name {
+            RESNET => serde_json::from_value(value).map(Architecture::ResNet),
+            EFFICIENTNET_LITE0 => {
+                serde_json::from_value(value).map(Architecture::EfficientNetLite0)
+            }
+            other => {
+                return Err(D::Error::custom(format!(
+                    "unknown architecture '{other}' (this build knows {RESNET} and {EFFICIENTNET_LITE0})"
+                )));
+            }
+        }
+        .map_err(D::Error::custom)
     }
 }
 
 /// Image batch `[n, 3, s, s]` → unit vectors `[n, embedding_dim]`.
 #[derive(Module, Debug)]
-pub struct EmbeddingModel {
-    stem: ConvBn,
-    blocks: Vec<ResidualBlock>,
-    head: Linear,
-    neck: Option<BatchNorm>,
+pub enum EmbeddingModel {
+    ResNet(ResNet),
+    EfficientNet(EfficientNetEmbedder),
 }
 
 impl EmbeddingModel {
     /// Unnormalised projection, what the losses see before normalisation.
     pub fn project(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.stem.forward(images));
-        for block in &self.blocks {
-            x = block.forward(x);
-        }
-        let [n, c, _, _] = x.dims();
-        let pooled = x.mean_dim(3).mean_dim(2).reshape([n, c]);
-        let projected = self.head.forward(pooled);
-        match &self.neck {
-            Some(norm) => norm.forward(projected),
-            None => projected,
+        match self {
+            EmbeddingModel::ResNet(m) => m.project(images),
+            EmbeddingModel::EfficientNet(m) => m.project(images),
         }
     }
 
     /// Unit-length embeddings: dot products are cosine similarities.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         l2_normalize(self.project(images))
+    }
+
+    /// Classifier logits, for a network that kept its ImageNet head.
+    pub fn logits(&self, images: Tensor<4>) -> Option<Tensor<2>> {
+        match self {
+            EmbeddingModel::ResNet(_) => None,
+            EmbeddingModel::EfficientNet(m) => m.logits(images),
+        }
     }
 }
 
@@ -210,7 +166,9 @@ mod tests {
     #[test]
     fn outputs_unit_vectors_of_the_configured_dimension() {
         let device = Backend::Ndarray.device().unwrap();
-        let model = ModelConfig::tiny(16).init(&device).unwrap();
+        let model = Architecture::from(ResNetConfig::tiny(16))
+            .init(&device)
+            .unwrap();
         let x = Tensor::<4>::random([3, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
         let y = model.valid().forward(x);
         assert_eq!(y.dims(), [3, 16]);
@@ -222,26 +180,28 @@ mod tests {
     }
 
     #[test]
-    fn downsamples_once_per_stage_after_the_first() {
-        let device = Backend::Ndarray.device().unwrap();
-        let model = ModelConfig::tiny(8).init(&device).unwrap();
-        // 3 stages, blocks 2 and 3 downsample: 32 → 8 before pooling; any size works.
-        let y = model
-            .valid()
-            .forward(Tensor::<4>::zeros([1, 3, 20, 20], &device));
-        assert_eq!(y.dims(), [1, 8]);
+    fn headers_without_a_name_are_the_glyph_network() {
+        let old =
+            r#"{"widths":[32,64],"blocks_per_stage":1,"embedding_dim":64,"projection_norm":true}"#;
+        let arch: Architecture = serde_json::from_str(old).unwrap();
+        assert!(matches!(&arch, Architecture::ResNet(c) if c.embedding_dim == 64));
+        let written = serde_json::to_string(&arch).unwrap();
+        assert!(written.contains(r#""name":"resnet-glyph""#), "{written}");
+        assert_eq!(
+            serde_json::from_str::<Architecture>(&written).unwrap(),
+            arch
+        );
     }
 
     #[test]
-    fn rejects_nonsense_configs() {
-        let mut c = ModelConfig::default();
-        c.widths.clear();
-        assert!(c.validate().is_err());
-        let c = ModelConfig {
-            embedding_dim: 0,
-            ..ModelConfig::default()
-        };
-        assert!(c.validate().is_err());
+    fn efficientnet_round_trips_and_unknown_names_are_refused() {
+        let arch = Architecture::from(EfficientNetConfig::retrieval(128));
+        let json = serde_json::to_string(&arch).unwrap();
+        assert!(json.contains(r#""name":"efficientnet-lite0""#), "{json}");
+        assert_eq!(serde_json::from_str::<Architecture>(&json).unwrap(), arch);
+        assert_eq!(arch.embedding_dim(), 128);
+        let err = serde_json::from_str::<Architecture>(r#"{"name":"vit-h14"}"#).unwrap_err();
+        assert!(err.to_string().contains("vit-h14"), "{err}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use metricann::embed::Embedder;
 use metricann::gallery::{Enrollment, Gallery, GalleryConfig, OpenMode};
 use metricann::image::Preprocessing;
 use metricann::index::{IndexConfig, Quantization};
-use metricann::model::{Bundle, ModelConfig};
+use metricann::model::{Architecture, Bundle, EfficientNetConfig, ResNetConfig};
 use metricann::store::{BlobStore, FsStore, MemoryStore};
 use metricann::{Error, Result};
 
@@ -36,7 +36,8 @@ Examples:
   metricann search --model model.bundle --index gallery/ --image photo.jpg --k 5
   metricann update --model model.bundle --index gallery/ --new-data more/
   metricann remove --index gallery/ --class 猫
-  metricann eval --model model.bundle --data data/unseen --shots 1 --json";
+  metricann eval --model model.bundle --data data/unseen --shots 1 --json
+  metricann import --pytorch efficientnet-lite0-57934424.pth --arch efficientnet-lite0 --out imagenet.bundle";
 
 /// Few-shot visual recognition: train an embedding model, build a gallery, search it.
 #[derive(Parser, Debug)]
@@ -119,6 +120,12 @@ pub enum Command {
     /// Make datasets.
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Turn a pretrained PyTorch checkpoint into a model bundle (the ImageNet
+    /// classifier kept, so it can be checked; `train --init` fine-tunes it).
+    #[command(
+        after_help = "Example:\n  metricann import --pytorch efficientnet-lite0-57934424.pth --arch efficientnet-lite0 --out imagenet.bundle\n  metricann train --init imagenet.bundle --arch efficientnet-lite0 --data photos/ --val-split 0.1 --input-size 160 --model-out objects.bundle"
+    )]
+    Import(crate::import::ImportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -128,6 +135,13 @@ pub enum DatasetCommand {
         after_help = "Examples:\n  metricann dataset glyphs --chars gb2312-1 --fonts /usr/share/fonts/truetype/*/*.tt? --out data/train\n  metricann dataset glyphs --chars 'U+4E00..U+4E0F' --fonts a.ttf b.ttc --out tiny/ --size 64"
     )]
     Glyphs(GlyphArgs),
+}
+
+/// The networks `train` can build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainArch {
+    ResnetGlyph,
+    EfficientnetLite0,
 }
 
 #[derive(Args, Debug)]
@@ -180,6 +194,18 @@ pub struct TrainArgs {
     pub widths: Vec<usize>,
     #[arg(long, default_value_t = 1)]
     pub blocks_per_stage: usize,
+    /// The network: resnet-glyph (the small glyph CNN, --widths) or efficientnet-lite0.
+    #[arg(long, value_enum, default_value = "resnet-glyph")]
+    pub arch: TrainArch,
+    /// Start from this bundle's backbone (e.g. `metricann import`'s ImageNet network).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// The backbone's learning rate as a fraction of --lr (the head learns at --lr).
+    #[arg(long, default_value_t = 0.1)]
+    pub backbone_lr_scale: f64,
+    /// Epochs in which the backbone stays frozen and only the head learns.
+    #[arg(long, default_value_t = 0)]
+    pub freeze_backbone_epochs: usize,
     /// Train without augmentation.
     #[arg(long)]
     pub no_augment: bool,
@@ -349,6 +375,9 @@ pub struct BenchTrainArgs {
     pub widths: Vec<usize>,
     #[arg(long, default_value_t = 128)]
     pub embedding_dim: usize,
+    /// The network: resnet-glyph (--widths) or efficientnet-lite0.
+    #[arg(long, value_enum, default_value = "resnet-glyph")]
+    pub arch: TrainArch,
     #[arg(long, default_value_t = 10)]
     pub warmup: usize,
     #[arg(long, default_value_t = 50)]
@@ -394,7 +423,26 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => crate::ann_bench::main(&a),
         Command::BenchEnroll(a) => crate::enroll_bench::main(&a),
         Command::Dataset(DatasetCommand::Glyphs(a)) => glyphs(a),
+        Command::Import(a) => import(a),
     }
+}
+
+fn import(a: crate::import::ImportArgs) -> Result<()> {
+    let json = a.json;
+    let report = crate::import::main(a)?;
+    if json {
+        print_json(&serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?);
+    } else {
+        println!(
+            "{} ({} parameters, fingerprint {}) → {} ({} bytes)",
+            report.architecture,
+            report.parameters,
+            report.fingerprint,
+            report.out.display(),
+            report.bytes
+        );
+    }
+    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -566,12 +614,19 @@ fn train(a: TrainArgs) -> Result<()> {
         model_out: a.model_out,
         resume: a.resume,
         preprocessing: Preprocessing::new(a.input_size),
-        architecture: ModelConfig {
-            widths: a.widths,
-            blocks_per_stage: a.blocks_per_stage,
-            embedding_dim: a.embedding_dim,
-            projection_norm: true,
+        architecture: match a.arch {
+            TrainArch::ResnetGlyph => ResNetConfig {
+                widths: a.widths,
+                blocks_per_stage: a.blocks_per_stage,
+                embedding_dim: a.embedding_dim,
+                projection_norm: true,
+            }
+            .into(),
+            TrainArch::EfficientnetLite0 => EfficientNetConfig::retrieval(a.embedding_dim).into(),
         },
+        init: a.init,
+        backbone_lr_scale: a.backbone_lr_scale,
+        freeze_backbone_epochs: a.freeze_backbone_epochs,
         augment,
         seed: a.seed,
         progress: !a.json,
@@ -1091,11 +1146,15 @@ fn eval_vectors(a: &EvalArgs) -> Result<Scored> {
 }
 
 fn bench_train(a: BenchTrainArgs) -> Result<()> {
-    let architecture = ModelConfig {
-        widths: a.widths,
-        blocks_per_stage: 1,
-        embedding_dim: a.embedding_dim,
-        projection_norm: true,
+    let architecture: Architecture = match a.arch {
+        TrainArch::ResnetGlyph => ResNetConfig {
+            widths: a.widths,
+            blocks_per_stage: 1,
+            embedding_dim: a.embedding_dim,
+            projection_norm: true,
+        }
+        .into(),
+        TrainArch::EfficientnetLite0 => EfficientNetConfig::retrieval(a.embedding_dim).into(),
     };
     let report = crate::train::benchmark_steps(
         a.backend.parse()?,

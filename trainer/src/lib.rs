@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod enroll_bench;
 pub mod eval;
 pub mod glyphs;
+pub mod import;
 pub mod loss;
 pub mod npy;
 pub mod sampler;

@@ -22,7 +22,7 @@ use tracing::info;
 use metricann::backend::Backend;
 use metricann::embed::Embedder;
 use metricann::image::Preprocessing;
-use metricann::model::{Bundle, EmbeddingModel, ModelConfig, TrainingSummary};
+use metricann::model::{Architecture, Bundle, EmbeddingModel, TrainingSummary};
 use metricann::{Error, Result};
 
 use crate::augment::{AugmentConfig, augment};
@@ -67,7 +67,14 @@ pub struct TrainOptions {
     pub model_out: PathBuf,
     pub resume: Option<PathBuf>,
     pub preprocessing: Preprocessing,
-    pub architecture: ModelConfig,
+    pub architecture: Architecture,
+    /// A bundle whose backbone the run starts from (an imported ImageNet network).
+    pub init: Option<PathBuf>,
+    /// The backbone's learning rate as a fraction of the head's: a pretrained
+    /// backbone moves less, so what it knows survives the first noisy steps.
+    pub backbone_lr_scale: f64,
+    /// Epochs in which only the head learns, the backbone frozen.
+    pub freeze_backbone_epochs: usize,
     pub augment: AugmentConfig,
     pub seed: u64,
     pub progress: bool,
@@ -134,6 +141,9 @@ pub fn train(
     // two runs of one command train the same model.
     device.seed(opts.seed);
     let mut model = opts.architecture.init(&device)?;
+    if let (Some(init), None) = (&opts.init, &opts.resume) {
+        model = with_pretrained_backbone(model, init, &device)?;
+    }
     let mut optimizer = AdamWConfig::new()
         .with_weight_decay(opts.weight_decay)
         .init();
@@ -230,6 +240,15 @@ pub fn train(
                 let s = opts.preprocessing.input_size as usize;
                 let input = Tensor::<4>::from_data(TensorData::new(pixels, [n, 3, s, s]), &device);
                 let lr = schedule.at(state.step);
+                let backbone_lr = if epoch <= opts.freeze_backbone_epochs {
+                    0.0
+                } else {
+                    lr * opts.backbone_lr_scale
+                };
+                let rates = Rates {
+                    head: lr,
+                    backbone: backbone_lr,
+                };
                 let (next, l) = step(
                     model,
                     &mut optimizer,
@@ -237,7 +256,7 @@ pub fn train(
                     &labels,
                     opts.loss,
                     opts.margin,
-                    lr,
+                    rates,
                 );
                 model = next;
                 let value: f32 = l.into_scalar();
@@ -339,6 +358,23 @@ pub fn train(
     })
 }
 
+/// Learning rates of one step: the pretrained backbone's may be lower, or 0 (frozen).
+#[derive(Clone, Copy, Debug)]
+pub struct Rates {
+    pub head: f64,
+    pub backbone: f64,
+}
+
+impl Rates {
+    /// One rate for the whole network.
+    pub fn uniform(lr: f64) -> Self {
+        Self {
+            head: lr,
+            backbone: lr,
+        }
+    }
+}
+
 /// One optimisation step: forward, loss, backward, AdamW update.
 pub fn step(
     model: EmbeddingModel,
@@ -347,11 +383,45 @@ pub fn step(
     labels: &[usize],
     kind: LossKind,
     margin: f32,
-    lr: f64,
+    rates: Rates,
 ) -> (EmbeddingModel, Tensor<1>) {
     let l = loss(kind, model.forward(input), labels, margin);
-    let grads = GradientsParams::from_grads(l.clone().backward(), &model);
-    (optimizer.step(lr, model, grads), l.detach())
+    let mut grads = l.clone().backward();
+    let backbone = match &model {
+        EmbeddingModel::EfficientNet(net) if rates.backbone != rates.head => {
+            Some(GradientsParams::from_module(&mut grads, net.backbone()))
+        }
+        _ => None,
+    };
+    let rest = GradientsParams::from_grads(grads, &model);
+    let model = match backbone {
+        Some(g) if rates.backbone > 0.0 => optimizer.step(rates.backbone, model, g),
+        _ => model,
+    };
+    (optimizer.step(rates.head, model, rest), l.detach())
+}
+
+/// Replaces a fresh network's backbone with the one of the bundle at `path`.
+fn with_pretrained_backbone(
+    model: EmbeddingModel,
+    path: &Path,
+    device: &Device,
+) -> Result<EmbeddingModel> {
+    let bytes = fs::read(path).map_err(io(path))?;
+    let bundle = Bundle::from_bytes(&path.display().to_string(), &bytes)?;
+    match (model, bundle.load_model(device)?) {
+        (EmbeddingModel::EfficientNet(fresh), EmbeddingModel::EfficientNet(pretrained)) => {
+            info!(init = %path.display(), "starting from a pretrained backbone");
+            Ok(EmbeddingModel::EfficientNet(
+                fresh.with_backbone_of(pretrained),
+            ))
+        }
+        _ => Err(Error::BadInput(format!(
+            "--init {}: its architecture ({}) is not the one this run trains",
+            path.display(),
+            bundle.header.architecture.name()
+        ))),
+    }
 }
 
 /// Training throughput of the bare step (random images, no data loading), for
@@ -361,7 +431,7 @@ pub struct StepBenchmark {
     pub backend: String,
     pub batch_size: usize,
     pub input_size: u32,
-    pub widths: Vec<usize>,
+    pub architecture: Architecture,
     pub steps: usize,
     pub seconds: f64,
     pub images_per_sec: f64,
@@ -370,7 +440,7 @@ pub struct StepBenchmark {
 /// Times `steps` training steps after `warmup` untimed ones.
 pub fn benchmark_steps(
     backend: Backend,
-    architecture: &ModelConfig,
+    architecture: &Architecture,
     batch_size: usize,
     per_class: usize,
     input_size: u32,
@@ -398,7 +468,7 @@ pub fn benchmark_steps(
                 &labels,
                 LossKind::TripletHard,
                 0.2,
-                1e-3,
+                Rates::uniform(1e-3),
             );
             model = next;
             last = Some(l);
@@ -417,7 +487,7 @@ pub fn benchmark_steps(
         backend: backend.to_string(),
         batch_size,
         input_size,
-        widths: architecture.widths.clone(),
+        architecture: architecture.clone(),
         steps,
         seconds,
         images_per_sec: (batch_size * steps) as f64 / seconds,
@@ -467,7 +537,7 @@ fn validate(
         device.clone().without_autodiff(),
         opts.preprocessing.clone(),
         String::new(),
-        opts.architecture.embedding_dim,
+        opts.architecture.embedding_dim(),
     );
     let vectors = embedder.embed(&val.images)?;
     let m = retrieval_metrics(&vectors, &val.labels);
