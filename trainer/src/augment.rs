@@ -40,6 +40,9 @@ pub struct AugmentConfig {
     pub noise_std: f32,
     /// Mirror horizontally half of the time.
     pub flip: bool,
+    /// Probability of a JPEG round trip at quality 30–70, as a phone's upload
+    /// or a messenger leaves a photo.
+    pub jpeg_prob: f32,
 }
 
 impl Default for AugmentConfig {
@@ -54,6 +57,7 @@ impl Default for AugmentConfig {
             blur_prob: 0.3,
             noise_std: 0.04,
             flip: false,
+            jpeg_prob: 0.0,
         }
     }
 }
@@ -382,7 +386,26 @@ pub fn augment(
     for (dst, p) in result.pixels_mut().zip(&out.px) {
         dst.0 = p.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8);
     }
+    // Drawn only when enabled, so configurations without it keep their sequence.
+    let jpeg = finite_or(cfg.jpeg_prob, 0.0);
+    if jpeg > 0.0 && rng.random::<f32>() < jpeg {
+        let quality = rng.random_range(30..=70);
+        result = jpeg_round_trip(result, quality);
+    }
     result
+}
+
+/// Encodes and decodes `img` as JPEG; on an encoder error the image stays as it was.
+fn jpeg_round_trip(img: RgbImage, quality: u8) -> RgbImage {
+    let mut bytes = Vec::new();
+    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, quality);
+    if img.write_with_encoder(encoder).is_err() {
+        return img;
+    }
+    match image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg) {
+        Ok(decoded) => decoded.to_rgb8(),
+        Err(_) => img,
+    }
 }
 
 /// RGB with transparency flattened on white, at the image's own size.
@@ -430,6 +453,7 @@ mod tests {
             blur_prob: 0.0,
             noise_std: 0.0,
             flip: false,
+            jpeg_prob: 0.0,
         }
     }
 
@@ -491,6 +515,18 @@ mod tests {
             rng.random::<u64>(),
             StdRng::seed_from_u64(3).random::<u64>()
         );
+    }
+
+    #[test]
+    fn jpeg_round_trips_change_pixels_but_not_the_size() {
+        let img = fixture_glyph();
+        let always = AugmentConfig {
+            jpeg_prob: 1.0,
+            ..still()
+        };
+        let out = augment(&img, 64, &always, &mut StdRng::seed_from_u64(3));
+        assert_eq!(out.dimensions(), (64, 64));
+        assert_ne!(out, img.to_rgb8(), "a JPEG at quality 30-70 is lossy");
     }
 
     #[test]

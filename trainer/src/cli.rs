@@ -212,6 +212,12 @@ pub struct TrainArgs {
     /// Allow horizontal flips (off by default: glyphs are not mirror-symmetric).
     #[arg(long)]
     pub flip: bool,
+    /// Smallest crop, as a fraction of the image's area (partial views of an object).
+    #[arg(long, default_value_t = 0.7)]
+    pub crop_min: f32,
+    /// Probability of a low-quality JPEG round trip per training image.
+    #[arg(long, default_value_t = 0.0)]
+    pub jpeg_prob: f32,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Print the report as one JSON object on stdout.
@@ -345,6 +351,10 @@ pub struct EvalArgs {
     /// Images enrolled per class; the rest are queries.
     #[arg(long, default_value_t = 1)]
     pub shots: usize,
+    /// Enroll only images whose file name starts with this (e.g. `enroll-`) and
+    /// query with the others, instead of picking --shots images at random.
+    #[arg(long, conflicts_with = "embeddings")]
+    pub support_prefix: Option<String>,
     /// Also run N-way episodes (Prototypical Networks protocol).
     #[arg(long)]
     pub ways: Option<usize>,
@@ -596,6 +606,8 @@ fn train(a: TrainArgs) -> Result<()> {
     } else {
         AugmentConfig {
             flip: a.flip,
+            crop_scale: (a.crop_min, 1.0),
+            jpeg_prob: a.jpeg_prob,
             ..AugmentConfig::default()
         }
     };
@@ -1024,8 +1036,13 @@ fn eval(a: EvalArgs) -> Result<()> {
         labels,
         classes,
         fingerprint,
+        marked,
     } = eval_vectors(&a)?;
-    let g = crate::eval::gallery_eval(&vectors, &labels, &classes, &fingerprint, a.shots, a.seed)?;
+    let support = match &marked {
+        Some(marked) => crate::eval::Support::Marked(marked),
+        None => crate::eval::Support::Random(a.seed),
+    };
+    let g = crate::eval::gallery_eval(&vectors, &labels, &classes, &fingerprint, a.shots, support)?;
     let episodic = match a.ways {
         Some(ways) => Some(crate::eval::episodic_eval(
             &vectors, &labels, ways, a.shots, a.queries, a.episodes, a.seed,
@@ -1067,6 +1084,8 @@ struct Scored {
     labels: Vec<usize>,
     classes: Vec<String>,
     fingerprint: String,
+    /// With --support-prefix: which images are enrollment images.
+    marked: Option<Vec<bool>>,
 }
 
 /// The vectors `eval` scores: from a model, a baseline, or an earlier `extract`.
@@ -1097,11 +1116,17 @@ fn eval_vectors(a: &EvalArgs) -> Result<Scored> {
             .iter()
             .map(|n| classes.binary_search(n).unwrap_or_default())
             .collect();
+        if a.support_prefix.is_some() {
+            return Err(Error::BadInput(
+                "--support-prefix needs --data (file names), not --embeddings".into(),
+            ));
+        }
         return Ok(Scored {
             vectors,
             labels,
             classes,
             fingerprint,
+            marked: None,
         });
     }
     let data_dir = a
@@ -1137,11 +1162,23 @@ fn eval_vectors(a: &EvalArgs) -> Result<Scored> {
         (None, None) => return Err(Error::BadInput("--model or --baseline is required".into())),
     };
     bar.finish_and_clear();
+    let marked = a.support_prefix.as_ref().map(|prefix| {
+        folder
+            .items()
+            .iter()
+            .map(|item| {
+                item.path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix.as_str()))
+            })
+            .collect()
+    });
     Ok(Scored {
         vectors,
         labels: data.labels,
         classes: data.classes,
         fingerprint,
+        marked,
     })
 }
 

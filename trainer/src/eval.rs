@@ -87,15 +87,25 @@ pub struct GalleryEval {
     pub map_at_r: f64,
 }
 
-/// Enrolls `shots` random examples of each class into a real [`Gallery`] (the
-/// same index users get) and searches it with every remaining image.
+/// Which images of a class are enrolled and which query.
+#[derive(Clone, Copy, Debug)]
+pub enum Support<'a> {
+    /// `shots` random images per class, with this seed; the rest query.
+    Random(u64),
+    /// The first `shots` marked images of each class; the unmarked ones query
+    /// (an evaluation set whose enrollment photos and camera captures differ).
+    Marked(&'a [bool]),
+}
+
+/// Enrolls `shots` examples of each class into a real [`Gallery`] (the same
+/// index users get) and searches it with the class's query images.
 pub fn gallery_eval(
     vectors: &[Vec<f32>],
     labels: &[usize],
     class_names: &[String],
     fingerprint: &str,
     shots: usize,
-    seed: u64,
+    support: Support<'_>,
 ) -> Result<GalleryEval> {
     if shots == 0 {
         return Err(Error::BadInput("--shots must be at least 1".into()));
@@ -104,11 +114,11 @@ pub fn gallery_eval(
         .first()
         .map(Vec::len)
         .ok_or_else(|| Error::BadInput("no images to evaluate".into()))?;
-    let mut rng = StdRng::seed_from_u64(seed);
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); class_names.len()];
     for (i, &l) in labels.iter().enumerate() {
         by_class[l].push(i);
     }
+    let splits = split_classes(by_class, shots, support);
     let (mut gallery, _) = Gallery::create(GalleryConfig {
         dim,
         fingerprint: fingerprint.to_string(),
@@ -116,32 +126,28 @@ pub fn gallery_eval(
     })?;
     let mut queries = Vec::new();
     let mut enrolled_classes = 0;
-    for (class, members) in by_class.iter_mut().enumerate() {
+    for (class, (enrolled, queried)) in splits.iter().enumerate() {
         // A class needs its shots plus at least one query to be evaluated.
-        if members.len() <= shots {
+        if enrolled.len() < shots || queried.is_empty() {
             continue;
         }
-        members.shuffle(&mut rng);
-        let support: Vec<Vec<f32>> = members[..shots]
-            .iter()
-            .map(|&i| vectors[i].clone())
-            .collect();
-        gallery.enroll(&class_names[class], &support, None, Vec::new())?;
+        let examples: Vec<Vec<f32>> = enrolled.iter().map(|&i| vectors[i].clone()).collect();
+        gallery.enroll(&class_names[class], &examples, None, Vec::new())?;
         enrolled_classes += 1;
-        queries.extend(members[shots..].iter().map(|&i| (i, class)));
+        queries.extend(queried.iter().map(|&i| (i, class)));
     }
     if queries.is_empty() {
         return Err(Error::BadInput(format!(
-            "no class has more than {shots} images: nothing left to query with"
+            "no class has {shots} enrollment images and a query: nothing to evaluate"
         )));
     }
     let k = enrolled_classes.min(100);
     // Every enrolled example, for the exact example-level MAP@R.
-    let support: Vec<(usize, usize)> = by_class
+    let support: Vec<(usize, usize)> = splits
         .iter()
         .enumerate()
-        .filter(|(_, members)| members.len() > shots)
-        .flat_map(|(c, members)| members[..shots].iter().map(move |&j| (j, c)))
+        .filter(|(_, (enrolled, queried))| enrolled.len() >= shots && !queried.is_empty())
+        .flat_map(|(c, (enrolled, _))| enrolled.iter().map(move |&j| (j, c)))
         .collect();
     // Queries are independent: score them on all cores (a full level-2 gallery
     // is 100k queries against 15k examples).
@@ -185,6 +191,35 @@ pub fn gallery_eval(
         mrr: rr / n,
         map_at_r: map / n,
     })
+}
+
+/// Each class's (enrolled, querying) images under `support`.
+fn split_classes(
+    by_class: Vec<Vec<usize>>,
+    shots: usize,
+    support: Support<'_>,
+) -> Vec<(Vec<usize>, Vec<usize>)> {
+    match support {
+        Support::Random(seed) => {
+            let mut rng = StdRng::seed_from_u64(seed);
+            by_class
+                .into_iter()
+                .map(|mut members| {
+                    members.shuffle(&mut rng);
+                    let queried = members.split_off(shots.min(members.len()));
+                    (members, queried)
+                })
+                .collect()
+        }
+        Support::Marked(marked) => by_class
+            .into_iter()
+            .map(|members| {
+                let (enrolled, queried): (Vec<usize>, Vec<usize>) =
+                    members.into_iter().partition(|&i| marked[i]);
+                (enrolled.into_iter().take(shots).collect(), queried)
+            })
+            .collect(),
+    }
 }
 
 /// Accuracy of N-way K-shot episodes with class prototypes (Snell et al. 2017).
@@ -321,7 +356,7 @@ mod tests {
         let m = retrieval_metrics(&v, &l);
         assert!((m.map_at_r - 1.0).abs() < 1e-9 && (m.precision_at_1 - 1.0).abs() < 1e-9);
         let names = vec!["a".to_string(), "b".to_string()];
-        let g = gallery_eval(&v, &l, &names, "f", 2, 1).unwrap();
+        let g = gallery_eval(&v, &l, &names, "f", 2, Support::Random(1)).unwrap();
         assert_eq!((g.classes, g.queries), (2, 8));
         assert!((g.top1 - 1.0).abs() < 1e-9 && (g.mrr - 1.0).abs() < 1e-9);
         let e = episodic_eval(&v, &l, 2, 1, 3, 20, 7).unwrap();
@@ -339,12 +374,32 @@ mod tests {
     fn impossible_protocols_are_clear_errors() {
         let (v, l) = clusters();
         let names = vec!["a".to_string(), "b".to_string()];
-        assert!(gallery_eval(&v, &l, &names, "f", 6, 1).is_err());
+        assert!(gallery_eval(&v, &l, &names, "f", 6, Support::Random(1)).is_err());
         assert!(
             episodic_eval(&v, &l, 5, 1, 1, 1, 1)
                 .unwrap_err()
                 .to_string()
                 .contains("5-way")
         );
+    }
+
+    #[test]
+    fn marked_support_enrolls_the_marked_images_and_queries_the_rest() {
+        // Class 0: marked image 0 points one way, its query too; class 1 the other way.
+        let v = vec![
+            vec![1.0, 0.0],
+            vec![0.9, 0.1],
+            vec![0.0, 1.0],
+            vec![0.1, 0.9],
+        ];
+        let l = vec![0, 0, 1, 1];
+        let names = vec!["a".to_string(), "b".to_string()];
+        let marked = [true, false, true, false];
+        let g = gallery_eval(&v, &l, &names, "f", 1, Support::Marked(&marked)).unwrap();
+        assert_eq!((g.classes, g.queries), (2, 2));
+        assert_eq!(g.top1, 1.0);
+        // Enrolling the unmarked ones instead would make class 0's query its own vector.
+        let none = [false; 4];
+        assert!(gallery_eval(&v, &l, &names, "f", 1, Support::Marked(&none)).is_err());
     }
 }
