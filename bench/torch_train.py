@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """PyTorch eager reference for MetricANN's training throughput.
 
-The same network as `src/model/mod.rs` (residual CNN, linear head, L2 norm), the
-same batch-hard triplet loss and AdamW, on the same batch and input size, fed
-random images so that only the training step is timed. Prints one JSON object.
+The same network as `src/model/` (the glyph ResNet, or timm's EfficientNet-Lite0
+with the same projection and batch-norm neck), the same batch-hard triplet loss
+and AdamW, on the same batch and input size, fed random images so that only the
+training step is timed. Prints one JSON object.
 
     python3 bench/torch_train.py --batch-size 256 --input-size 64 --widths 32,64,128,256
+    python3 bench/torch_train.py --arch efficientnet-lite0 --batch-size 128 --input-size 160
 """
 import argparse
 import json
@@ -51,6 +53,20 @@ class Net(nn.Module):
         return F.normalize(self.neck(self.head(x.mean(dim=(2, 3)))), dim=1)
 
 
+class EfficientNetEmbedder(nn.Module):
+    """timm's tf_efficientnet_lite0 trunk, pooled, projected, batch-normed, L2-normalised."""
+
+    def __init__(self, dim):
+        super().__init__()
+        import timm
+        self.backbone = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)
+        self.head = nn.Linear(1280, dim)
+        self.neck = nn.BatchNorm1d(dim)
+
+    def forward(self, x):
+        return F.normalize(self.neck(self.head(self.backbone(x))), dim=1)
+
+
 def batch_hard(e, labels, margin):
     d = (2 - 2 * e @ e.t()).clamp_min(1e-12).sqrt()
     same = labels[:, None] == labels[None, :]
@@ -70,13 +86,17 @@ def main():
     ap.add_argument("--widths", default="32,64,128,256")
     ap.add_argument("--blocks", type=int, default=1)
     ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--arch", default="resnet-glyph", choices=["resnet-glyph", "efficientnet-lite0"])
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--profile", action="store_true",
                     help="also time the GPU kernels (torch.profiler): their total per step and the top ten")
     a = ap.parse_args()
     dev = torch.device("cuda")
-    net = Net([int(w) for w in a.widths.split(",")], a.blocks, a.dim).to(dev)
+    if a.arch == "efficientnet-lite0":
+        net = EfficientNetEmbedder(a.dim).to(dev)
+    else:
+        net = Net([int(w) for w in a.widths.split(",")], a.blocks, a.dim).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=5e-4)
     x = torch.randn(a.batch_size, 3, a.input_size, a.input_size, device=dev)
     labels = torch.arange(a.batch_size // a.per_class, device=dev).repeat_interleave(a.per_class)
@@ -101,7 +121,8 @@ def main():
     print(json.dumps({
         "framework": f"pytorch {torch.__version__} eager",
         "device": torch.cuda.get_device_name(0),
-        "batch_size": a.batch_size, "input_size": a.input_size, "widths": a.widths,
+        "arch": a.arch, "batch_size": a.batch_size, "input_size": a.input_size,
+        **({"widths": a.widths} if a.arch == "resnet-glyph" else {}),
         "steps": a.steps, "seconds": seconds,
         "images_per_sec": a.batch_size * a.steps / seconds,
         **extra,

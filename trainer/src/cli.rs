@@ -348,9 +348,10 @@ pub struct EvalArgs {
     /// A non-learned baseline instead of a model: `pixels` (16×16 grey, centred, unit length).
     #[arg(long, conflicts_with = "model")]
     pub baseline: Option<String>,
-    /// Images enrolled per class; the rest are queries.
-    #[arg(long, default_value_t = 1)]
-    pub shots: usize,
+    /// Images enrolled per class; the rest are queries. Several (`1,3`) evaluate
+    /// the same vectors once per count, one JSON line each.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub shots: Vec<usize>,
     /// Enroll only images whose file name starts with this (e.g. `enroll-`) and
     /// query with the others, instead of picking --shots images at random.
     #[arg(long, conflicts_with = "embeddings")]
@@ -1031,21 +1032,29 @@ fn export(a: ExportArgs) -> Result<()> {
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
+    let scored = eval_vectors(&a)?;
+    for &shots in &a.shots {
+        eval_shots(&a, &scored, shots)?;
+    }
+    Ok(())
+}
+
+fn eval_shots(a: &EvalArgs, scored: &Scored, shots: usize) -> Result<()> {
     let Scored {
         vectors,
         labels,
         classes,
         fingerprint,
         marked,
-    } = eval_vectors(&a)?;
-    let support = match &marked {
+    } = scored;
+    let support = match marked {
         Some(marked) => crate::eval::Support::Marked(marked),
         None => crate::eval::Support::Random(a.seed),
     };
-    let g = crate::eval::gallery_eval(&vectors, &labels, &classes, &fingerprint, a.shots, support)?;
+    let g = crate::eval::gallery_eval(vectors, labels, classes, fingerprint, shots, support)?;
     let episodic = match a.ways {
         Some(ways) => Some(crate::eval::episodic_eval(
-            &vectors, &labels, ways, a.shots, a.queries, a.episodes, a.seed,
+            vectors, labels, ways, shots, a.queries, a.episodes, a.seed,
         )?),
         None => None,
     };
