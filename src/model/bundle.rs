@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use burn::module::Module;
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::{Bytes, DType, Device, TensorData};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -44,6 +44,26 @@ pub struct BundleHeader {
     pub training: Option<TrainingSummary>,
     /// The library version that wrote the bundle.
     pub created_by: String,
+    /// The score below which a search answers "unknown", chosen on held-out
+    /// images; apps that pass no threshold get this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+/// An open-set threshold and what it costs, measured on same-class and
+/// other-class pairs of images the model was not trained on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Cosine similarity: a best match scoring below it is "unknown".
+    pub threshold: f32,
+    /// Share of other-class pairs scoring at or above the threshold.
+    pub false_accept: f64,
+    /// Share of same-class pairs scoring below it.
+    pub false_reject: f64,
+    pub same_class_pairs: usize,
+    pub other_class_pairs: usize,
+    /// What the pairs were drawn from.
+    pub data: String,
 }
 
 /// The training run behind a bundle, for humans and for the README's tables.
@@ -102,6 +122,7 @@ impl Bundle {
             fingerprint: fingerprint(&weights),
             training,
             created_by: format!("metricann {}", env!("CARGO_PKG_VERSION")),
+            calibration: None,
         };
         Ok(Self { header, weights })
     }
@@ -179,6 +200,14 @@ impl Bundle {
             .validate()
             .and(header.preprocessing.validate())
             .map_err(|e| corrupt(format!("bad header: {e}")))?;
+        if let Some(c) = &header.calibration
+            && !(c.threshold.is_finite() && (-1.0..=1.0).contains(&c.threshold))
+        {
+            return Err(corrupt(format!(
+                "calibrated threshold {} is not a cosine similarity",
+                c.threshold
+            )));
+        }
         if header.embedding_dim != header.architecture.embedding_dim() {
             return Err(corrupt(format!(
                 "header says embedding_dim {} but the architecture has {}",
@@ -216,6 +245,42 @@ impl Bundle {
                     .map_err(misfit)?,
             ),
         })
+    }
+
+    /// The same bundle with its 32-bit float weights rounded to 16 bits: half
+    /// the download. Loading casts them back to the device's float type, so the
+    /// network computes in 32 bits with weights that differ by at most 2^-11
+    /// relative. Parameter ids are renumbered in order, so the same weights
+    /// always give the same fingerprint.
+    pub fn to_half(&self) -> Result<Bundle> {
+        let bad = |e: burn_pack::Error| Error::Internal(format!("rewriting weights: {e}"));
+        let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(self.weights.clone()))
+            .map_err(bad)?;
+        let mut tensors = Vec::new();
+        for (i, tensor) in reader.into_tensors().map_err(bad)?.into_iter().enumerate() {
+            let (name, dtype, shape, _, bytes) = tensor.into_parts().map_err(bad)?;
+            let (bytes, shape, dtype) = match dtype {
+                DType::F32 => TensorData::from_bytes(bytes, shape, dtype)
+                    .try_cast(DType::F16)
+                    .map_err(|e| Error::Internal(format!("rounding {name} to f16: {e:?}")))?
+                    .into_parts(),
+                _ => (bytes, shape, dtype),
+            };
+            tensors.push(burn_pack::Tensor::new(
+                name,
+                dtype,
+                shape,
+                Some(i as u64),
+                bytes,
+            ));
+        }
+        let weights = burn_pack::Writer::new(tensors)
+            .into_bytes()
+            .map_err(bad)?
+            .to_vec();
+        let mut header = self.header.clone();
+        header.fingerprint = fingerprint(&weights);
+        Ok(Self { header, weights })
     }
 
     /// Size of the weight record in bytes.
@@ -329,6 +394,60 @@ mod tests {
         }
         .into();
         let err = bundle.load_model(&device).unwrap_err();
+        assert_eq!(err.code(), "CORRUPT");
+    }
+
+    #[test]
+    fn half_precision_bundles_are_smaller_and_embed_alike() {
+        let (full, model, device) = tiny_bundle();
+        let half = full.to_half().unwrap();
+        assert_ne!(half.fingerprint(), full.fingerprint());
+        assert_eq!(full.to_half().unwrap().fingerprint(), half.fingerprint());
+        assert!(
+            half.weights_len() < full.weights_len() * 6 / 10,
+            "{} vs {} bytes",
+            half.weights_len(),
+            full.weights_len()
+        );
+        let loaded = Bundle::from_bytes("h", &half.to_bytes().unwrap())
+            .unwrap()
+            .load_model(&device)
+            .unwrap();
+        let x = Tensor::<4>::random([2, 3, 16, 16], Distribution::Default, &device);
+        let a: Vec<f32> = model
+            .valid()
+            .forward(x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let b: Vec<f32> = loaded
+            .valid()
+            .forward(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-2, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn calibration_survives_the_file_and_nonsense_is_refused() {
+        let (mut bundle, _, _) = tiny_bundle();
+        bundle.header.calibration = Some(Calibration {
+            threshold: 0.5,
+            false_accept: 0.01,
+            false_reject: 0.1,
+            same_class_pairs: 10,
+            other_class_pairs: 90,
+            data: "val".into(),
+        });
+        let loaded = Bundle::from_bytes("m", &bundle.to_bytes().unwrap()).unwrap();
+        assert_eq!(loaded.header.calibration, bundle.header.calibration);
+        if let Some(c) = bundle.header.calibration.as_mut() {
+            c.threshold = 7.0;
+        }
+        let err = Bundle::from_bytes("m", &bundle.to_bytes().unwrap()).unwrap_err();
         assert_eq!(err.code(), "CORRUPT");
     }
 

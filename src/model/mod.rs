@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Result;
 
-pub use bundle::{Bundle, BundleHeader, TrainingSummary};
+pub use bundle::{Bundle, BundleHeader, Calibration, TrainingSummary};
 pub use efficientnet::{EfficientNetConfig, EfficientNetEmbedder};
 pub use resnet::{ResNet, ResNetConfig};
 

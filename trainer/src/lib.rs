@@ -2,6 +2,7 @@
 
 pub mod ann_bench;
 pub mod augment;
+pub mod calibrate;
 pub mod cli;
 pub mod dataset;
 pub mod enroll_bench;
