@@ -102,6 +102,12 @@ pub enum Command {
         after_help = "Examples:\n  metricann eval --model m.bundle --data unseen/ --shots 1\n  metricann eval --model m.bundle --data unseen/ --shots 5 --ways 20 --episodes 1000 --json\n  metricann extract --model m.bundle --data unseen/ --out emb/ && metricann eval --embeddings emb/ --shots 3\n  metricann eval --baseline pixels --data unseen/ --shots 1"
     )]
     Eval(EvalArgs),
+    /// Choose a bundle's "unknown" threshold on held-out classes and record it in
+    /// the header; optionally store the weights in 16 bits.
+    #[command(
+        after_help = "Example:\n  metricann calibrate --model objects-f32.bundle --data val/ --half --out objects.bundle --json"
+    )]
+    Calibrate(crate::calibrate::CalibrateArgs),
     /// Time bare training steps on random images (for framework comparisons).
     #[command(
         after_help = "Example:\n  metricann bench-train --backend cuda --batch-size 256 --input-size 64 --steps 50 --json"
@@ -278,7 +284,8 @@ pub struct SearchArgs {
     pub images: Vec<PathBuf>,
     #[arg(long, default_value_t = 5)]
     pub k: usize,
-    /// Scores below this make a result "unknown".
+    /// Scores below this make a result "unknown" (default: the threshold the
+    /// bundle was calibrated with, if any; -1 turns it off).
     #[arg(long)]
     pub threshold: Option<f32>,
     #[arg(long, default_value = "ndarray")]
@@ -353,9 +360,14 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub shots: Vec<usize>,
     /// Enroll only images whose file name starts with this (e.g. `enroll-`) and
-    /// query with the others, instead of picking --shots images at random.
-    #[arg(long, conflicts_with = "embeddings")]
+    /// query with the others, instead of picking --shots images at random (with
+    /// --embeddings: the file names of labels.tsv's first column).
+    #[arg(long)]
     pub support_prefix: Option<String>,
+    /// --data (or --embeddings) holds one folder per source (emoji/, photo/, ...):
+    /// evaluate each apart, with the model loaded once; every JSON line names its source.
+    #[arg(long)]
+    pub per_source: bool,
     /// Also run N-way episodes (Prototypical Networks protocol).
     #[arg(long)]
     pub ways: Option<usize>,
@@ -430,6 +442,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export(a),
         Command::Inspect(a) => inspect(a),
         Command::Eval(a) => eval(a),
+        Command::Calibrate(a) => calibrate(a),
         Command::BenchTrain(a) => bench_train(a),
         Command::Bench(a) => crate::ann_bench::main(&a),
         Command::BenchEnroll(a) => crate::enroll_bench::main(&a),
@@ -449,6 +462,26 @@ fn import(a: crate::import::ImportArgs) -> Result<()> {
             report.architecture,
             report.parameters,
             report.fingerprint,
+            report.out.display(),
+            report.bytes
+        );
+    }
+    Ok(())
+}
+
+fn calibrate(a: crate::calibrate::CalibrateArgs) -> Result<()> {
+    let report = crate::calibrate::main(&a)?;
+    if a.json {
+        print_json(&serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?);
+    } else {
+        let c = &report.calibration;
+        println!(
+            "threshold {:.3}: false accepts {:.2}% of {} other-class pairs, false rejects {:.2}% of {} same-class pairs → {} ({} bytes)",
+            c.threshold,
+            100.0 * c.false_accept,
+            c.other_class_pairs,
+            100.0 * c.false_reject,
+            c.same_class_pairs,
             report.out.display(),
             report.bytes
         );
@@ -503,7 +536,7 @@ fn print_json(value: &serde_json::Value) {
     println!("{value}");
 }
 
-fn spinner(len: u64, what: &str, hidden: bool) -> ProgressBar {
+pub(crate) fn spinner(len: u64, what: &str, hidden: bool) -> ProgressBar {
     if hidden {
         return ProgressBar::hidden();
     }
@@ -528,7 +561,7 @@ fn embedder(model: &Path, backend: &str) -> Result<Embedder> {
 }
 
 /// Opens an ImageFolder, reporting every unreadable file it skipped.
-fn open_folder(dir: &Path) -> Result<ImageFolder> {
+pub(crate) fn open_folder(dir: &Path) -> Result<ImageFolder> {
     // The dataset already logs each skipped file and empty class folder.
     let folder = ImageFolder::open(dir).map_err(|e| Error::BadInput(e.to_string()))?;
     if folder.is_empty() {
@@ -547,7 +580,7 @@ fn open_folder(dir: &Path) -> Result<ImageFolder> {
 }
 
 /// Decodes every image of a folder in memory, with a progress bar.
-fn load_images(folder: &ImageFolder, hidden: bool) -> Result<LabeledImages> {
+pub(crate) fn load_images(folder: &ImageFolder, hidden: bool) -> Result<LabeledImages> {
     let bar = spinner(folder.len() as u64, "loading", hidden);
     let mut images = Vec::with_capacity(folder.len());
     let mut labels = Vec::with_capacity(folder.len());
@@ -717,16 +750,31 @@ fn extract(a: ExtractArgs) -> Result<()> {
 
 /// Reads `labels.tsv` (with its header) into the class of each row.
 fn read_labels(path: &Path) -> Result<Vec<String>> {
+    Ok(read_label_rows(path)?.into_iter().map(|(_, c)| c).collect())
+}
+
+/// labels.tsv's rows after its header: (image path, class).
+fn read_label_rows(path: &Path) -> Result<Vec<(String, String)>> {
     let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     text.lines()
         .skip(1)
         .filter(|l| !l.is_empty())
         .map(|line| {
             line.rsplit_once('\t')
-                .map(|(_, class)| class.to_string())
+                .map(|(file, class)| (file.to_string(), class.to_string()))
                 .ok_or_else(|| {
                     Error::BadInput(format!("{}: line without a tab: {line}", path.display()))
                 })
+        })
+        .collect()
+}
+
+/// Which images are enrollment images: those whose file name starts with `prefix`.
+fn marked_by_prefix<'a>(files: impl Iterator<Item = &'a Path>, prefix: &str) -> Vec<bool> {
+    files
+        .map(|f| {
+            f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
         })
         .collect()
 }
@@ -875,7 +923,11 @@ fn open_gallery(dir: &Path, fingerprint: Option<&str>, mode: OpenMode) -> Result
 }
 
 fn search(a: SearchArgs) -> Result<()> {
-    let embedder = embedder(&a.model, &a.backend)?;
+    let bundle = load_bundle(&a.model)?;
+    let threshold = a
+        .threshold
+        .or(bundle.header.calibration.as_ref().map(|c| c.threshold));
+    let embedder = Embedder::new(&bundle, a.backend.parse::<Backend>()?.device()?)?;
     let mode = if a.skip_damaged {
         OpenMode::SkipDamaged
     } else {
@@ -888,7 +940,7 @@ fn search(a: SearchArgs) -> Result<()> {
         let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
         let image = metricann::image::decode(&path.display().to_string(), &bytes)?;
         let query = embedder.embed_one(&image)?;
-        let found = gallery.search(&query, a.k, a.threshold)?;
+        let found = gallery.search(&query, a.k, threshold)?;
         results.push((path, found));
     }
     if a.json {
@@ -1032,14 +1084,45 @@ fn export(a: ExportArgs) -> Result<()> {
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
-    let scored = eval_vectors(&a)?;
-    for &shots in &a.shots {
-        eval_shots(&a, &scored, shots)?;
+    let model = match (&a.model, &a.embeddings) {
+        (Some(path), None) => Some(embedder(path, &a.backend)?),
+        _ => None,
+    };
+    let root = a.embeddings.as_ref().or(a.data.as_ref());
+    let sources = match (root, a.per_source) {
+        (Some(root), true) => source_folders(root)?,
+        (root, _) => vec![(None, root.cloned())],
+    };
+    for (source, dir) in sources {
+        let scored = eval_vectors(&a, dir.as_deref(), model.as_ref())?;
+        for &shots in &a.shots {
+            eval_shots(&a, &scored, shots, source.as_deref())?;
+        }
     }
     Ok(())
 }
 
-fn eval_shots(a: &EvalArgs, scored: &Scored, shots: usize) -> Result<()> {
+/// The sub-folders of `root`, sorted, each with its name.
+fn source_folders(root: &Path) -> Result<Vec<(Option<String>, Option<PathBuf>)>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(root).map_err(|e| Error::io(root, e))? {
+        let path = entry.map_err(|e| Error::io(root, e))?.path();
+        if path.is_dir() {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            found.push((name, Some(path)));
+        }
+    }
+    if found.is_empty() {
+        return Err(Error::BadInput(format!(
+            "{}: --per-source needs one sub-folder per source",
+            root.display()
+        )));
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn eval_shots(a: &EvalArgs, scored: &Scored, shots: usize, source: Option<&str>) -> Result<()> {
     let Scored {
         vectors,
         labels,
@@ -1066,11 +1149,17 @@ fn eval_shots(a: &EvalArgs, scored: &Scored, shots: usize) -> Result<()> {
                 serde_json::to_value(e).map_err(|e| Error::Internal(e.to_string()))?,
             );
         }
+        if let (Some(obj), Some(source)) = (v.as_object_mut(), source) {
+            obj.insert("source".into(), source.into());
+        }
         print_json(&v);
     } else {
         println!(
-            "{} classes, {} queries, {} shot(s)",
-            g.classes, g.queries, g.shots
+            "{}{} classes, {} queries, {} shot(s)",
+            source.map(|s| format!("{s}: ")).unwrap_or_default(),
+            g.classes,
+            g.queries,
+            g.shots
         );
         println!(
             "top-1 {:.4}  top-5 {:.4}  MRR {:.4}  MAP@R {:.4}",
@@ -1098,10 +1187,13 @@ struct Scored {
 }
 
 /// The vectors `eval` scores: from a model, a baseline, or an earlier `extract`.
-fn eval_vectors(a: &EvalArgs) -> Result<Scored> {
-    if let Some(dir) = &a.embeddings {
+/// `dir` is --data's image folder, or with --embeddings the extracted vectors'.
+fn eval_vectors(a: &EvalArgs, dir: Option<&Path>, model: Option<&Embedder>) -> Result<Scored> {
+    if a.embeddings.is_some() {
+        let dir = dir.ok_or_else(|| Error::BadInput("--embeddings is required".into()))?;
         let vectors = crate::npy::read_f32(&dir.join("vectors.npy"))?;
-        let names = read_labels(&dir.join("labels.tsv"))?;
+        let rows = read_label_rows(&dir.join("labels.tsv"))?;
+        let names: Vec<String> = rows.iter().map(|(_, c)| c.clone()).collect();
         if vectors.len() != names.len() {
             return Err(Error::BadInput(format!(
                 "{} vectors but {} labels in {}",
@@ -1125,23 +1217,18 @@ fn eval_vectors(a: &EvalArgs) -> Result<Scored> {
             .iter()
             .map(|n| classes.binary_search(n).unwrap_or_default())
             .collect();
-        if a.support_prefix.is_some() {
-            return Err(Error::BadInput(
-                "--support-prefix needs --data (file names), not --embeddings".into(),
-            ));
-        }
+        let marked = a.support_prefix.as_ref().map(|prefix| {
+            marked_by_prefix(rows.iter().map(|(f, _)| Path::new(f.as_str())), prefix)
+        });
         return Ok(Scored {
             vectors,
             labels,
             classes,
             fingerprint,
-            marked: None,
+            marked,
         });
     }
-    let data_dir = a
-        .data
-        .as_ref()
-        .ok_or_else(|| Error::BadInput("--data is required".into()))?;
+    let data_dir = dir.ok_or_else(|| Error::BadInput("--data is required".into()))?;
     let folder = open_folder(data_dir)?;
     let data = load_images(&folder, a.json)?;
     let bar = spinner(data.len() as u64, "embedding", a.json);
@@ -1159,8 +1246,9 @@ fn eval_vectors(a: &EvalArgs) -> Result<Scored> {
                 "--baseline {name}: the baseline is `pixels`"
             )));
         }
-        (None, Some(model)) => {
-            let embedder = embedder(model, &a.backend)?;
+        (None, Some(_)) => {
+            let embedder =
+                model.ok_or_else(|| Error::Internal("the model was not loaded".into()))?;
             let mut vectors = Vec::with_capacity(data.len());
             for chunk in data.images.chunks(64) {
                 vectors.extend(embedder.embed(chunk)?);
@@ -1171,17 +1259,10 @@ fn eval_vectors(a: &EvalArgs) -> Result<Scored> {
         (None, None) => return Err(Error::BadInput("--model or --baseline is required".into())),
     };
     bar.finish_and_clear();
-    let marked = a.support_prefix.as_ref().map(|prefix| {
-        folder
-            .items()
-            .iter()
-            .map(|item| {
-                item.path
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix.as_str()))
-            })
-            .collect()
-    });
+    let marked = a
+        .support_prefix
+        .as_ref()
+        .map(|prefix| marked_by_prefix(folder.items().iter().map(|i| i.path.as_path()), prefix));
     Ok(Scored {
         vectors,
         labels: data.labels,

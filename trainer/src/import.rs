@@ -39,6 +39,10 @@ pub struct ImportArgs {
     /// Side of the square input images the bundle will ask for, in pixels.
     #[arg(long, default_value_t = 224)]
     pub input_size: u32,
+    /// The checkpoint is a retrieval fine-tune with a 1280→N projection (`_proj`)
+    /// and its batch-norm neck (`_proj_bn`) in place of the ImageNet classifier (`_fc`).
+    #[arg(long)]
+    pub projection_dim: Option<usize>,
     /// Where to write the bundle.
     #[arg(long)]
     pub out: PathBuf,
@@ -78,10 +82,12 @@ const RENAMES: &[(&str, &str)] = &[
     (r"^_conv_head\.(.+)$", "backbone.head.conv.$1"),
     (r"^_bn1\.(.+)$", "backbone.head.bn.$1"),
     (r"^_fc\.(.+)$", "classifier.$1"),
+    (r"^_proj\.(.+)$", "projection.$1"),
+    (r"^_proj_bn\.(.+)$", "neck.$1"),
 ];
 
-/// Reads an EfficientNet-Lite0 ImageNet checkpoint into the network, on the CPU.
-pub fn efficientnet_lite0(path: &Path) -> Result<EmbeddingModel> {
+/// Reads an EfficientNet-Lite0 checkpoint into the network `config` describes, on the CPU.
+pub fn efficientnet_lite0(path: &Path, config: &EfficientNetConfig) -> Result<EmbeddingModel> {
     if !path.is_file() {
         return Err(Error::BadInput(format!(
             "{}: no such checkpoint file",
@@ -89,7 +95,7 @@ pub fn efficientnet_lite0(path: &Path) -> Result<EmbeddingModel> {
         )));
     }
     let device = Backend::Ndarray.device()?;
-    let mut network = EfficientNetConfig::imagenet().init(&device)?;
+    let mut network = config.init(&device)?;
     let mut store = RENAMES
         .iter()
         .fold(PytorchStore::from_file(path), |store, (from, to)| {
@@ -135,8 +141,12 @@ pub struct ImportReport {
 /// `metricann import`.
 pub fn main(a: ImportArgs) -> Result<ImportReport> {
     let ImportArch::EfficientNetLite0 = a.arch;
-    let model = efficientnet_lite0(&a.pytorch)?;
-    let architecture = Architecture::from(EfficientNetConfig::imagenet());
+    let config = match a.projection_dim {
+        Some(dim) => EfficientNetConfig::retrieval(dim),
+        None => EfficientNetConfig::imagenet(),
+    };
+    let model = efficientnet_lite0(&a.pytorch, &config)?;
+    let architecture = Architecture::from(config);
     // TensorFlow's Lite models take RGB scaled to [-1, 1].
     let preprocessing = Preprocessing::new(a.input_size);
     preprocessing.validate()?;
@@ -145,13 +155,22 @@ pub fn main(a: ImportArgs) -> Result<ImportReport> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let training = TrainingSummary {
-        dataset: "ImageNet-1k (pretrained elsewhere; imported)".into(),
-        classes: 1000,
-        loss: "softmax cross-entropy".into(),
-        backend: "tensorflow".into(),
-        extra: [("checkpoint".to_string(), serde_json::json!(source))].into(),
-        ..TrainingSummary::default()
+    let training = match a.projection_dim {
+        Some(_) => TrainingSummary {
+            dataset: "fine-tuned in PyTorch from ImageNet-1k (imported)".into(),
+            loss: "batch-hard triplet".into(),
+            backend: "pytorch".into(),
+            extra: [("checkpoint".to_string(), serde_json::json!(source))].into(),
+            ..TrainingSummary::default()
+        },
+        None => TrainingSummary {
+            dataset: "ImageNet-1k (pretrained elsewhere; imported)".into(),
+            classes: 1000,
+            loss: "softmax cross-entropy".into(),
+            backend: "tensorflow".into(),
+            extra: [("checkpoint".to_string(), serde_json::json!(source))].into(),
+            ..TrainingSummary::default()
+        },
     };
     let parameters = model.num_params();
     let bundle = Bundle::from_model(&model, &architecture, &preprocessing, Some(training))?;
