@@ -50,8 +50,11 @@ export interface Progress {
 }
 
 export interface OpenOptions {
-  /** URL of a model bundle (Node.js: also a file path or file: URL), or its bytes. */
-  model: string | URL | Uint8Array | ArrayBuffer | Blob;
+  /**
+   * A model the package ships, by name (`'objects'`, `'glyphs'`), the URL of a
+   * model bundle (Node.js: also a file path or file: URL), or its bytes.
+   */
+  model: ModelName | string | URL | Uint8Array | ArrayBuffer | Blob;
   /** IndexedDB database to keep the gallery in; omitted: an in-memory gallery. */
   gallery?: string;
   /** "auto" (default): WebGPU when the browser has it, else the CPU. */
@@ -81,7 +84,8 @@ export interface EnrollOptions {
 export interface SearchOptions {
   /** How many classes to return (default 5). */
   k?: number;
-  /** Open-set threshold on the score: below it, `unknown` is true. */
+  /** Open-set threshold on the score: below it, `unknown` is true. Defaults to
+   * the model's calibrated threshold (`stats().threshold`); `-1` turns it off. */
   threshold?: number;
 }
 
@@ -128,6 +132,8 @@ export interface Stats {
   dim: number;
   fingerprint: string;
   modelFingerprint: string;
+  /** The model's calibrated "unknown" threshold, or null for a model without one. */
+  threshold: number | null;
   model: string;
   /** The gallery holds another model's vectors (opened with allowModelMismatch). */
   stale: boolean;
@@ -224,3 +230,8 @@ export declare function createWorker(options?: { worker?: Worker }): MetricAnnWo
 export declare function initialize(wasm?: string | URL | Response | BufferSource | WebAssembly.Module): Promise<void>;
 
 export default MetricAnn;
+
+/** The names of the models the package ships. */
+export type ModelName = 'objects' | 'glyphs';
+/** Where each shipped model lies inside the package. */
+export const MODELS: Readonly<Record<ModelName, string>>;

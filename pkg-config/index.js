@@ -20,6 +20,22 @@ export const ERROR_CODES = Object.freeze([
   'INTERNAL',
 ]);
 
+/**
+ * The models the package ships, by name: `MetricAnn.open({ model: 'objects' })`.
+ * `objects` (photos, products, drawings, emoji) is the general one; `glyphs`
+ * knows Han characters.
+ */
+export const MODELS = Object.freeze({
+  objects: 'models/objects.bundle',
+  glyphs: 'models/glyphs.bundle',
+});
+
+/** A shipped model's name → its URL beside this file; anything else as given. */
+function resolveModel(model) {
+  if (typeof model === 'string' && Object.hasOwn(MODELS, model)) return new URL(`./${MODELS[model]}`, import.meta.url);
+  return model;
+}
+
 let wasmSource = undefined;
 let modelLoader = null;
 let ready = null;
@@ -88,7 +104,7 @@ async function prepare(options) {
     throw metricannError('BAD_INPUT', 'options must be an object: { model, gallery?, backend? }');
   }
   await initialize();
-  const opts = { ...options };
+  const opts = { ...options, model: resolveModel(options.model) };
   if (typeof opts.model === 'string' && modelLoader) {
     const bytes = await modelLoader(opts.model, opts.onProgress);
     if (bytes) opts.model = bytes;

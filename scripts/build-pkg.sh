@@ -33,6 +33,9 @@ esac
 wasm-bindgen --target web --out-dir "$out" --out-name metricann "$wasm"
 
 cp pkg-config/index.js pkg-config/index.d.ts pkg-config/node.js pkg-config/worker.js pkg-config/README.md "$out/"
+# The shipped models travel with the package: `MetricAnn.open({ model: 'objects' })`.
+mkdir -p "$out/models"
+cp www/models/*.bundle "$out/models/"
 version=$(awk -F'"' '/^\[workspace.package\]/{w=1} w && /^version/{print $2; exit}' Cargo.toml)
 node -e '
   const fs = require("fs");

@@ -1,4 +1,4 @@
-# The npm package (issue 3), included by the Makefile.
+# The npm package, included by the Makefile.
 .PHONY: pkg web-pkg web-model test-web lint-wasm bench-web bench-web-ann bench-web-ann-1m
 
 # `make pkg`: the release package in pkg/ (cargo → wasm-bindgen → wasm-opt → pkg-config/ files),
@@ -41,19 +41,22 @@ bench-web-ann: setup web-model
 	scripts/build-pkg.sh wasm
 	cd tests/web && METRICANN_PKG=$(CURDIR)/pkg METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) node ann.mjs --sizes $(BENCH_ANN_SIZES)
 
-# ---- The demo app (issue 4): www/, served with the package at /pkg/ ----
+# ---- The demo app: www/, served with the package at /pkg/ ----
 .PHONY: demo demo-model test-demo
 DEMO_PORT ?= 8080
 DEMO_SCREENSHOTS := target/demo-screenshots
 
-## The model the demo ships: www/models/default.bundle as committed; until there is
-## one, the test bundle (scripts/web-model.sh) is copied there (never over an existing file).
+## The models the demo ships, as committed: www/models/objects.bundle (the default) and
+## glyphs.bundle. A checkout without them (a fork that dropped them) gets the test bundle
+## (scripts/web-model.sh) in their place, never over an existing file.
 demo-model:
-	@if [ ! -f www/models/default.bundle ]; then \
-	  $(MAKE) --no-print-directory web-model && mkdir -p www/models && \
-	  cp $(WEB_MODEL_DIR)/default.bundle www/models/default.bundle && \
-	  echo "demo-model: no committed www/models/default.bundle; using $(WEB_MODEL_DIR)/default.bundle"; \
-	fi
+	@for m in objects glyphs; do \
+	  if [ ! -f www/models/$$m.bundle ]; then \
+	    $(MAKE) --no-print-directory web-model && mkdir -p www/models && \
+	    cp $(WEB_MODEL_DIR)/default.bundle www/models/$$m.bundle && \
+	    echo "demo-model: no committed www/models/$$m.bundle; using $(WEB_MODEL_DIR)/default.bundle"; \
+	  fi; \
+	done
 
 ## `make demo`: install what is missing, build the package (release), serve www/ on
 ## http://127.0.0.1:$(DEMO_PORT)/.

@@ -1,9 +1,9 @@
 // MetricANN demo service worker: the app, the package (its JS and wasm) and the
-// model are cached at install, so after the first visit the app starts and
+// models are cached at install, so after the first visit the app starts and
 // recognises with no network. Requests go to the network first (so a rebuilt
 // package or a new model is picked up at once, its JS and wasm together), and
 // fall back to the cache when the network fails.
-const CACHE = 'metricann-demo-v1';
+const CACHE = 'metricann-demo-v2';
 const FILES = [
   './',
   'index.html',
@@ -24,7 +24,8 @@ const FILES = [
   'pkg/metricann.js',
   'pkg/worker.js',
   'pkg/metricann_bg.wasm',
-  'models/default.bundle',
+  'models/objects.bundle',
+  'models/glyphs.bundle',
 ];
 
 self.addEventListener('install', (event) => {

@@ -340,6 +340,8 @@ struct Model {
     /// Why `auto` did not pick WebGPU, when it did not.
     fallback: Option<String>,
     name: String,
+    /// The bundle's calibrated "unknown" threshold, for searches that set none.
+    threshold: Option<f32>,
 }
 
 async fn load_model(options: &JsValue) -> Result<Model> {
@@ -402,6 +404,7 @@ async fn load_model(options: &JsValue) -> Result<Model> {
         backend,
         fallback,
         name,
+        threshold: bundle.header.calibration.as_ref().map(|c| c.threshold),
     })
 }
 
@@ -533,6 +536,7 @@ impl Session {
             "fingerprint": self.gallery.fingerprint(),
             "modelFingerprint": self.model.embedder.fingerprint(),
             "model": self.model.name,
+            "threshold": self.model.threshold,
             "stale": self.stale(),
             "needsMaintenance": self.gallery.needs_maintenance(),
             "damaged": self.damage.iter().map(|d| json!({"blob": d.blob, "reason": d.reason})).collect::<Vec<_>>(),
@@ -992,7 +996,8 @@ impl MetricAnn {
     }
 
     /// Which enrolled class is this image? Options: `k` (classes, default 5),
-    /// `threshold` (open-set: `unknown` when the best score is below it).
+    /// `threshold` (open-set: `unknown` when the best score is below it; the
+    /// model's calibrated threshold when not given).
     pub fn search(&self, image: JsValue, options: JsValue) -> Promise {
         let pending = async move { to_image(&image, "query image").await };
         with_session(&self.session, move |session| async move {
@@ -1001,6 +1006,7 @@ impl MetricAnn {
             let mut guard = session.lock().await;
             let s = open_session!(guard);
             s.check_current()?;
+            let threshold = threshold.or(s.model.threshold);
             let mut v = s.embed(std::slice::from_ref(&input)).await?;
             let query = v
                 .pop()
@@ -1018,6 +1024,7 @@ impl MetricAnn {
             let mut guard = session.lock().await;
             let s = open_session!(guard);
             s.check_current()?;
+            let threshold = threshold.or(s.model.threshold);
             search_result(&s.gallery.search(&query, k, threshold)?)
         })
     }

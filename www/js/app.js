@@ -1,6 +1,6 @@
 // MetricANN demo: wires the camera, the recognition worker and the three views.
 import { $, h, banner, describe, formatBytes, confirmDialog, toast } from './ui.js';
-import { Engine, MODEL_URL } from './engine.js';
+import { Engine, MODELS } from './engine.js';
 import { Camera } from './camera.js';
 import { Live } from './live.js';
 import { Enroll } from './enroll.js';
@@ -29,6 +29,7 @@ class App {
     window.addEventListener('hashchange', () => this.route());
     this.route();
     this.#cameraUi();
+    this.#modelUi();
     this.#offlineUi();
     this.camera.start();
     await this.#startEngine();
@@ -83,7 +84,9 @@ class App {
     chip.dataset.backend = s.backend;
     chip.title = s.backendFallback ? `Runs on the CPU (WebAssembly): ${s.backendFallback}` : `Runs on ${name === 'CPU' ? 'the CPU (WebAssembly)' : 'the GPU (WebGPU)'}`;
     $('fact-backend').textContent = s.backend === 'webgpu' ? 'WebGPU (GPU)' : 'CPU (WebAssembly)';
-    $('fact-model').textContent = `${s.dim}-d · ${s.modelFingerprint.slice(0, 8)}`;
+    $('fact-model').textContent = `${this.engine.model} · ${s.dim}-d · ${s.modelFingerprint.slice(0, 8)}`;
+    $('model-select').value = this.engine.model;
+    this.live.useModel(this.engine.model, s.threshold);
     const previous = localStorage.getItem('metricann-demo.model');
     if (previous && previous !== s.modelFingerprint && this.classes.length) {
       toast(`A new model: your ${this.classes.length === 1 ? 'class was' : `${this.classes.length} classes were`} rebuilt from the kept pictures.`, 'success', 6000);
@@ -108,7 +111,8 @@ class App {
     const actions = [{ label: 'Reload', run: () => location.reload() }];
     // A damaged stored record (err.blob names it), or a gallery of another model
     // that cannot be rebuilt (no kept images): the gallery's problem, not the model's.
-    const modelProblem = String(e.message).includes(MODEL_URL) || e.blob === MODEL_URL;
+    const url = this.engine.modelUrl;
+    const modelProblem = String(e.message).includes(url) || e.blob === url;
     const galleryProblem = !modelProblem && ((e.code === 'CORRUPT' && e.blob) || e.code === 'MODEL_MISMATCH' || /re-embed/.test(e.message));
     if (!galleryProblem) {
       banner(`The recognition engine could not start: ${describe(e)}`, actions);
@@ -203,6 +207,28 @@ class App {
       else if (!this.camera.stream) this.camera.start();
     });
     showProblem();
+  }
+
+  #modelUi() {
+    const select = $('model-select');
+    select.replaceChildren(...Object.entries(MODELS).map(([name, m]) => h('option', { value: name }, m.label)));
+    select.value = this.engine.model;
+    select.addEventListener('change', async () => {
+      if (select.value === this.engine.model) return;
+      this.busy = true;
+      select.disabled = true;
+      try {
+        await this.engine.switchModel(select.value);
+        await this.#opened();
+        toast(`Now recognising with the ${MODELS[this.engine.model].label.toLowerCase()} model.`, 'success');
+      } catch (e) {
+        select.value = this.engine.model;
+        this.fail(e);
+      } finally {
+        this.busy = false;
+        select.disabled = false;
+      }
+    });
   }
 
   #offlineUi() {

@@ -4,17 +4,33 @@ import { createWorker } from 'metricann';
 
 /** The IndexedDB gallery the app keeps its classes in. */
 export const GALLERY = 'metricann-demo';
-/** The model bundle that ships with the app. */
-export const MODEL_URL = new URL('../models/default.bundle', import.meta.url).href;
-
 const params = new URLSearchParams(location.search);
+
+/** The model bundles that ship with the app: the first is the default. */
+export const MODELS = {
+  objects: { url: new URL('../models/objects.bundle', import.meta.url).href, label: 'Objects (photos, drawings)' },
+  glyphs: { url: new URL('../models/glyphs.bundle', import.meta.url).href, label: 'Glyphs (Han characters)' },
+};
+const MODEL_KEY = 'metricann-demo.model-name';
+
+/** The model picked last (?model=glyphs picks one for this visit). */
+function chosenModel() {
+  const wanted = params.get('model') ?? localStorage.getItem(MODEL_KEY);
+  return Object.hasOwn(MODELS, wanted) ? wanted : Object.keys(MODELS)[0];
+}
 /** "auto" (WebGPU when there is an adapter, else the CPU); ?backend=cpu|webgpu forces one. */
 export const BACKEND = ['cpu', 'webgpu'].includes(params.get('backend')) ? params.get('backend') : 'auto';
 
 export class Engine {
   /** The open gallery (the worker proxy of a MetricAnn instance), once ready. */
   ann = null;
+  /** The name of the model in use (a key of MODELS). */
+  model = chosenModel();
   #remote = null;
+
+  get modelUrl() {
+    return MODELS[this.model].url;
+  }
 
   /**
    * Starts the worker, downloads the WebAssembly module and the model, opens the
@@ -49,7 +65,7 @@ export class Engine {
   /** Opens the gallery; extra options go to MetricAnn.open (e.g. { skipDamaged: true }). */
   async open(progress = () => {}, extra = {}) {
     this.ann = await this.#remote.open({
-      model: MODEL_URL,
+      model: this.modelUrl,
       gallery: GALLERY,
       backend: BACKEND,
       // A gallery built by an earlier model is rebuilt from its kept images.
@@ -70,11 +86,32 @@ export class Engine {
     await this.ann?.close();
     this.ann = null;
     try {
-      this.ann = await this.#remote.import(file, { model: MODEL_URL, gallery: GALLERY, backend: BACKEND, overwrite: true });
+      this.ann = await this.#remote.import(file, { model: this.modelUrl, gallery: GALLERY, backend: BACKEND, overwrite: true });
     } catch (e) {
       await this.open();
       throw e;
     }
+    return this.ann;
+  }
+
+  /**
+   * Changes the model: the gallery is reopened with it and its classes are
+   * re-embedded from the kept enrollment images.
+   */
+  async switchModel(name, progress = () => {}) {
+    if (!Object.hasOwn(MODELS, name)) throw Object.assign(new Error(`no model named ${name}`), { code: 'BAD_INPUT' });
+    const previous = this.model;
+    await this.ann?.close();
+    this.ann = null;
+    this.model = name;
+    try {
+      await this.open(progress);
+    } catch (e) {
+      this.model = previous;
+      await this.open();
+      throw e;
+    }
+    localStorage.setItem(MODEL_KEY, name);
     return this.ann;
   }
 

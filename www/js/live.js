@@ -4,7 +4,10 @@
 import { $, h, sleep, describe } from './ui.js';
 import { Camera } from './camera.js';
 
-const THRESHOLD_KEY = 'metricann-demo.threshold';
+/** The user's threshold, per model (each model scores on its own scale). */
+const THRESHOLD_KEY = 'metricann-demo.threshold.';
+/** For a model that carries no calibrated threshold. */
+const FALLBACK_THRESHOLD = 0.75;
 const TOPK_KEY = 'metricann-demo.topk';
 
 export class Live {
@@ -19,17 +22,15 @@ export class Live {
   #lastAt = 0;
   #shownKey = '';
   #announced = '';
+  #model = '';
 
   constructor(app) {
     this.#app = app;
     const threshold = $('threshold');
-    const saved = Number(localStorage.getItem(THRESHOLD_KEY));
-    if (localStorage.getItem(THRESHOLD_KEY) !== null && saved >= 0 && saved <= 1) threshold.value = String(saved);
-    const showThreshold = () => ($('threshold-value').textContent = Number(threshold.value).toFixed(2));
-    showThreshold();
+    this.#showThreshold();
     threshold.addEventListener('input', () => {
-      showThreshold();
-      localStorage.setItem(THRESHOLD_KEY, threshold.value);
+      this.#showThreshold();
+      localStorage.setItem(THRESHOLD_KEY + this.#model, threshold.value);
       this.#shownKey = '';
     });
     const topk = $('topk');
@@ -43,6 +44,20 @@ export class Live {
 
   get threshold() {
     return Number($('threshold').value);
+  }
+
+  /** The slider starts at the user's last choice for this model, else at the model's calibrated threshold. */
+  useModel(name, calibrated) {
+    this.#model = name;
+    const saved = localStorage.getItem(THRESHOLD_KEY + name);
+    const value = saved !== null && Number(saved) >= 0 && Number(saved) <= 1 ? Number(saved) : calibrated ?? FALLBACK_THRESHOLD;
+    $('threshold').value = String(Math.round(value * 100) / 100);
+    this.#showThreshold();
+    this.#shownKey = '';
+  }
+
+  #showThreshold() {
+    $('threshold-value').textContent = Number($('threshold').value).toFixed(2);
   }
 
   setPaused(paused) {
