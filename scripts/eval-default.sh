@@ -5,7 +5,7 @@
 # top-5, MRR, MAP@R) and 1000 Prototypical-Networks episodes, 5- and 20-way,
 # 1- and 5-shot. Writes one JSON object per (model, protocol) to OUT.
 #
-#   scripts/eval-default.sh www/models/default.bundle data/gb2312-2 docs/eval.jsonl
+#   scripts/eval-default.sh www/models/glyphs.bundle data/gb2312-2 docs/eval.jsonl
 #   BACKEND=cuda BIN=/tmp/metricann scripts/eval-default.sh ...   (embedding on a GPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -62,7 +62,7 @@ if [ -n "${GLYPHS:-}" ]; then
   while read -r c; do mkdir -p /tmp/shard$((i % shards)) && mv "/tmp/l2/$c" /tmp/shard$((i % shards))/; i=$((i + 1)); done </tmp/classes
   log "embedding $(find /tmp/shard* -type f | wc -l) glyph images of $i classes on $shards cores"
   for s in $(seq 0 $((shards - 1))); do
-    "$BIN" extract --model www/models/default.bundle --data /tmp/shard$s --out /tmp/emb$s --backend ndarray \
+    "$BIN" extract --model www/models/glyphs.bundle --data /tmp/shard$s --out /tmp/emb$s --backend ndarray \
       --batch-size 64 --json >/tmp/emb$s.json 2>/tmp/emb$s.err &
   done
   wait
