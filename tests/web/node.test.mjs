@@ -3,7 +3,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { MODELS, FIXTURES, listFixture } from './lib.mjs';
+import { MODELS, FIXTURES, ROOT, listFixture } from './lib.mjs';
 import { pack, project } from './pack.mjs';
 
 const SCRIPT = `
@@ -70,4 +70,39 @@ test('the packed package installs and runs in Node.js', async () => {
   assert.equal(out.missing.code, 'NOT_FOUND');
   assert.equal(out.bad.code, 'BAD_IMAGE');
   assert.ok(out.codes.includes('QUOTA_EXCEEDED'));
+});
+
+const SHIPPED = `
+import { MetricAnn, MODELS } from 'metricann';
+import { readFile } from 'node:fs/promises';
+const [dir] = process.argv.slice(2);
+const photo = (name) => readFile(dir + '/' + name + '.png');
+const ann = await MetricAnn.open({ model: 'objects' });
+for (const [label, name] of [['cat', 'chelsea'], ['coffee', 'coffee'], ['astronaut', 'astronaut']]) {
+  await ann.enroll(label, await photo(name));
+}
+const stats = await ann.stats();
+const known = await ann.search(await photo('coffee'));
+const never = await ann.search(await photo('rocket'));
+const forced = await ann.search(await photo('rocket'), { threshold: -1 });
+const glyphs = await MetricAnn.open({ model: 'glyphs' });
+console.log(JSON.stringify({ models: Object.keys(MODELS), stats, known, never, forced, glyphs: await glyphs.stats() }));
+`;
+
+test('the models the package ships open by name, and search uses the model\'s calibrated threshold', async () => {
+  const { tarball, files } = await pack();
+  for (const f of ['models/objects.bundle', 'models/glyphs.bundle']) assert.ok(files.includes(f), `${f} is in the tarball`);
+  const dir = await project(tarball, { 'shipped.mjs': SHIPPED });
+  const stdout = execFileSync(process.execPath, ['shipped.mjs', join(ROOT, 'tests/fixtures/imagenet')], { cwd: dir, encoding: 'utf8' });
+  const out = JSON.parse(stdout.trim().split('\n').at(-1));
+  console.log(`# shipped objects model: threshold ${out.stats.threshold}; rocket's best ${out.never.matches[0].label} at ${out.never.matches[0].score.toFixed(3)}`);
+  assert.deepEqual(out.models, ['objects', 'glyphs']);
+  assert.equal(out.stats.dim, 128);
+  assert.ok(out.stats.threshold > 0 && out.stats.threshold < 1, `calibrated threshold ${out.stats.threshold}`);
+  assert.equal(out.known.matches[0].label, 'coffee');
+  assert.equal(out.known.unknown, false);
+  assert.equal(out.never.unknown, true, 'a never-enrolled photo is unknown under the calibrated threshold');
+  assert.equal(out.forced.unknown, false, 'threshold -1 turns it off');
+  assert.equal(out.glyphs.threshold, null, 'the glyph model carries no calibration');
+  assert.notEqual(out.glyphs.modelFingerprint, out.stats.modelFingerprint);
 });
