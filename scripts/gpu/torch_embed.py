@@ -24,24 +24,13 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-
-def load(path):
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return torch.load(path, map_location="cpu", weights_only=False)
+from torch_finetune import load_trunk, published_keys as load
 
 
 def trunk_from(state):
     """timm's trunk with a checkpoint's published-name tensors copied in key order."""
     net = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)
-    source = [(k, v) for k, v in state.items()
-              if not k.endswith("num_batches_tracked") and not k.startswith(("_fc.", "_proj"))]
-    target = [(k, v) for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")]
-    assert len(source) == len(target), (len(source), len(target))
-    for (sk, sv), (tk, tv) in zip(source, target):
-        assert sv.shape == tv.shape, (sk, tk)
-    net.load_state_dict({tk: sv for (_, sv), (tk, _) in zip(source, target)}, strict=False)
+    load_trunk(net, state)
     return net
 
 

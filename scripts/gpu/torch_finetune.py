@@ -155,6 +155,7 @@ class Embedder(nn.Module):
 
 
 def published_keys(path):
+    """A checkpoint's state dict (the published one is a legacy pickle)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
@@ -163,9 +164,11 @@ def published_keys(path):
 
 
 def load_trunk(model, state):
-    """The checkpoint's tensors into timm's trunk in key order (the classifier left out);
-    returns timm key → published key, for writing the result back under the published names."""
-    source = [(k, v) for k, v in state.items() if not k.endswith("num_batches_tracked") and not k.startswith("_fc.")]
+    """The checkpoint's trunk tensors into timm's trunk in key order (the classifier and
+    any retrieval head left out); returns timm key → published key, for writing the
+    result back under the published names."""
+    source = [(k, v) for k, v in state.items()
+              if not k.endswith("num_batches_tracked") and not k.startswith(("_fc.", "_proj"))]
     target = [(k, v) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")]
     assert len(source) == len(target), (len(source), len(target))
     mapped, names = {}, {}

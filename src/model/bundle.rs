@@ -337,6 +337,19 @@ mod tests {
         (bundle, model, device)
     }
 
+    /// Both models' embeddings of the same random batch.
+    fn embed_both(a: &EmbeddingModel, b: &EmbeddingModel, device: &Device) -> (Vec<f32>, Vec<f32>) {
+        let x = Tensor::<4>::random([2, 3, 16, 16], Distribution::Default, device);
+        let embed = |m: &EmbeddingModel, x| {
+            m.valid()
+                .forward(x)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        (embed(a, x.clone()), embed(b, x))
+    }
+
     #[test]
     fn round_trips_and_reproduces_embeddings() {
         let (bundle, model, device) = tiny_bundle();
@@ -344,19 +357,7 @@ mod tests {
         let loaded = Bundle::from_bytes("m.bin", &bytes).unwrap();
         assert_eq!(loaded.header, bundle.header);
         let reloaded = loaded.load_model(&device).unwrap();
-        let x = Tensor::<4>::random([2, 3, 16, 16], Distribution::Default, &device);
-        let a: Vec<f32> = model
-            .valid()
-            .forward(x.clone())
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let b: Vec<f32> = reloaded
-            .valid()
-            .forward(x)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
+        let (a, b) = embed_both(&model, &reloaded, &device);
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-5);
         }
@@ -413,19 +414,7 @@ mod tests {
             .unwrap()
             .load_model(&device)
             .unwrap();
-        let x = Tensor::<4>::random([2, 3, 16, 16], Distribution::Default, &device);
-        let a: Vec<f32> = model
-            .valid()
-            .forward(x.clone())
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let b: Vec<f32> = loaded
-            .valid()
-            .forward(x)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
+        let (a, b) = embed_both(&model, &loaded, &device);
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-2, "{x} vs {y}");
         }

@@ -142,13 +142,7 @@ pub fn main(a: &CalibrateArgs) -> Result<CalibrateReport> {
     let embedder = Embedder::new(&bundle, device)?;
     let folder = crate::cli::open_folder(&a.data)?;
     let data = crate::cli::load_images(&folder, a.json)?;
-    let bar = crate::cli::spinner(data.len() as u64, "embedding", a.json);
-    let mut vectors = Vec::with_capacity(data.len());
-    for chunk in data.images.chunks(32) {
-        vectors.extend(embedder.embed(chunk)?);
-        bar.inc(chunk.len() as u64);
-    }
-    bar.finish_and_clear();
+    let vectors = crate::cli::embed_images(&embedder, &data.images, a.json)?;
     let scores = pair_scores(&vectors, &data.labels);
     let calibration = choose_threshold(&scores, &a.data.display().to_string())?;
     info!(

@@ -536,7 +536,7 @@ fn print_json(value: &serde_json::Value) {
     println!("{value}");
 }
 
-pub(crate) fn spinner(len: u64, what: &str, hidden: bool) -> ProgressBar {
+fn spinner(len: u64, what: &str, hidden: bool) -> ProgressBar {
     if hidden {
         return ProgressBar::hidden();
     }
@@ -577,6 +577,22 @@ pub(crate) fn open_folder(dir: &Path) -> Result<ImageFolder> {
         )));
     }
     Ok(folder)
+}
+
+/// Embeds decoded images in batches, with a progress bar.
+pub(crate) fn embed_images(
+    embedder: &Embedder,
+    images: &[image::DynamicImage],
+    hidden: bool,
+) -> Result<Vec<Vec<f32>>> {
+    let bar = spinner(images.len() as u64, "embedding", hidden);
+    let mut vectors = Vec::with_capacity(images.len());
+    for chunk in images.chunks(64) {
+        vectors.extend(embedder.embed(chunk)?);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(vectors)
 }
 
 /// Decodes every image of a folder in memory, with a progress bar.
@@ -1231,7 +1247,6 @@ fn eval_vectors(a: &EvalArgs, dir: Option<&Path>, model: Option<&Embedder>) -> R
     let data_dir = dir.ok_or_else(|| Error::BadInput("--data is required".into()))?;
     let folder = open_folder(data_dir)?;
     let data = load_images(&folder, a.json)?;
-    let bar = spinner(data.len() as u64, "embedding", a.json);
     let (vectors, fingerprint) = match (&a.baseline, &a.model) {
         (Some(name), _) if name == "pixels" => {
             let v = data
@@ -1249,16 +1264,11 @@ fn eval_vectors(a: &EvalArgs, dir: Option<&Path>, model: Option<&Embedder>) -> R
         (None, Some(_)) => {
             let embedder =
                 model.ok_or_else(|| Error::Internal("the model was not loaded".into()))?;
-            let mut vectors = Vec::with_capacity(data.len());
-            for chunk in data.images.chunks(64) {
-                vectors.extend(embedder.embed(chunk)?);
-                bar.inc(chunk.len() as u64);
-            }
+            let vectors = embed_images(embedder, &data.images, a.json)?;
             (vectors, embedder.fingerprint().to_string())
         }
         (None, None) => return Err(Error::BadInput("--model or --baseline is required".into())),
     };
-    bar.finish_and_clear();
     let marked = a
         .support_prefix
         .as_ref()
