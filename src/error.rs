@@ -124,6 +124,66 @@ mod tests {
         assert!(Error::BadInput("nan".into()).is_user_error());
     }
 
+    /// One value of every variant; the match makes a new variant a compile
+    /// error here until it is listed.
+    fn one_of_each() -> Vec<Error> {
+        let all = vec![
+            Error::BadImage {
+                name: "a.png".into(),
+                reason: "truncated".into(),
+            },
+            Error::BadInput("nan".into()),
+            Error::corrupt("seg-1", "crc"),
+            Error::ModelMismatch {
+                what: "gallery".into(),
+                expected: "a".into(),
+                found: "b".into(),
+            },
+            Error::NotFound("cat".into()),
+            Error::AlreadyExists("cat".into()),
+            Error::QuotaExceeded("idb".into()),
+            Error::Locked("tab".into()),
+            Error::io("x", std::io::Error::from(std::io::ErrorKind::NotFound)),
+            Error::io("x", std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+            Error::Internal("bug".into()),
+        ];
+        for e in &all {
+            match e {
+                Error::BadImage { .. }
+                | Error::BadInput(_)
+                | Error::Corrupt { .. }
+                | Error::ModelMismatch { .. }
+                | Error::NotFound(_)
+                | Error::AlreadyExists(_)
+                | Error::QuotaExceeded(_)
+                | Error::Locked(_)
+                | Error::Io { .. }
+                | Error::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    /// The npm package's `ERROR_CODES` (what JS apps switch on) lists exactly
+    /// the codes the library produces.
+    #[test]
+    fn js_error_codes_are_the_rust_codes() {
+        let js = include_str!("../pkg-config/index.js");
+        let list = js
+            .split("export const ERROR_CODES = Object.freeze([")
+            .nth(1)
+            .and_then(|rest| rest.split("]);").next())
+            .expect("pkg-config/index.js exports ERROR_CODES");
+        let js_codes: std::collections::BTreeSet<&str> = list
+            .split(',')
+            .map(|c| c.trim().trim_matches('\''))
+            .filter(|c| !c.is_empty())
+            .collect();
+        let rust_codes: std::collections::BTreeSet<&str> =
+            one_of_each().iter().map(Error::code).collect();
+        assert_eq!(js_codes, rust_codes);
+    }
+
     #[test]
     fn messages_name_the_culprit() {
         let e = Error::corrupt("segments/s-000001.seg", "checksum mismatch");

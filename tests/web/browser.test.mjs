@@ -384,6 +384,9 @@ test('metricann in headless Chromium', async (t) => {
         return s;
       }, MODEL);
       console.log(`# auto picked ${stats.backend}${stats.backendFallback ? ` (${stats.backendFallback})` : ''}`);
+      assert.equal(stats.backend, 'cpu');
+      assert.equal(typeof stats.backendFallback, 'string', 'the fallback says why WebGPU was not used');
+      assert.ok(stats.backendFallback.length > 0);
       assert.equal(stats.persistent, false);
       await page.close();
     });
