@@ -17,7 +17,7 @@ The vectors are bench/ann_vs_hnswlib.py's clustered unit vectors (cached under
 target/bench-data). Writes, under target/bench-data/<name>/browser/:
 metricann-<storage>.export, hnswlib.bin (and hnswlib-wasm32.bin, the same
 file with hnswlib's size_t fields narrowed for wasm32), queries.f32, gt.u32, extra.f32 and
-meta.json; then `node tests/web/ann.mjs --import DIR` runs the browser side
+meta.json; then `node bench/web/ann.mjs --import DIR` runs the browser side
 (`make bench-web-ann-1m` does both).
 
   target/bench-venv/bin/python bench/browser_import.py --n 1000000 --quantize int8

@@ -32,14 +32,14 @@ lint-wasm:
 ## In-browser benchmark (embed/search/enroll at 10k and 100k vectors, reload, wasm size); not in `make test`.
 bench-web: setup web-model
 	scripts/build-pkg.sh wasm
-	cd tests/web && METRICANN_PKG=$(CURDIR)/pkg METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) node bench.mjs
+	METRICANN_PKG=$(CURDIR)/pkg METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) node bench/web/bench.mjs
 
 ## In-browser ANN benchmark against npm hnswlib-wasm (build, search, enroll + persist, reload,
 ## memory) at BENCH_ANN_SIZES vectors; results in bench/results/browser-ann-*.json. Not in `make test`.
 BENCH_ANN_SIZES ?= 10000,100000
 bench-web-ann: setup web-model
 	scripts/build-pkg.sh wasm
-	cd tests/web && METRICANN_PKG=$(CURDIR)/pkg METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) node ann.mjs --sizes $(BENCH_ANN_SIZES)
+	METRICANN_PKG=$(CURDIR)/pkg METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) node bench/web/ann.mjs --sizes $(BENCH_ANN_SIZES)
 
 # ---- The demo app: www/, served with the package at /pkg/ ----
 .PHONY: demo demo-model test-demo
@@ -81,4 +81,4 @@ bench-web-ann-1m: setup web-model
 	cargo build --release -p metricann-trainer
 	scripts/build-pkg.sh wasm
 	dir=$$(target/bench-venv/bin/python bench/browser_import.py --n $(BENCH_IMPORT_N) --quantize $(BENCH_IMPORT_QUANTIZE)) && \
-	  cd tests/web && METRICANN_PKG=$(CURDIR)/pkg METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) node ann.mjs --import "$$dir" --reloads $(BENCH_RELOADS)
+	  METRICANN_PKG=$(CURDIR)/pkg METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) node bench/web/ann.mjs --import "$$dir" --reloads $(BENCH_RELOADS)

@@ -17,7 +17,11 @@
 // prints a table.
 import { readFile, writeFile, readdir, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HERE, ROOT, PKG, MODELS, serve, launch, benchPage, BASE_ARGS } from './lib.mjs';
+import { fileURLToPath } from 'node:url';
+import { HERE, ROOT, PKG, MODELS, serve, launch, benchPage, BASE_ARGS } from '../../tests/web/lib.mjs';
+
+/** This folder: the in-page benchmark modules are under pages/, served at /bench/. */
+const BENCH = fileURLToPath(new URL('.', import.meta.url));
 
 const argv = process.argv.slice(2);
 const flag = (name, dflt) => {
@@ -44,7 +48,7 @@ const common = {
 
 const HNSWLIB = join(HERE, 'node_modules/hnswlib-wasm/dist');
 const hnswVersion = JSON.parse(await readFile(join(HERE, 'node_modules/hnswlib-wasm/package.json'), 'utf8')).version;
-const mounts = { '/pkg/': PKG, '/models/': MODELS, '/hnswlib/': HNSWLIB, '/': join(HERE, 'pages') };
+const mounts = { '/pkg/': PKG, '/models/': MODELS, '/hnswlib/': HNSWLIB, '/bench/': join(BENCH, 'pages'), '/': join(HERE, 'pages') };
 if (flag('import', null)) mounts['/data/'] = flag('import', null);
 const server = await serve(mounts);
 
@@ -68,7 +72,7 @@ async function rendererMemory() {
   return { peakRss: peak, rss: now };
 }
 
-const page = (context) => benchPage(context, server.origin, './ann.js', 'ann');
+const page = (context) => benchPage(context, server.origin, '/bench/ann.js', 'ann');
 
 /** One library at one size, in its own browser. */
 async function side(build, reopen, a) {

@@ -5,7 +5,11 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
-import { HERE, ROOT, PKG, MODELS, FIXTURES, serve, listFixture, launch, benchPage, BASE_ARGS, WEBGPU_ARGS } from './lib.mjs';
+import { fileURLToPath } from 'node:url';
+import { HERE, ROOT, PKG, MODELS, FIXTURES, serve, listFixture, launch, benchPage, BASE_ARGS, WEBGPU_ARGS } from '../../tests/web/lib.mjs';
+
+/** This folder: the in-page benchmark modules are under pages/, served at /bench/. */
+const BENCH = fileURLToPath(new URL('.', import.meta.url));
 
 const argv = process.argv.slice(2);
 const flag = (name, dflt) => {
@@ -22,9 +26,9 @@ const out = { wasm: { bytes: wasm.length, gzip: gzipSync(wasm, { level: 9 }).len
 console.log(`wasm: ${wasm.length} bytes, ${out.wasm.gzip} gzipped`);
 
 const url = Object.values(await listFixture())[0][0];
-const server = await serve({ '/pkg/': PKG, '/models/': MODELS, '/fixtures/': FIXTURES, '/': join(HERE, 'pages') });
+const server = await serve({ '/pkg/': PKG, '/models/': MODELS, '/fixtures/': FIXTURES, '/bench/': join(BENCH, 'pages'), '/': join(HERE, 'pages') });
 
-const page = (context) => benchPage(context, server.origin, './bench.js', 'b');
+const page = (context) => benchPage(context, server.origin, '/bench/bench.js', 'b');
 
 try {
   let ctx = await launch(BASE_ARGS);
@@ -37,7 +41,7 @@ try {
     console.log(`built ${n}:`, built);
     await p.reload();
     await p.waitForFunction(() => window.ready === true);
-    await p.evaluate(async () => (window.b = await import('./bench.js')));
+    await p.evaluate(async () => (window.b = await import('/bench/bench.js')));
     const r = await p.evaluate((a) => b.ops(a), { model: MODEL, gallery, url, runs: RUNS });
     console.log(`ops ${n}:`, r);
     out.sizes[n] = { build: built, ...r };

@@ -1,6 +1,6 @@
 // In-page benchmark steps, driven by bench.mjs.
 import { MetricAnn } from '/pkg/index.js';
-import { input } from './helpers.js';
+import { input } from '/helpers.js';
 
 const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
