@@ -23,7 +23,9 @@ case "$profile" in
     # The flags are the post-MVP features Rust's wasm32 target emits by default,
     # plus SIMD (.cargo/config.toml builds wasm32 with +simd128).
     opt="target/wasm32-unknown-unknown/$dir/metricann.opt.wasm"
-    wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    # -O3 as the cargo profile: -Oz on the opt-level-3 module breaks its function
+    # table for wasm-bindgen ("failed to find `0` in function table").
+    wasm-opt -O3 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
       --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd \
       "$wasm" -o "$opt"
     echo "build-pkg: wasm-opt $(stat -c %s "$wasm") → $(stat -c %s "$opt") bytes"
