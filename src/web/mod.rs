@@ -32,8 +32,8 @@ use crate::embed::Embedder;
 use crate::gallery::{Enrollment, Gallery, GalleryConfig, OpenMode, SearchResult};
 use crate::index::IndexConfig;
 use crate::model::Bundle;
+use crate::store::MemoryStore;
 use crate::store::idb::{self, BadRecord, IdbStore, LockState, describe};
-use crate::store::{BlobStore, MemoryStore};
 use crate::{Error, Result};
 
 use input::{Input, kind_of, to_image};
@@ -611,47 +611,39 @@ impl RawGet for MemoryStore {
     }
 }
 
-fn new_gallery(model: &Model) -> Result<(Gallery, ChangeSet)> {
-    let (mut gallery, changes) = Gallery::create(GalleryConfig {
+/// The gallery config of `model`'s embeddings.
+fn gallery_config(model: &Model) -> GalleryConfig {
+    GalleryConfig {
         dim: model.embedder.dim(),
         fingerprint: model.embedder.fingerprint().to_string(),
         index: IndexConfig::default(),
-    })?;
+    }
+}
+
+fn new_gallery(model: &Model) -> Result<(Gallery, ChangeSet)> {
+    let (mut gallery, changes) = Gallery::create(gallery_config(model))?;
     gallery.set_auto_maintain(false);
     Ok((gallery, changes))
 }
 
 /// The gallery re-embedded with `model` from its kept images: the new gallery
-/// and every blob of it (to replace the stored ones).
+/// and every blob of it (to replace the stored ones). Driven step by step:
+/// the embedding awaits the GPU.
 async fn reembedded(old: &Gallery, model: &Model) -> Result<(Gallery, ChangeSet)> {
-    let classes = old.classes();
-    if let Some(c) = classes.iter().find(|c| !c.has_images) {
-        return Err(Error::BadInput(format!(
-            "cannot re-embed: class {:?} kept no enrollment images (enroll with keepImages: \
-             true); nothing was changed",
-            c.label
-        )));
-    }
-    let (mut gallery, changes) = new_gallery(model)?;
-    gallery.set_auto_maintain(true);
-    let mut memory = MemoryStore::new();
-    memory.apply(changes)?;
-    for class in classes {
-        let kept = old.class_images(&class.label)?.to_vec();
-        let mut images = Vec::with_capacity(kept.len());
-        for (i, bytes) in kept.iter().enumerate() {
-            let name = format!("kept image {i} of class {:?}", class.label);
-            images.push(crate::image::decode(&name, bytes)?);
-        }
+    let mut rebuild = old.start_reembed(gallery_config(model))?;
+    while let Some((label, kept)) = rebuild.next_class() {
+        let images = kept
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                let name = format!("kept image {i} of class {label:?}");
+                crate::image::decode(&name, bytes)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let vectors = model.embedder.embed_async(&images).await?;
-        memory.apply(gallery.enroll(&class.label, &vectors, class.metadata.clone(), kept)?)?;
+        rebuild.enroll(&vectors)?;
     }
-    gallery.set_auto_maintain(false);
-    let mut all = ChangeSet::new();
-    for (name, bytes) in gallery.all_blobs()? {
-        all.put(name, bytes);
-    }
-    Ok((gallery, all))
+    rebuild.finish()
 }
 
 /// One model and one gallery, in the browser (IndexedDB) or in memory.
