@@ -164,8 +164,11 @@ mod tests {
         move |_, images| Ok(images.iter().map(|i| embed(i)).collect())
     }
 
-    /// Enrolls `(label, images, metadata)` with model 0, keeping the images.
-    fn gallery_of(classes: &[(&str, &[&[u8]], Option<serde_json::Value>)]) -> Gallery {
+    /// A class to enroll: label, images, metadata.
+    type Class<'a> = (&'a str, &'a [&'a [u8]], Option<serde_json::Value>);
+
+    /// Enrolls `classes` with model 0, keeping the images.
+    fn gallery_of(classes: &[Class]) -> Gallery {
         let (mut g, _) = Gallery::create(config("model-a", 1024)).unwrap();
         let embed = model(0);
         for (label, images, metadata) in classes {
