@@ -55,6 +55,7 @@ use pages::{PageEntry, Pages, page_blob};
 mod labels;
 mod owners;
 pub mod pages;
+pub mod reembed;
 
 pub use crate::blob::Damage;
 pub use crate::index::{BuiltSegment, MaintenanceJob, SegmentInfo, SegmentKind};

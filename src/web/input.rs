@@ -2,7 +2,7 @@
 //! DOM images are drawn to an `OffscreenCanvas` and read back as RGBA.
 
 use ::image::DynamicImage;
-use js_sys::{ArrayBuffer, Reflect, Uint8Array, Uint8ClampedArray};
+use js_sys::{Array, ArrayBuffer, Reflect, Uint8Array, Uint8ClampedArray};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -11,6 +11,7 @@ use web_sys::{
     OffscreenCanvas, OffscreenCanvasRenderingContext2d,
 };
 
+use super::js::kind_of;
 use crate::image::{MAX_PIXELS, MAX_SIDE, decode, from_rgba};
 use crate::store::idb::describe;
 use crate::{Error, Result};
@@ -20,14 +21,14 @@ use crate::{Error, Result};
 const KEEP_MAX_SIDE: u32 = 1024;
 
 /// One decoded input and, when it came encoded, its original bytes.
-pub struct Input {
-    pub image: DynamicImage,
-    pub encoded: Option<Vec<u8>>,
+pub(super) struct Input {
+    pub(super) image: DynamicImage,
+    pub(super) encoded: Option<Vec<u8>>,
 }
 
 impl Input {
     /// The bytes to keep for re-embedding: the original file, or a PNG of the pixels.
-    pub fn keep_bytes(&self, name: &str) -> Result<Vec<u8>> {
+    fn keep_bytes(&self, name: &str) -> Result<Vec<u8>> {
         if let Some(bytes) = &self.encoded {
             return Ok(bytes.clone());
         }
@@ -58,120 +59,53 @@ fn bad(name: &str, reason: impl Into<String>) -> Error {
     }
 }
 
-/// What kind of JS value this is, for error messages.
-pub fn kind_of(value: &JsValue) -> String {
-    if value.is_null() {
-        return "null".into();
+/// Converts images given as one input or an array of inputs; `what` names
+/// them in errors ("enrollment of class \"a\", image 2").
+pub(super) async fn inputs_of(images: &JsValue, what: &str) -> Result<Vec<Input>> {
+    let list: Vec<JsValue> = if Array::is_array(images) {
+        Array::from(images).iter().collect()
+    } else {
+        vec![images.clone()]
+    };
+    if list.is_empty() {
+        return Err(Error::BadInput(format!("{what}: no images given")));
     }
-    if value.is_undefined() {
-        return "undefined".into();
+    let mut out = Vec::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        let name = if list.len() == 1 {
+            what.to_string()
+        } else {
+            format!("{what}, image {i}")
+        };
+        out.push(to_image(v, &name).await?);
     }
-    if let Some(o) = value.dyn_ref::<js_sys::Object>() {
-        let name = String::from(o.constructor().name());
-        if !name.is_empty() {
-            return name;
-        }
-    }
-    value.js_typeof().as_string().unwrap_or_else(|| "?".into())
+    Ok(out)
+}
+
+/// The bytes of each of `inputs` to keep for re-embedding; an error names
+/// the image as "`what`, image `i`".
+pub(super) fn kept_bytes(inputs: &[Input], what: &str) -> Result<Vec<Vec<u8>>> {
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(i, input)| input.keep_bytes(&format!("{what}, image {i}")))
+        .collect()
 }
 
 /// Converts one JS image input. `name` labels errors ("image 2 of class \"a\"").
-pub async fn to_image(value: &JsValue, name: &str) -> Result<Input> {
-    if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
-        let bytes = bytes.to_vec();
-        return decoded(name, bytes);
-    }
-    if value.is_instance_of::<ArrayBuffer>() {
-        let bytes = Uint8Array::new(value).to_vec();
-        return decoded(name, bytes);
-    }
-    if let Some(blob) = value.dyn_ref::<Blob>() {
-        let label = match value.dyn_ref::<File>() {
-            Some(file) => format!("{name} ({})", file.name()),
-            None => name.to_string(),
-        };
-        let buffer = JsFuture::from(blob.array_buffer())
-            .await
-            .map_err(|e| bad(&label, format!("reading the Blob failed: {}", describe(&e))))?;
-        return decoded(&label, Uint8Array::new(&buffer).to_vec());
+pub(super) async fn to_image(value: &JsValue, name: &str) -> Result<Input> {
+    if let Some(input) = from_encoded(value, name).await {
+        return input;
     }
     if let Some(data) = value.dyn_ref::<ImageData>() {
         let pixels = data.data().0;
         return pixels_input(name, data.width(), data.height(), pixels);
     }
-    if let Some(bitmap) = value.dyn_ref::<ImageBitmap>() {
-        let (w, h) = (bitmap.width(), bitmap.height());
-        return draw(name, w, h, |ctx| {
-            ctx.draw_image_with_image_bitmap(bitmap, 0.0, 0.0)
-        });
+    if let Some(input) = from_drawable(value, name) {
+        return input;
     }
-    if let Some(img) = value.dyn_ref::<HtmlImageElement>() {
-        let (w, h) = (img.natural_width(), img.natural_height());
-        if !img.complete() || w == 0 || h == 0 {
-            return Err(bad(
-                name,
-                format!(
-                    "the <img> ({}) has not loaded (await img.decode() first)",
-                    short(&img.current_src())
-                ),
-            ));
-        }
-        return draw(name, w, h, |ctx| {
-            ctx.draw_image_with_html_image_element(img, 0.0, 0.0)
-        });
-    }
-    if let Some(video) = value.dyn_ref::<HtmlVideoElement>() {
-        let (w, h) = (video.video_width(), video.video_height());
-        // HAVE_CURRENT_DATA = 2: a frame can be drawn.
-        if video.ready_state() < 2 || w == 0 || h == 0 {
-            return Err(bad(
-                name,
-                format!(
-                    "the <video> has no current frame yet (readyState {}, {w}×{h}); wait for \
-                     its 'loadeddata' event",
-                    video.ready_state()
-                ),
-            ));
-        }
-        return draw(name, w, h, |ctx| {
-            ctx.draw_image_with_html_video_element(video, 0.0, 0.0)
-        });
-    }
-    if let Some(canvas) = value.dyn_ref::<HtmlCanvasElement>() {
-        let (w, h) = (canvas.width(), canvas.height());
-        return draw(name, w, h, |ctx| {
-            ctx.draw_image_with_html_canvas_element(canvas, 0.0, 0.0)
-        });
-    }
-    if let Some(canvas) = value.dyn_ref::<OffscreenCanvas>() {
-        let (w, h) = (canvas.width(), canvas.height());
-        return draw(name, w, h, |ctx| {
-            ctx.draw_image_with_offscreen_canvas(canvas, 0.0, 0.0)
-        });
-    }
-    // Duck-typed ImageData ({ width, height, data }), e.g. from Node.js code.
-    if value.is_object() {
-        let get =
-            |k: &str| Reflect::get(value, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
-        let (w, h, data) = (get("width"), get("height"), get("data"));
-        if let (Some(w), Some(h)) = (w.as_f64(), h.as_f64())
-            && (data.is_instance_of::<Uint8ClampedArray>() || data.is_instance_of::<Uint8Array>())
-        {
-            if w < 0.0
-                || h < 0.0
-                || w.fract() != 0.0
-                || h.fract() != 0.0
-                || w > u32::MAX as f64
-                || h > u32::MAX as f64
-            {
-                return Err(bad(
-                    name,
-                    format!("width/height {w}×{h} are not pixel counts"),
-                ));
-            }
-            let pixels = Uint8Array::new(&data).to_vec();
-            return pixels_input(name, w as u32, h as u32, pixels);
-        }
+    if let Some(input) = from_rgba_object(value, name) {
+        return input;
     }
     Err(bad(
         name,
@@ -182,6 +116,119 @@ pub async fn to_image(value: &JsValue, name: &str) -> Result<Input> {
             kind_of(value)
         ),
     ))
+}
+
+/// Encoded image bytes: a `Uint8Array`, an `ArrayBuffer`, or a `Blob`/`File`
+/// (whose file name joins `name`). `None`: not one of those.
+async fn from_encoded(value: &JsValue, name: &str) -> Option<Result<Input>> {
+    if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
+        return Some(decoded(name, bytes.to_vec()));
+    }
+    if value.is_instance_of::<ArrayBuffer>() {
+        return Some(decoded(name, Uint8Array::new(value).to_vec()));
+    }
+    let blob = value.dyn_ref::<Blob>()?;
+    let label = match value.dyn_ref::<File>() {
+        Some(file) => format!("{name} ({})", file.name()),
+        None => name.to_string(),
+    };
+    Some(match JsFuture::from(blob.array_buffer()).await {
+        Ok(buffer) => decoded(&label, Uint8Array::new(&buffer).to_vec()),
+        Err(e) => Err(bad(
+            &label,
+            format!("reading the Blob failed: {}", describe(&e)),
+        )),
+    })
+}
+
+/// Something a canvas can draw: a bitmap, a loaded `<img>`, a `<video>` with
+/// a frame, a canvas. `None`: not one of those.
+fn from_drawable(value: &JsValue, name: &str) -> Option<Result<Input>> {
+    if let Some(bitmap) = value.dyn_ref::<ImageBitmap>() {
+        let (w, h) = (bitmap.width(), bitmap.height());
+        return Some(draw(name, w, h, |ctx| {
+            ctx.draw_image_with_image_bitmap(bitmap, 0.0, 0.0)
+        }));
+    }
+    if let Some(img) = value.dyn_ref::<HtmlImageElement>() {
+        return Some(image_element(img, name));
+    }
+    if let Some(video) = value.dyn_ref::<HtmlVideoElement>() {
+        return Some(video_frame(video, name));
+    }
+    if let Some(canvas) = value.dyn_ref::<HtmlCanvasElement>() {
+        let (w, h) = (canvas.width(), canvas.height());
+        return Some(draw(name, w, h, |ctx| {
+            ctx.draw_image_with_html_canvas_element(canvas, 0.0, 0.0)
+        }));
+    }
+    let canvas = value.dyn_ref::<OffscreenCanvas>()?;
+    let (w, h) = (canvas.width(), canvas.height());
+    Some(draw(name, w, h, |ctx| {
+        ctx.draw_image_with_offscreen_canvas(canvas, 0.0, 0.0)
+    }))
+}
+
+fn image_element(img: &HtmlImageElement, name: &str) -> Result<Input> {
+    let (w, h) = (img.natural_width(), img.natural_height());
+    if !img.complete() || w == 0 || h == 0 {
+        return Err(bad(
+            name,
+            format!(
+                "the <img> ({}) has not loaded (await img.decode() first)",
+                short(&img.current_src())
+            ),
+        ));
+    }
+    draw(name, w, h, |ctx| {
+        ctx.draw_image_with_html_image_element(img, 0.0, 0.0)
+    })
+}
+
+fn video_frame(video: &HtmlVideoElement, name: &str) -> Result<Input> {
+    let (w, h) = (video.video_width(), video.video_height());
+    // HAVE_CURRENT_DATA = 2: a frame can be drawn.
+    if video.ready_state() < 2 || w == 0 || h == 0 {
+        return Err(bad(
+            name,
+            format!(
+                "the <video> has no current frame yet (readyState {}, {w}×{h}); wait for \
+                 its 'loadeddata' event",
+                video.ready_state()
+            ),
+        ));
+    }
+    draw(name, w, h, |ctx| {
+        ctx.draw_image_with_html_video_element(video, 0.0, 0.0)
+    })
+}
+
+/// A duck-typed ImageData (`{ width, height, data }` of RGBA bytes), as
+/// Node.js code builds it. `None`: not shaped so.
+fn from_rgba_object(value: &JsValue, name: &str) -> Option<Result<Input>> {
+    if !value.is_object() {
+        return None;
+    }
+    let get = |k: &str| Reflect::get(value, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+    let (w, h, data) = (get("width"), get("height"), get("data"));
+    let (w, h) = (w.as_f64()?, h.as_f64()?);
+    if !(data.is_instance_of::<Uint8ClampedArray>() || data.is_instance_of::<Uint8Array>()) {
+        return None;
+    }
+    if w < 0.0
+        || h < 0.0
+        || w.fract() != 0.0
+        || h.fract() != 0.0
+        || w > u32::MAX as f64
+        || h > u32::MAX as f64
+    {
+        return Some(Err(bad(
+            name,
+            format!("width/height {w}×{h} are not pixel counts"),
+        )));
+    }
+    let pixels = Uint8Array::new(&data).to_vec();
+    Some(pixels_input(name, w as u32, h as u32, pixels))
 }
 
 fn short(s: &str) -> String {

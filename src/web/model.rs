@@ -1,0 +1,156 @@
+//! The model of a `MetricAnn`: its bundle (a URL or bytes) and the backend
+//! it runs on (WebGPU or the CPU).
+
+#[cfg(feature = "wgpu")]
+use std::cell::RefCell;
+
+use burn::tensor::Device;
+use js_sys::Function;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+
+use super::fetch::fetch_bytes;
+use super::js::bytes_of;
+use super::options::{opt, opt_string};
+use crate::backend::Backend;
+use crate::embed::Embedder;
+use crate::model::Bundle;
+use crate::{Error, Result};
+
+/// The model and where it runs.
+pub(super) struct Model {
+    pub(super) embedder: Embedder,
+    pub(super) backend: Backend,
+    /// Why `auto` did not pick WebGPU, when it did not.
+    pub(super) fallback: Option<String>,
+    pub(super) name: String,
+    /// The bundle's calibrated "unknown" threshold, for searches that set none.
+    pub(super) threshold: Option<f32>,
+}
+
+/// The backend in use, as JS names it.
+pub(super) fn backend_label(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Wgpu => "webgpu",
+        _ => "cpu",
+    }
+}
+
+/// The model of `options.model` on the backend of `options.backend`.
+pub(super) async fn load_model(options: &JsValue) -> Result<Model> {
+    let (name, bytes) = bundle_bytes(options).await?;
+    let bundle = Bundle::from_bytes(&name, &bytes)?;
+    let wanted = opt_string(options, "backend")?.unwrap_or_else(|| "auto".into());
+    let (backend, device, fallback) = device_for(&wanted).await?;
+    let mut model = Model {
+        embedder: Embedder::new(&bundle, device)?,
+        backend,
+        fallback,
+        name,
+        threshold: bundle.header.calibration.as_ref().map(|c| c.threshold),
+    };
+    if model.backend == Backend::Wgpu {
+        warm_up(&mut model, &bundle, &wanted).await?;
+    }
+    Ok(model)
+}
+
+/// The bundle's name (its URL, or "model") and bytes: fetched from a URL with
+/// `options.onProgress`, or given.
+async fn bundle_bytes(options: &JsValue) -> Result<(String, Vec<u8>)> {
+    let model = opt(options, "model").ok_or_else(|| {
+        Error::BadInput("options.model is required: a URL of a model bundle, or its bytes".into())
+    })?;
+    let progress = opt(options, "onProgress")
+        .map(|f| {
+            f.dyn_into::<Function>()
+                .map_err(|_| Error::BadInput("options.onProgress must be a function".into()))
+        })
+        .transpose()?;
+    match model.as_string() {
+        Some(url) => {
+            let bytes = fetch_bytes(&url, progress.as_ref()).await?;
+            Ok((url, bytes))
+        }
+        None => Ok((
+            "model".to_string(),
+            bytes_of(&model, "options.model").await?,
+        )),
+    }
+}
+
+/// The backend that `wanted` names, its device, and why `auto` fell back to
+/// the CPU (when it did).
+async fn device_for(wanted: &str) -> Result<(Backend, Device, Option<String>)> {
+    Ok(match wanted {
+        "cpu" | "ndarray" => (Backend::Ndarray, Backend::Ndarray.device()?, None),
+        "webgpu" | "wgpu" => (Backend::Wgpu, webgpu().await?, None),
+        "auto" => match webgpu().await {
+            Ok(device) => (Backend::Wgpu, device, None),
+            Err(e) => (
+                Backend::Ndarray,
+                Backend::Ndarray.device()?,
+                Some(e.to_string()),
+            ),
+        },
+        other => {
+            return Err(Error::BadInput(format!(
+                "options.backend {other:?} is not one of \"auto\", \"webgpu\", \"cpu\""
+            )));
+        }
+    })
+}
+
+/// Compiles the shaders now (the first embed would pay for it), and in
+/// `auto` mode falls back to the CPU if the GPU path does not work.
+async fn warm_up(model: &mut Model, bundle: &Bundle, wanted: &str) -> Result<()> {
+    let probe = ::image::DynamicImage::new_rgb8(8, 8);
+    if let Err(e) = model
+        .embedder
+        .embed_async(std::slice::from_ref(&probe))
+        .await
+    {
+        if wanted != "auto" {
+            return Err(e);
+        }
+        model.fallback = Some(format!("the WebGPU warm-up failed: {e}"));
+        model.backend = Backend::Ndarray;
+        model.embedder = Embedder::new(bundle, Backend::Ndarray.device()?)?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "wgpu")]
+thread_local! {
+    /// burn's wgpu runtime initialises once per JS context: every instance
+    /// shares the device (or the reason there is none).
+    static WEBGPU: RefCell<Option<std::result::Result<Device, String>>> = const { RefCell::new(None) };
+}
+
+#[cfg(feature = "wgpu")]
+async fn webgpu() -> Result<Device> {
+    let unavailable =
+        |reason: String| Error::BadInput(format!("WebGPU is not available: {reason}"));
+    if let Some(known) = WEBGPU.with(|w| w.borrow().clone()) {
+        return known.map_err(unavailable);
+    }
+    let navigator = super::js::global_get("navigator");
+    let gpu = js_sys::Reflect::get(&navigator, &"gpu".into()).unwrap_or(JsValue::UNDEFINED);
+    let outcome = if gpu.is_undefined() || gpu.is_null() {
+        Err("navigator.gpu is missing".to_string())
+    } else {
+        Backend::webgpu_device().await.map_err(|e| match e {
+            Error::Internal(m) => m,
+            other => other.to_string(),
+        })
+    };
+    WEBGPU.with(|w| *w.borrow_mut() = Some(outcome.clone()));
+    outcome.map_err(unavailable)
+}
+
+#[cfg(not(feature = "wgpu"))]
+async fn webgpu() -> Result<Device> {
+    Err(Error::BadInput(
+        "this build of metricann has no WebGPU backend (cargo feature 'wgpu')".into(),
+    ))
+}
