@@ -144,7 +144,10 @@ mod tests {
             Error::QuotaExceeded("idb".into()),
             Error::Locked("tab".into()),
             Error::io("x", std::io::Error::from(std::io::ErrorKind::NotFound)),
-            Error::io("x", std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+            Error::io(
+                "x",
+                std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            ),
             Error::Internal("bug".into()),
         ];
         for e in &all {

@@ -1,0 +1,263 @@
+use super::*;
+
+fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let v: Vec<f32> = (0..dim)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect();
+        let norm = distance::norm_squared(&v).sqrt();
+        out.extend(v.iter().map(|x| x / norm));
+    }
+    out
+}
+
+fn params(ef_search: usize) -> BuildParams {
+    BuildParams {
+        ef_construction: 100,
+        ef_search,
+        heuristic: Some(Heuristic::default()),
+        seed: 9,
+    }
+}
+
+/// The point type the gallery's segments were written with before this
+/// module: instant-distance's own serialization of it is the stored format.
+#[derive(Clone, Serialize)]
+#[serde(transparent)]
+struct Boxed(Box<[f32]>);
+
+impl instant_distance::Point for Boxed {
+    fn distance(&self, other: &Self) -> f32 {
+        distance::cosine_distance(&self.0, &other.0)
+    }
+}
+
+fn exact(data: &[f32], dim: usize, q: &[f32], k: usize) -> Vec<u64> {
+    let mut all: Vec<(f32, u64)> = data
+        .chunks_exact(dim)
+        .enumerate()
+        .map(|(i, v)| (distance::dot(q, v), i as u64))
+        .collect();
+    all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    all.into_iter().take(k).map(|(_, id)| id).collect()
+}
+
+#[test]
+fn out_of_range_finds_the_first_bad_link_and_allows_empty_slots() {
+    assert_eq!(out_of_range(&[], 0), None);
+    assert_eq!(out_of_range(&[INVALID, INVALID], 0), None);
+    assert_eq!(out_of_range(&[0, 4, INVALID, 3], 5), None);
+    assert_eq!(out_of_range(&[0, 4, INVALID, 5, 9], 5), Some(3));
+    assert_eq!(out_of_range(&[INVALID - 1], 5), Some(0));
+    assert_eq!(out_of_range(&[0], 0), Some(0));
+}
+
+#[test]
+fn reads_instant_distances_own_bytes_and_writes_them_back() {
+    let (n, dim) = (700, 16);
+    let data = unit_vectors(n, dim, 3);
+    let ids: Vec<u64> = (0..n as u64).map(|i| i * 7 + 1).collect();
+    let points = data
+        .chunks_exact(dim)
+        .map(|c| Boxed(c.to_vec().into_boxed_slice()))
+        .collect();
+    let map = Builder::default()
+        .ef_search(40)
+        .seed(2)
+        .build(points, ids.clone());
+    let theirs = postcard::to_allocvec(&map).unwrap();
+    let mut r = Reader::new(&theirs);
+    let graph = read_stored(&mut r, dim).unwrap();
+    assert_eq!(r.remaining(), 0, "every byte is the graph's");
+    assert_eq!(graph.len(), n);
+    assert_eq!(graph.ef_search(), 40);
+    assert!(!graph.upper.is_empty(), "700 points make upper layers");
+    let ours = postcard::to_allocvec(&graph.serializable()).unwrap();
+    assert_eq!(ours, theirs, "byte for byte instant-distance's layout");
+    // Both searches agree on what they find.
+    let mut search = instant_distance::Search::default();
+    let mut found = Vec::new();
+    for q in unit_vectors(30, dim, 4).chunks_exact(dim) {
+        let q = Boxed(q.to_vec().into_boxed_slice());
+        let theirs: Vec<u64> = map
+            .search(&q, &mut search)
+            .take(10)
+            .map(|m| *m.value)
+            .collect();
+        graph.search(&q.0, 40, &mut found);
+        let ours: Vec<u64> = found.iter().take(10).map(|(_, id)| *id).collect();
+        let same = ours.iter().filter(|id| theirs.contains(id)).count();
+        assert!(same >= 9, "{ours:?} vs {theirs:?}");
+        assert_eq!(ours[0], theirs[0]);
+    }
+    // The wrong dimension is refused by name.
+    let err = read_stored(&mut Reader::new(&theirs), 8).unwrap_err();
+    assert!(err.contains("expected 8"), "{err}");
+}
+
+#[test]
+fn search_recall_rises_with_ef_and_every_point_finds_itself() {
+    let (n, dim) = (1200, 16);
+    let data = unit_vectors(n, dim, 5);
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let graph = Graph::build(&ids, &data, dim, &params(64)).unwrap();
+    let mut seen = 0;
+    // Point order is the graph's, but every (id, vector) pair survived.
+    graph.for_each(|id, v| {
+        let start = id as usize * dim;
+        assert_eq!(v, &data[start..start + dim]);
+        seen += 1;
+    });
+    assert_eq!(seen, n);
+    let queries = unit_vectors(100, dim, 6);
+    let recall = |ef: usize| {
+        let mut found = Vec::new();
+        let mut hit = 0;
+        for q in queries.chunks_exact(dim) {
+            graph.search(q, ef, &mut found);
+            assert!(found.len() <= ef.max(1));
+            assert!(found.windows(2).all(|w| w[0].0 >= w[1].0), "best first");
+            let truth = exact(&data, dim, q, 10);
+            hit += found
+                .iter()
+                .take(10)
+                .filter(|(_, id)| truth.contains(id))
+                .count();
+        }
+        hit as f64 / 1000.0
+    };
+    let (low, high) = (recall(10), recall(200));
+    assert!(high > 0.97, "recall@10 at ef 200: {high}");
+    assert!(high >= low, "ef 200 {high} < ef 10 {low}");
+    let mut found = Vec::new();
+    for (i, v) in data.chunks_exact(dim).enumerate().step_by(23) {
+        graph.search(v, 16, &mut found);
+        assert_eq!(found[0].1, i as u64);
+        assert!((found[0].0 - 1.0).abs() < 1e-5);
+    }
+}
+
+fn recall_at_10(graph: &Graph, data: &[f32], dim: usize, queries: &[f32], ef: usize) -> f64 {
+    let mut found = Vec::new();
+    let mut hit = 0;
+    let nq = queries.len() / dim;
+    for q in queries.chunks_exact(dim) {
+        graph.search(q, ef, &mut found);
+        assert!(found.windows(2).all(|w| w[0].0 >= w[1].0), "best first");
+        let truth = exact(data, dim, q, 10);
+        hit += found
+            .iter()
+            .take(10)
+            .filter(|(_, id)| truth.contains(id))
+            .count();
+    }
+    hit as f64 / (nq * 10) as f64
+}
+
+#[test]
+fn quantized_graph_keeps_recall_scores_and_its_stored_form() {
+    let (n, dim) = (1500, 32);
+    let data = unit_vectors(n, dim, 11);
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let float = Graph::build(&ids, &data, dim, &params(64)).unwrap();
+    let mut quant = float.clone();
+    quant.quantize();
+    assert!(quant.is_quantized() && !float.is_quantized());
+    // Codes and scales take about a quarter of the floats' memory.
+    let links = float.heap_bytes() - n * dim * 4;
+    assert_eq!(quant.heap_bytes(), links + n * dim + n * 4);
+
+    let queries = unit_vectors(100, dim, 12);
+    let (rf, rq) = (
+        recall_at_10(&float, &data, dim, &queries, 100),
+        recall_at_10(&quant, &data, dim, &queries, 100),
+    );
+    assert!(rf > 0.95, "float recall {rf}");
+    assert!(rq > rf - 0.03, "int8 recall {rq} against float {rf}");
+
+    // Re-ranked scores are the float query against the codes: within the
+    // rounding of the stored vectors of the exact cosine.
+    let mut found = Vec::new();
+    for (i, v) in data.chunks_exact(dim).enumerate().step_by(41) {
+        quant.search(v, 32, &mut found);
+        assert_eq!(found[0].1, i as u64, "a stored vector finds itself");
+        for &(score, id) in &found {
+            let want = distance::dot(v, &data[id as usize * dim..][..dim]);
+            assert!((score - want).abs() < 0.01, "{score} vs {want}");
+        }
+    }
+
+    // Dequantised vectors are within half a step of the originals.
+    quant.for_each(|id, v| {
+        let orig = &data[id as usize * dim..][..dim];
+        let max = orig.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        assert!(
+            v.iter()
+                .zip(orig)
+                .all(|(a, b)| (a - b).abs() <= max / 254.0 + 1e-6)
+        );
+    });
+
+    // The stored form reads back to the same graph, and stays the same.
+    let bytes = postcard::to_allocvec(&quant.quantized_layout().unwrap()).unwrap();
+    let read = |bytes: &[u8]| {
+        let mut r = Reader::new(bytes);
+        let layout = QuantizedLayout::read(&mut r).unwrap();
+        assert_eq!(r.remaining(), 0);
+        layout
+    };
+    let back = read(&bytes).check(dim).unwrap();
+    assert_eq!(back, quant);
+    assert!(float.quantized_layout().is_none());
+    let again = postcard::to_allocvec(&back.quantized_layout().unwrap()).unwrap();
+    assert_eq!(again, bytes);
+    // Quantising twice changes nothing.
+    let mut twice = quant.clone();
+    twice.quantize();
+    assert_eq!(twice, quant);
+    // The wrong dimension, and links out of range, are refused.
+    let layout = read(&bytes);
+    assert!(layout.check(dim + 1).unwrap_err().contains("codes"));
+    let mut layout = read(&bytes);
+    layout.zero[5] = n as u32 + 3;
+    assert!(layout.check(dim).unwrap_err().contains("links to point"));
+    let mut layout = read(&bytes);
+    layout.scales[2] = f32::NAN;
+    assert!(layout.check(dim).unwrap_err().contains("scale"));
+}
+
+#[test]
+fn tiny_and_empty_graphs() {
+    let dim = 4;
+    let empty = Graph::build(&[], &[], dim, &params(8)).unwrap();
+    let mut found = vec![(0.0, 0)];
+    empty.search(&[1.0, 0.0, 0.0, 0.0], 8, &mut found);
+    assert!(found.is_empty());
+    let data = unit_vectors(3, dim, 1);
+    let g = Graph::build(&[10, 20, 30], &data, dim, &params(8)).unwrap();
+    g.search(&data[4..8], 8, &mut found);
+    assert_eq!(found.len(), 3);
+    assert_eq!(found[0].1, 20);
+    assert!(Graph::build(&[1, 2], &data, dim, &params(8)).is_err());
+}
+
+#[test]
+fn visited_stamps_survive_wrapping() {
+    let mut v = Visited::default();
+    v.begin(4);
+    assert!(v.insert(2));
+    assert!(!v.insert(2));
+    v.stamp = u32::MAX;
+    v.marks[1] = 1;
+    v.begin(4);
+    assert_eq!(v.stamp, 1);
+    assert!(v.insert(1), "marks are cleared when the stamp wraps");
+    assert!(!v.insert(1));
+}
