@@ -1,5 +1,5 @@
 # The npm package, included by the Makefile.
-.PHONY: pkg web-pkg web-model test-web lint-wasm bench-web bench-web-ann bench-web-ann-1m
+.PHONY: pkg web-pkg web-model test-web lint-wasm bench-web bench-web-embed bench-web-ann bench-web-ann-1m
 
 # `make pkg`: the release package in pkg/ (cargo → wasm-bindgen → wasm-opt → pkg-config/ files),
 # built with the size-optimised `wasm` profile; `make pkg WASM_PROFILE=web-test` for a quick one.
@@ -33,6 +33,12 @@ lint-wasm:
 bench-web: setup web-model
 	scripts/build-pkg.sh wasm
 	METRICANN_PKG=$(CURDIR)/pkg METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) node bench/web/bench.mjs
+
+## Embed latency of the shipped models (objects at 160² and 224², glyphs) in Chromium, CPU and
+## WebGPU; results in bench/results/browser-embed.json. Not in `make test`.
+bench-web-embed: setup
+	scripts/build-pkg.sh wasm
+	METRICANN_PKG=$(CURDIR)/pkg node bench/web/embed.mjs
 
 ## In-browser ANN benchmark against npm hnswlib-wasm (build, search, enroll + persist, reload,
 ## memory) at BENCH_ANN_SIZES vectors; results in bench/results/browser-ann-*.json. Not in `make test`.
