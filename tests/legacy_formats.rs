@@ -83,7 +83,11 @@ fn answers(gallery: &Gallery, queries: &[Vec<f32>]) -> Answers {
         .iter()
         .map(|q| {
             let found = gallery.search(q, TOP, None).unwrap();
-            found.matches.into_iter().map(|m| (m.label, m.score)).collect()
+            found
+                .matches
+                .into_iter()
+                .map(|m| (m.label, m.score))
+                .collect()
         })
         .collect();
     Answers {
@@ -115,13 +119,22 @@ fn all_answers() -> Expected {
 }
 
 fn assert_same(name: &str, now: &Answers, then: &Answers) {
-    assert_eq!((now.classes, now.vectors), (then.classes, then.vectors), "{name}");
+    assert_eq!(
+        (now.classes, now.vectors),
+        (then.classes, then.vectors),
+        "{name}"
+    );
     assert_eq!(now.top.len(), then.top.len(), "{name}");
     for (q, (a, b)) in now.top.iter().zip(&then.top).enumerate() {
         let labels = |r: &Vec<(String, f32)>| r.iter().map(|m| m.0.clone()).collect::<Vec<_>>();
         assert_eq!(labels(a), labels(b), "{name}, query {q}");
         for (x, y) in a.iter().zip(b) {
-            assert!((x.1 - y.1).abs() <= 1e-5, "{name}, query {q}: {} vs {}", x.1, y.1);
+            assert!(
+                (x.1 - y.1).abs() <= 1e-5,
+                "{name}, query {q}: {} vs {}",
+                x.1,
+                y.1
+            );
         }
     }
 }
@@ -155,7 +168,11 @@ fn the_previous_release_finds_each_query_in_its_own_class() {
             .zip(&labels)
             .filter(|(top, label)| &top[0].0 == *label)
             .count();
-        assert_eq!(right, queries.len(), "{name}: the fixture's own vectors must come first");
+        assert_eq!(
+            right,
+            queries.len(),
+            "{name}: the fixture's own vectors must come first"
+        );
     }
 }
 
@@ -177,12 +194,20 @@ fn bundles_of_the_previous_releases_load_and_embed_as_they_did() {
     assert!(bundle.header.calibration.is_none());
     let vector = embed_fixture_glyph(&bundle);
     let cosine: f32 = vector.iter().zip(recorded).map(|(a, b)| a * b).sum();
-    assert!(cosine > 0.9999, "cosine {cosine} with the recorded embedding");
+    assert!(
+        cosine > 0.9999,
+        "cosine {cosine} with the recorded embedding"
+    );
     let bytes = std::fs::read(dir().join("objects-f16.bundle")).unwrap();
     let bundle = Bundle::from_bytes("objects-f16.bundle", &bytes).unwrap();
     assert_eq!(bundle.fingerprint(), "8a97f91971d1fbbc");
     assert_eq!(bundle.header.embedding_dim, 128);
     let threshold = bundle.header.calibration.as_ref().map(|c| c.threshold);
-    assert!(threshold.is_some_and(|t| (t - 0.313).abs() < 0.001), "{threshold:?}");
-    bundle.load_model(&Backend::Ndarray.device().unwrap()).unwrap();
+    assert!(
+        threshold.is_some_and(|t| (t - 0.313).abs() < 0.001),
+        "{threshold:?}"
+    );
+    bundle
+        .load_model(&Backend::Ndarray.device().unwrap())
+        .unwrap();
 }
