@@ -116,33 +116,7 @@ pub fn open<'a>(name: &str, kind: [u8; 4], bytes: &'a [u8]) -> Result<&'a [u8]> 
             show_tag(&kind)
         )));
     }
-    let mut len_bytes = [0u8; 8];
-    len_bytes.copy_from_slice(&bytes[10..18]);
-    let declared = u64::from_le_bytes(len_bytes);
-    let expected_total = usize::try_from(declared)
-        .ok()
-        .and_then(|n| n.checked_add(HEADER_LEN + trailer));
-    match expected_total {
-        Some(total) if total == bytes.len() => {}
-        Some(total) if total > bytes.len() => {
-            return Err(corrupt(format!(
-                "truncated: {} bytes, the header declares {total}",
-                bytes.len()
-            )));
-        }
-        Some(total) => {
-            return Err(corrupt(format!(
-                "{} trailing bytes after the {total}-byte frame",
-                bytes.len() - total
-            )));
-        }
-        None => {
-            return Err(corrupt(format!(
-                "truncated: {} bytes, the header declares a {declared}-byte payload",
-                bytes.len()
-            )));
-        }
-    }
+    check_length(name, bytes, trailer)?;
     let body_end = bytes.len() - trailer;
     let mut sum_bytes = [0u8; 8];
     sum_bytes[..trailer].copy_from_slice(&bytes[body_end..]);
@@ -159,6 +133,32 @@ pub fn open<'a>(name: &str, kind: [u8; 4], bytes: &'a [u8]) -> Result<&'a [u8]> 
         )));
     }
     Ok(&bytes[HEADER_LEN..body_end])
+}
+
+/// The frame's declared payload length against its actual size.
+fn check_length(name: &str, bytes: &[u8], trailer: usize) -> Result<()> {
+    let corrupt = |reason: String| Error::corrupt(name, reason);
+    let mut len_bytes = [0u8; 8];
+    len_bytes.copy_from_slice(&bytes[10..18]);
+    let declared = u64::from_le_bytes(len_bytes);
+    let expected_total = usize::try_from(declared)
+        .ok()
+        .and_then(|n| n.checked_add(HEADER_LEN + trailer));
+    match expected_total {
+        Some(total) if total == bytes.len() => Ok(()),
+        Some(total) if total > bytes.len() => Err(corrupt(format!(
+            "truncated: {} bytes, the header declares {total}",
+            bytes.len()
+        ))),
+        Some(total) => Err(corrupt(format!(
+            "{} trailing bytes after the {total}-byte frame",
+            bytes.len() - total
+        ))),
+        None => Err(corrupt(format!(
+            "truncated: {} bytes, the header declares a {declared}-byte payload",
+            bytes.len()
+        ))),
+    }
 }
 
 /// The kind of a blob frame, if `bytes` starts like one (no checksum check).

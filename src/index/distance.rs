@@ -563,6 +563,7 @@ mod tests {
     #[test]
     fn avx2_kernel_agrees_with_portable() {
         if !x86::has_avx2_fma() {
+            println!("SKIPPED avx2_kernel_agrees_with_portable: this CPU has no AVX2+FMA");
             return;
         }
         for n in [16, 17, 31, 32, 33, 64, 128, 129, 512, 1000] {

@@ -626,6 +626,19 @@ fn persisted_state_reloads_identically() {
     }
 }
 
+/// Recall@10 of `index.search_ef(q, 10, 128)` against each query's exact top 10.
+fn recall_at_10(index: &Index, queries: &[Vec<f32>], truth: &[Vec<u64>]) -> f64 {
+    let hit: usize = queries
+        .iter()
+        .zip(truth)
+        .map(|(q, t)| {
+            let found = index.search_ef(q, 10, 128).unwrap();
+            found.iter().filter(|h| t.contains(&h.id)).count()
+        })
+        .sum();
+    hit as f64 / (10 * queries.len()) as f64
+}
+
 #[test]
 fn quantizing_shrinks_memory_keeps_recall_and_persists() {
     let dim = 32;
@@ -642,17 +655,7 @@ fn quantizing_shrinks_memory_keeps_recall_and_persists() {
         .iter()
         .map(|q| ids(&index.search_exact(q, 10).unwrap()))
         .collect();
-    let recall = |index: &Index| {
-        let hit: usize = queries
-            .iter()
-            .zip(&truth)
-            .map(|(q, t)| {
-                let found = index.search_ef(q, 10, 128).unwrap();
-                found.iter().filter(|h| t.contains(&h.id)).count()
-            })
-            .sum();
-        hit as f64 / (10 * queries.len()) as f64
-    };
+    let recall = |index: &Index| recall_at_10(index, &queries, &truth);
     let (memory, stored, float_recall) = (index.memory_bytes(), index.bytes(), recall(&index));
 
     let before: Vec<String> = index
@@ -710,6 +713,10 @@ fn quantizing_shrinks_memory_keeps_recall_and_persists() {
     for (name, bytes) in index.blobs().unwrap() {
         assert_eq!(blobs.0.get(&name), Some(&bytes), "{name}");
     }
+}
+
+#[test]
+fn quantization_settings_parse_and_default_to_float() {
     // A manifest written before quantisation existed reads as float.
     let old: IndexConfig = serde_json::from_str(r#"{"growing_capacity":100}"#).unwrap();
     assert_eq!(old.quantization, Quantization::None);
