@@ -1,0 +1,167 @@
+//! The index's parameters: graph construction, search breadth, segment
+//! sizes and quantisation. Stored in the gallery manifest.
+
+use super::*;
+
+/// Parameters of the index. Stored in the gallery manifest; fixed at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IndexConfig {
+    /// Vectors in the growing segment before it is sealed into a graph.
+    pub growing_capacity: usize,
+    /// HNSW `efConstruction`.
+    pub ef_construction: usize,
+    /// HNSW `ef` at query time (baked into each sealed graph when it is built;
+    /// [`Index::set_ef_search`] changes it afterwards).
+    pub ef_search: usize,
+    /// How a new node's neighbours are chosen while a graph is built.
+    pub neighbors: NeighborSelection,
+    /// How many segments of one size tier merge into one of the next.
+    pub merge_factor: usize,
+    /// Seed of the graph builder (each segment uses `seed + its sequence number`),
+    /// so that builds are reproducible.
+    pub seed: u64,
+    /// How sealed graphs store their vectors.
+    pub quantization: Quantization,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self {
+            growing_capacity: 1024,
+            ef_construction: 100,
+            ef_search: 64,
+            neighbors: NeighborSelection::default(),
+            merge_factor: 4,
+            seed: 0x6d65_7472_6963_616e, // "metrican"
+            quantization: Quantization::None,
+        }
+    }
+}
+
+/// How a node's graph neighbours are chosen while a HNSW graph is built
+/// (instant-distance's `Builder::select_heuristic`). Only the build reads it: a
+/// graph is searched the same way whichever built it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NeighborSelection {
+    /// instant-distance's default: the HNSW paper's diversity heuristic, then the
+    /// pruned candidates fill the rest of the list (`keep_pruned`), so every node
+    /// has 2M = 64 layer-0 links. The heuristic is re-run on a neighbour's list
+    /// each time a new node links to it.
+    #[default]
+    DiverseFill,
+    /// The diversity heuristic alone (what hnswlib does): fewer, more useful
+    /// links, so both building and searching visit fewer nodes.
+    Diverse,
+    /// The nearest candidates, no heuristic: the cheapest build, the weakest
+    /// graph on clustered data.
+    Nearest,
+}
+
+impl NeighborSelection {
+    pub(crate) fn heuristic(self) -> Option<instant_distance::Heuristic> {
+        match self {
+            NeighborSelection::DiverseFill => Some(instant_distance::Heuristic {
+                extend_candidates: false,
+                keep_pruned: true,
+            }),
+            NeighborSelection::Diverse => Some(instant_distance::Heuristic {
+                extend_candidates: false,
+                keep_pruned: false,
+            }),
+            NeighborSelection::Nearest => None,
+        }
+    }
+}
+
+impl std::str::FromStr for NeighborSelection {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "diverse-fill" => Ok(NeighborSelection::DiverseFill),
+            "diverse" => Ok(NeighborSelection::Diverse),
+            "nearest" => Ok(NeighborSelection::Nearest),
+            other => Err(Error::BadInput(format!(
+                "neighbour selection {other:?}: expected diverse-fill, diverse or nearest"
+            ))),
+        }
+    }
+}
+
+/// How a sealed graph stores its vectors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Quantization {
+    /// `f32`: 4 bytes a dimension.
+    #[default]
+    None,
+    /// Scalar quantisation: one `i8` a dimension plus one `f32` scale a vector
+    /// (132 bytes instead of 512 at dimension 128). The graph walk runs on the
+    /// codes and its candidates are re-ranked with the float query; the float
+    /// vectors are not kept. What it costs in recall is in the README's
+    /// benchmark. The growing segment and flat segments stay `f32`.
+    Int8,
+}
+
+impl std::str::FromStr for Quantization {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" | "f32" => Ok(Quantization::None),
+            "int8" => Ok(Quantization::Int8),
+            other => Err(Error::BadInput(format!(
+                "quantization {other:?}: expected none or int8"
+            ))),
+        }
+    }
+}
+
+impl IndexConfig {
+    /// Checks that every parameter is usable.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str, v: usize, min: usize| {
+            Err(Error::BadInput(format!(
+                "index {what} must be at least {min}, got {v}"
+            )))
+        };
+        if self.growing_capacity < 1 {
+            return bad("growing_capacity", self.growing_capacity, 1);
+        }
+        if self.growing_capacity > 1 << 24 {
+            return Err(Error::BadInput(format!(
+                "index growing_capacity {} is too large (at most {})",
+                self.growing_capacity,
+                1 << 24
+            )));
+        }
+        if self.ef_construction < 1 {
+            return bad("ef_construction", self.ef_construction, 1);
+        }
+        if self.ef_search < 1 {
+            return bad("ef_search", self.ef_search, 1);
+        }
+        if self.merge_factor < 2 {
+            return bad("merge_factor", self.merge_factor, 2);
+        }
+        Ok(())
+    }
+
+    /// The size tier of a segment with `count` vectors: how many times
+    /// `merge_factor` fits in `count / growing_capacity`.
+    pub fn tier(&self, count: usize) -> u32 {
+        size_tier(count / self.growing_capacity.max(1), self.merge_factor)
+    }
+}
+
+/// How many times `factor` (at least 2) fits in `count`: the size tier that
+/// log-structured merging groups segments, growing chunks and class pages by.
+pub(crate) fn size_tier(count: usize, factor: usize) -> u32 {
+    let factor = factor.max(2);
+    let (mut x, mut t) = (count, 0);
+    while x >= factor {
+        x /= factor;
+        t += 1;
+    }
+    t
+}
