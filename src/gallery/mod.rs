@@ -253,9 +253,16 @@ impl Gallery {
             return Err(Error::BadInput("the model fingerprint is empty".into()));
         }
         let index = Index::new(config.dim, config.fingerprint.clone(), config.index)?;
-        let mut gallery = Gallery {
-            fingerprint: config.fingerprint,
-            dim: config.dim,
+        let mut gallery = Gallery::empty(config.fingerprint, config.dim, index);
+        let cs = gallery.finish(ChangeSet::new())?;
+        Ok((gallery, cs))
+    }
+
+    /// A gallery of no class over `index`, with every counter at its start.
+    fn empty(fingerprint: String, dim: usize, index: Index) -> Gallery {
+        Gallery {
+            fingerprint,
+            dim,
             index,
             classes: BTreeMap::new(),
             by_label: Labels::default(),
@@ -271,9 +278,7 @@ impl Gallery {
             legacy: Vec::new(),
             manifest_bytes: 0,
             auto_maintain: true,
-        };
-        let cs = gallery.finish(ChangeSet::new())?;
-        Ok((gallery, cs))
+        }
     }
 
     /// Whether mutations also seal and merge index segments in the same change

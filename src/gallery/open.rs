@@ -47,23 +47,11 @@ impl Gallery {
     /// A gallery with the manifest's settings and index, and no class yet.
     fn empty_from(manifest: &Manifest, index: Index, manifest_bytes: u64) -> Gallery {
         Gallery {
-            fingerprint: manifest.fingerprint.clone(),
-            dim: manifest.dim,
-            index,
-            classes: BTreeMap::new(),
-            by_label: Labels::default(),
-            owner: Owners::default(),
             next_class_id: manifest.next_class_id,
             next_vector_id: manifest.next_vector_id,
             next_class_seq: manifest.next_class_seq,
-            max_examples: 0,
-            empty_classes: 0,
-            pending_deletes: Vec::new(),
-            dirty: BTreeSet::new(),
-            pages: Pages::default(),
-            legacy: Vec::new(),
             manifest_bytes,
-            auto_maintain: true,
+            ..Gallery::empty(manifest.fingerprint.clone(), manifest.dim, index)
         }
     }
 
