@@ -811,4 +811,6 @@ fn seq_of(name: &str) -> u64 {
 }
 
 #[cfg(test)]
+pub(crate) mod test_data;
+#[cfg(test)]
 mod tests;

@@ -410,24 +410,7 @@ fn checked_dim(name: &str, dim: u64) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut out = Vec::with_capacity(n * dim);
-        for _ in 0..n {
-            let v: Vec<f32> = (0..dim)
-                .map(|_| {
-                    s ^= s << 13;
-                    s ^= s >> 7;
-                    s ^= s << 17;
-                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                })
-                .collect();
-            let norm = distance::norm_squared(&v).sqrt();
-            out.extend(v.iter().map(|x| x / norm));
-        }
-        out
-    }
+    use crate::index::test_data::unit_vectors;
 
     fn flat(n: usize, dim: usize) -> Flat {
         Flat {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::index::test_data::random_unit;
 use std::collections::HashMap;
 
 struct Blobs(HashMap<String, Vec<u8>>);
@@ -21,29 +22,6 @@ impl Blobs {
             self.0.remove(&n);
         }
     }
-}
-
-/// Random unit vectors (xorshift + Box–Muller, so directions are uniform).
-pub(crate) fn random_unit(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
-    (0..n)
-        .map(|_| {
-            let v: Vec<f32> = (0..dim)
-                .map(|_| {
-                    let (u1, u2) = (next(), next());
-                    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-                })
-                .collect();
-            let n = distance::norm_squared(&v).sqrt();
-            v.into_iter().map(|x| x / n).collect()
-        })
-        .collect()
 }
 
 fn small_config() -> IndexConfig {
