@@ -18,16 +18,11 @@
 import { readFile, writeFile, readdir, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HERE, ROOT, PKG, MODELS, serve, launch, benchPage, BASE_ARGS } from '../../tests/web/lib.mjs';
+import { HERE, ROOT, PKG, MODELS, serve, launch, benchPage, BASE_ARGS, flag } from '../../tests/web/lib.mjs';
 
 /** This folder: the in-page benchmark modules are under pages/, served at /bench/. */
 const BENCH = fileURLToPath(new URL('.', import.meta.url));
 
-const argv = process.argv.slice(2);
-const flag = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : dflt;
-};
 const SIZES = flag('sizes', '10000,100000').split(',').map(Number);
 const RELOADS = Math.max(1, Number(flag('reloads', '1')));
 const PROFILE = flag('profile', null);
@@ -132,7 +127,7 @@ async function importRun(dir) {
   };
   const out = join(ROOT, `bench/results/browser-ann-import-${meta.n}x${meta.dim}.json`);
   const report = { params: a, data: meta.data, native: meta, metricann: {} };
-  if (argv.includes('--skip-hnswlib')) {
+  if (process.argv.includes('--skip-hnswlib')) {
     // Keep hnswlib's figures from the earlier run, and say when they are from.
     const earlier = await readFile(out, 'utf8').then(JSON.parse, () => null);
     if (earlier?.hnswlib) report.hnswlib = { ...earlier.hnswlib, from: earlier.hnswlib.from ?? earlier.when ?? 'an earlier run' };
@@ -149,7 +144,7 @@ async function importRun(dir) {
     report.metricann[storage] = ours;
     await save();
   }
-  if (files.includes('hnswlib-wasm32.bin') && !argv.includes('--skip-hnswlib')) {
+  if (files.includes('hnswlib-wasm32.bin') && !process.argv.includes('--skip-hnswlib')) {
     // Each enrollment rewrites the whole file: a few are enough.
     const theirs = await side('hnswImport', 'hnswReopen', { ...a, extra: Math.min(a.extra, 3) });
     console.log(`hnswlib-wasm ${meta.n}:`, JSON.stringify(theirs));

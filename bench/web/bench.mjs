@@ -6,16 +6,11 @@ import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HERE, ROOT, PKG, MODELS, FIXTURES, serve, listFixture, launch, benchPage, BASE_ARGS, WEBGPU_ARGS } from '../../tests/web/lib.mjs';
+import { HERE, ROOT, PKG, MODELS, FIXTURES, serve, listFixture, launch, benchPage, BASE_ARGS, WEBGPU_ARGS, flag } from '../../tests/web/lib.mjs';
 
 /** This folder: the in-page benchmark modules are under pages/, served at /bench/. */
 const BENCH = fileURLToPath(new URL('.', import.meta.url));
 
-const argv = process.argv.slice(2);
-const flag = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : dflt;
-};
 const SIZES = flag('sizes', '10000,100000').split(',').map(Number);
 const RUNS = Number(flag('runs', '100'));
 const PER_CLASS = Number(flag('per-class', '10'));

@@ -12,14 +12,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { execFileSync } from 'node:child_process';
-import { HERE, ROOT, PKG, CHROMIUM, serve, launch, benchPage, BASE_ARGS, WEBGPU_ARGS } from '../../tests/web/lib.mjs';
+import { HERE, ROOT, PKG, CHROMIUM, serve, launch, benchPage, BASE_ARGS, WEBGPU_ARGS, flag } from '../../tests/web/lib.mjs';
 
 const BENCH = fileURLToPath(new URL('.', import.meta.url));
-const argv = process.argv.slice(2);
-const flag = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : dflt;
-};
 const RUNS = Number(flag('runs', '20'));
 const OUT = flag('out', join(ROOT, 'bench/results/browser-embed.json'));
 const PHOTO = join(ROOT, 'tests/fixtures/imagenet');

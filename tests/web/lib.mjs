@@ -70,6 +70,12 @@ export async function listFixture(split = 'train') {
   return out;
 }
 
+/** The value after `--name` on the command line, or `dflt` (the benchmark scripts' flags). */
+export function flag(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`, 2);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+}
+
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 export const BASE_ARGS = [
   '--headless',
