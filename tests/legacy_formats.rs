@@ -1,13 +1,13 @@
 //! Stored data of an earlier release still opens and answers as it did.
 //!
 //! `tests/fixtures/legacy/` holds galleries (growing segments with class
-//! pages, a sealed graph, an int8 graph), an export file and model bundles
-//! written by the release of 2026-12-03 (commit a51eea9; the glyph bundle is
-//! the one first shipped, in 576b3f0), and `expected.json`:
+//! pages, a sealed graph, an int8 graph) and an export file written by the
+//! release of 2026-12-03 (commit a51eea9), and `expected.json`:
 //! what that release answered for the glyph embeddings in `queries.npy`.
 //! A change to a stored format must keep these readable; a change in the
 //! answers fails here. `METRICANN_BLESS_LEGACY=1` rewrites `expected.json`
-//! (only ever with the release that wrote the fixtures).
+//! (only ever with the release that wrote the fixtures). That release's model
+//! bundles are the shipped ones in `www/models/`.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +38,18 @@ struct Expected {
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy")
+}
+
+/// The shipped models are the previous release's bundles (a copy here would
+/// only double 12 MB); whoever replaces one keeps a small bundle of its format
+/// in `tests/fixtures/legacy/` instead.
+fn shipped(file: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("www/models")
+            .join(file),
+    )
+    .unwrap()
 }
 
 /// Rows of a little-endian float32 .npy (as `metricann extract` writes).
@@ -187,10 +199,14 @@ fn embed_fixture_glyph(bundle: &Bundle) -> Vec<f32> {
 #[test]
 fn bundles_of_the_previous_releases_load_and_embed_as_they_did() {
     let recorded = &read_npy(&dir().join("queries.npy"))[0];
-    let bytes = std::fs::read(dir().join("glyphs.bundle")).unwrap();
+    let bytes = shipped("glyphs.bundle");
     let bundle = Bundle::from_bytes("glyphs.bundle", &bytes)
         .unwrap_or_else(|e| panic!("glyphs.bundle no longer loads: {e}"));
-    assert_eq!(bundle.fingerprint(), "c81bd90654744dcb");
+    assert_eq!(
+        bundle.fingerprint(),
+        "c81bd90654744dcb",
+        "www/models/glyphs.bundle is no longer the first release's: keep that format here"
+    );
     assert!(bundle.header.calibration.is_none());
     let vector = embed_fixture_glyph(&bundle);
     let cosine: f32 = vector.iter().zip(recorded).map(|(a, b)| a * b).sum();
@@ -198,9 +214,13 @@ fn bundles_of_the_previous_releases_load_and_embed_as_they_did() {
         cosine > 0.9999,
         "cosine {cosine} with the recorded embedding"
     );
-    let bytes = std::fs::read(dir().join("objects-f16.bundle")).unwrap();
-    let bundle = Bundle::from_bytes("objects-f16.bundle", &bytes).unwrap();
-    assert_eq!(bundle.fingerprint(), "8a97f91971d1fbbc");
+    let bytes = shipped("objects.bundle");
+    let bundle = Bundle::from_bytes("objects.bundle", &bytes).unwrap();
+    assert_eq!(
+        bundle.fingerprint(),
+        "8a97f91971d1fbbc",
+        "www/models/objects.bundle is no longer this release's: keep an f16 bundle here"
+    );
     assert_eq!(bundle.header.embedding_dim, 128);
     let threshold = bundle.header.calibration.as_ref().map(|c| c.threshold);
     assert!(
