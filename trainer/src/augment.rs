@@ -312,7 +312,7 @@ pub fn augment(
         return metricann::image::fit_square(img, out_size);
     }
     // Transparency flattened on white, the whole image kept (no centre crop).
-    let mut rgb = flatten(img);
+    let mut rgb = metricann::image::flatten_on_white(img);
     // Far larger than needed: shrink first so bilinear sampling does not alias.
     let target = out_size.saturating_mul(3) / 2 + 1;
     if rgb.width().min(rgb.height()) > 2 * target {
@@ -406,22 +406,6 @@ fn jpeg_round_trip(img: RgbImage, quality: u8) -> RgbImage {
         Ok(decoded) => decoded.to_rgb8(),
         Err(_) => img,
     }
-}
-
-/// RGB with transparency flattened on white, at the image's own size.
-fn flatten(img: &DynamicImage) -> RgbImage {
-    if !img.color().has_alpha() {
-        return img.to_rgb8();
-    }
-    let rgba = img.to_rgba8();
-    let mut out = RgbImage::new(rgba.width(), rgba.height());
-    for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
-        let a = p.0[3] as u32;
-        for c in 0..3 {
-            o.0[c] = ((p.0[c] as u32 * a + 255 * (255 - a)) / 255) as u8;
-        }
-    }
-    out
 }
 
 #[cfg(test)]
