@@ -26,6 +26,7 @@ use serde::Serialize;
 use metricann::blob::{BlobRead, ChangeSet, MANIFEST};
 use metricann::gallery::{Enrollment, Gallery, GalleryConfig, OpenMode};
 use metricann::index::IndexConfig;
+use metricann::metrics;
 use metricann::store::{BlobStore, FsStore, MemoryStore};
 use metricann::{Error, Result};
 
@@ -438,16 +439,12 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
 
     let gallery = gallery.read();
     let sample: Vec<usize> = (0..add.len()).step_by((add.len() / 1000).max(1)).collect();
-    let mut found = 0;
+    let mut answers = Vec::with_capacity(sample.len());
     for &i in &sample {
         let r = gallery.search(&add[i], 1, None)?;
-        if r.matches
-            .first()
-            .is_some_and(|m| m.label == format!("added-{i}"))
-        {
-            found += 1;
-        }
+        answers.push(r.matches.into_iter().map(|m| m.label).collect());
     }
+    let truth: Vec<String> = sample.iter().map(|i| format!("added-{i}")).collect();
     Ok(EnrollReport {
         library: "metricann",
         base: n_base,
@@ -465,7 +462,7 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
         maintenance: steps,
         search: Latency::of(search_all),
         search_during_builds: Latency::of(search_during),
-        added_found_top1: found as f64 / sample.len().max(1) as f64,
+        added_found_top1: metrics::top_k_accuracy(&answers, &truth, 1),
         segments_after: gallery.stats().segments.len(),
         peak_rss_bytes: proc_status("VmHWM"),
     })

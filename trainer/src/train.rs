@@ -26,7 +26,7 @@ use metricann::model::{Architecture, Bundle, EmbeddingModel, TrainingSummary};
 use metricann::{Error, Result};
 
 use crate::augment::{AugmentConfig, augment};
-use crate::eval::retrieval_metrics;
+use crate::eval::leave_one_out;
 use crate::loss::{LossKind, loss};
 use crate::sampler::PkSampler;
 
@@ -540,7 +540,7 @@ fn validate(
         opts.architecture.embedding_dim(),
     );
     let vectors = embedder.embed(&val.images)?;
-    let m = retrieval_metrics(&vectors, &val.labels);
+    let m = leave_one_out(&vectors, &val.labels);
     Ok((m.map_at_r, m.precision_at_1))
 }
 
