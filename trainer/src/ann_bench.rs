@@ -60,6 +60,7 @@ pub struct BenchArgs {
     /// in order, on the same graph (none before int8: codes cannot become floats again).
     #[arg(long, num_args = 1.., value_delimiter = ',', default_value = "none")]
     pub quantize: Vec<Quantization>,
+    /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }

@@ -64,6 +64,7 @@ pub struct EnrollBenchArgs {
     /// paid once across runs; `DIR.json` keeps its build time).
     #[arg(long)]
     pub base_gallery: Option<PathBuf>,
+    /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }

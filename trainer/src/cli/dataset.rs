@@ -11,19 +11,22 @@ use crate::glyphs::{CharSet, GlyphSpec};
 
 #[derive(Args, Debug)]
 pub struct GlyphArgs {
-    /// gb2312-1, gb2312-2, a range like U+4E00..U+4E2F, a literal list, or a file.
+    /// Characters to render: gb2312-1, gb2312-2, a range like U+4E00..U+4E2F, a literal list, or a file.
     #[arg(long)]
     pub chars: String,
     /// Font files (.ttf, .otf, .ttc); every face of a collection is one example.
     #[arg(long, num_args = 1.., required = true)]
     pub fonts: Vec<PathBuf>,
+    /// ImageFolder to create (a missing or empty folder).
     #[arg(long)]
     pub out: PathBuf,
+    /// Side of the square images, in pixels (8 to 1024).
     #[arg(long, default_value_t = 64)]
     pub size: u32,
-    /// Drop characters drawn by fewer distinct faces.
+    /// Drop characters drawn by fewer distinct faces than this.
     #[arg(long, default_value_t = 2)]
     pub min_fonts: usize,
+    /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }

@@ -47,40 +47,53 @@ pub struct EvalArgs {
     /// Also run N-way episodes (Prototypical Networks protocol).
     #[arg(long)]
     pub ways: Option<usize>,
+    /// Episodes to run with --ways.
     #[arg(long, default_value_t = 1000)]
     pub episodes: usize,
     /// Queries per class in an episode.
     #[arg(long, default_value_t = 5)]
     pub queries: usize,
+    /// Seed for picking the enrolled images and the episodes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Backend to embed with: ndarray, wgpu or cuda.
     #[arg(long, default_value = "ndarray")]
     pub backend: String,
+    /// Print one JSON object per --shots count (and source) on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct BenchTrainArgs {
+    /// Backend to time: ndarray, wgpu or cuda.
     #[arg(long, default_value = "ndarray")]
     pub backend: String,
+    /// Images per step: P classes × --per-class examples.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
+    /// Examples of each class in a batch (the K of P×K).
     #[arg(long, default_value_t = 4)]
     pub per_class: usize,
+    /// Side of the square input images, in pixels.
     #[arg(long, default_value_t = 64)]
     pub input_size: u32,
+    /// Channels per stage of resnet-glyph, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "32,64,128,256")]
     pub widths: Vec<usize>,
+    /// Length of the embedding vectors.
     #[arg(long, default_value_t = 128)]
     pub embedding_dim: usize,
     /// The network: resnet-glyph (--widths) or efficientnet-lite0.
     #[arg(long, value_enum, default_value = "resnet-glyph")]
     pub arch: TrainArch,
+    /// Untimed steps first (kernel compilation and autotuning).
     #[arg(long, default_value_t = 10)]
     pub warmup: usize,
+    /// Timed steps.
     #[arg(long, default_value_t = 50)]
     pub steps: usize,
+    /// Print the timings as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }

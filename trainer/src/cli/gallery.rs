@@ -26,8 +26,10 @@ use crate::dataset::ImageFolder;
 
 #[derive(Args, Debug)]
 pub struct BuildIndexArgs {
+    /// Folder that `extract` wrote (vectors.npy, labels.tsv, meta.json).
     #[arg(long)]
     pub embeddings: PathBuf,
+    /// Folder to create the gallery in (it must not hold one already).
     #[arg(long)]
     pub out: PathBuf,
     /// Vectors in the growing segment before it is sealed into an HNSW graph.
@@ -47,72 +49,91 @@ pub struct BuildIndexArgs {
     /// faster to search (each segment is searched per query). For bulk loads.
     #[arg(long)]
     pub optimize: bool,
+    /// Print the gallery's stats as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct SearchArgs {
+    /// The model bundle the gallery was built with (their fingerprints must match).
     #[arg(long)]
     pub model: PathBuf,
+    /// The gallery folder.
     #[arg(long)]
     pub index: PathBuf,
+    /// An image to look up; repeat for several.
     #[arg(long = "image", required = true)]
     pub images: Vec<PathBuf>,
+    /// Classes to list per image, nearest first.
     #[arg(long, default_value_t = 5)]
     pub k: usize,
     /// Scores below this make a result "unknown" (default: the threshold the
     /// bundle was calibrated with, if any; -1 turns it off).
     #[arg(long)]
     pub threshold: Option<f32>,
+    /// Backend to embed with: ndarray, wgpu or cuda.
     #[arg(long, default_value = "ndarray")]
     pub backend: String,
     /// Search what is intact when some segment or class record is damaged.
     #[arg(long)]
     pub skip_damaged: bool,
+    /// Print the results as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct UpdateArgs {
+    /// The model bundle the gallery was built with (their fingerprints must match).
     #[arg(long)]
     pub model: PathBuf,
+    /// The gallery folder to enroll into.
     #[arg(long)]
     pub index: PathBuf,
+    /// ImageFolder of the classes to enroll (new ones, or more examples of known ones).
     #[arg(long)]
     pub new_data: PathBuf,
+    /// Backend to embed with: ndarray, wgpu or cuda.
     #[arg(long, default_value = "ndarray")]
     pub backend: String,
+    /// Print the gallery's stats as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct RemoveArgs {
+    /// The gallery folder.
     #[arg(long)]
     pub index: PathBuf,
+    /// Name of the class to remove, with all its examples.
     #[arg(long)]
     pub class: String,
+    /// Print the gallery's stats as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
+    /// The gallery folder.
     #[arg(long)]
     pub index: PathBuf,
+    /// Print the gallery's stats as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
+    /// The gallery folder to export.
     #[arg(long)]
     pub index: PathBuf,
     /// The export file to write (replaced when it exists).
     #[arg(long)]
     pub out: PathBuf,
+    /// Print the gallery's stats and the export's size as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }

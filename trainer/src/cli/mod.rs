@@ -157,3 +157,51 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import(a) => model::import(a),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// `--help` is the only manual most users read: every command and every
+    /// option in it says, in one line, what it is for.
+    #[test]
+    fn every_command_and_option_has_one_line_of_help() {
+        let mut missing = Vec::new();
+        undocumented(&Cli::command(), "metricann", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "without one line of help: {}",
+            missing.join(", ")
+        );
+    }
+
+    fn undocumented(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        let one_line = |help: Option<&clap::builder::StyledStr>| {
+            help.map(ToString::to_string)
+                .is_some_and(|h| !h.trim().is_empty() && !h.contains('\n'))
+        };
+        for arg in command.get_arguments() {
+            if matches!(arg.get_id().as_str(), "help" | "version") {
+                continue;
+            }
+            if !one_line(arg.get_help()) {
+                let name = arg.get_long().unwrap_or(arg.get_id().as_str());
+                missing.push(format!("{path} --{name}"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            let sub_path = format!("{path} {}", sub.get_name());
+            if !one_line(sub.get_about()) {
+                missing.push(sub_path.clone());
+            }
+            undocumented(sub, &sub_path, missing);
+        }
+    }
+}

@@ -59,6 +59,7 @@ pub struct TrainArgs {
     /// Hold out this fraction of the classes for validation.
     #[arg(long)]
     pub val_split: Option<f32>,
+    /// Training epochs at most (--patience may stop earlier).
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
     /// Images per batch: P classes × --per-class examples.
@@ -67,35 +68,43 @@ pub struct TrainArgs {
     /// Examples of each class in a batch (the K of P×K).
     #[arg(long, default_value_t = 4)]
     pub per_class: usize,
-    /// triplet (batch-hard), triplet-semihard or contrastive.
+    /// The loss: triplet (batch-hard), triplet-semihard or contrastive.
     #[arg(long, default_value = "triplet")]
     pub loss: String,
+    /// Margin of the triplet or contrastive loss (Euclidean distance between unit vectors, 0 to 2).
     #[arg(long, default_value_t = 0.2)]
     pub margin: f32,
+    /// Peak learning rate (warm-up over the first 5% of steps, then cosine decay).
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// AdamW's weight decay.
     #[arg(long, default_value_t = 5e-4)]
     pub weight_decay: f32,
-    /// ndarray, wgpu or cuda.
+    /// Backend to train on: ndarray, wgpu or cuda.
     #[arg(long, default_value = "ndarray")]
     pub backend: String,
     /// Stop after this many epochs without a better validation MAP@R (0: never).
     #[arg(long, default_value_t = 5)]
     pub patience: usize,
+    /// Folder for the epoch checkpoints and metrics.jsonl.
     #[arg(long, default_value = "checkpoints")]
     pub ckpt_dir: PathBuf,
+    /// Where to write the best epoch's model bundle.
     #[arg(long, default_value = "model.bundle")]
     pub model_out: PathBuf,
     /// Continue from an epoch checkpoint (`CKPT_DIR/epoch-NNN.bundle`).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Side of the square input images, in pixels.
     #[arg(long, default_value_t = 64)]
     pub input_size: u32,
+    /// Length of the embedding vectors.
     #[arg(long, default_value_t = 128)]
     pub embedding_dim: usize,
     /// Channels per stage, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "32,64,128,256")]
     pub widths: Vec<usize>,
+    /// Residual blocks per stage of resnet-glyph.
     #[arg(long, default_value_t = 1)]
     pub blocks_per_stage: usize,
     /// The network: resnet-glyph (the small glyph CNN, --widths) or efficientnet-lite0.
@@ -122,6 +131,7 @@ pub struct TrainArgs {
     /// Probability of a low-quality JPEG round trip per training image.
     #[arg(long, default_value_t = 0.0)]
     pub jpeg_prob: f32,
+    /// Seed of the initial weights, the --val-split class split, batch sampling and augmentation.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Print the report as one JSON object on stdout.
@@ -131,22 +141,29 @@ pub struct TrainArgs {
 
 #[derive(Args, Debug)]
 pub struct ExtractArgs {
+    /// The model bundle to embed with.
     #[arg(long)]
     pub model: PathBuf,
+    /// ImageFolder to embed (one sub-folder per class).
     #[arg(long)]
     pub data: PathBuf,
+    /// Folder to write vectors.npy, labels.tsv and meta.json to.
     #[arg(long)]
     pub out: PathBuf,
+    /// Backend to embed with: ndarray, wgpu or cuda.
     #[arg(long, default_value = "ndarray")]
     pub backend: String,
+    /// Images embedded at once.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Print a one-line JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
+    /// The model bundle to read.
     #[arg(long)]
     pub model: PathBuf,
     /// KEY=VALUE recorded in the header's training notes (VALUE is JSON, or a
