@@ -175,7 +175,10 @@ pub fn fit_square(image: &DynamicImage, size: u32) -> RgbImage {
     ::image::imageops::crop_imm(&resized, (nw - size) / 2, (nh - size) / 2, size, size).to_image()
 }
 
-fn flatten_on_white(image: &DynamicImage) -> RgbImage {
+/// The image as RGB at its own size, transparency flattened onto white:
+/// [`fit_square`]'s first step, and training augmentation's, so that both see
+/// the same pixels.
+pub fn flatten_on_white(image: &DynamicImage) -> RgbImage {
     if !image.color().has_alpha() {
         return image.to_rgb8();
     }

@@ -1,7 +1,7 @@
 //! Evaluation metrics, as pure functions.
 //!
 //! - classification-style, over ranked *class* predictions: [`top_k_accuracy`],
-//!   [`mean_reciprocal_rank`];
+//!   [`mean_reciprocal_rank`] (per query: [`accuracy_at_k`], [`reciprocal_rank`]);
 //! - retrieval-style, per query over the relevance of the retrieved *examples*
 //!   (nearest neighbours, the query itself excluded, `true` = same label):
 //!   [`precision_at_k`] (P@1 with k = 1), [`r_precision`] and [`map_at_r`] as
@@ -20,7 +20,7 @@ pub fn top_k_accuracy<L: PartialEq>(ranked: &[Vec<L>], truth: &[L], k: usize) ->
         ranked
             .iter()
             .zip(truth)
-            .map(|(r, t)| f64::from(u8::from(r.iter().take(k).any(|x| x == t)))),
+            .map(|(r, t)| accuracy_at_k(&relevance(r, t), k)),
     )
 }
 
@@ -38,6 +38,12 @@ pub fn mean_reciprocal_rank<L: PartialEq>(ranked: &[Vec<L>], truth: &[L]) -> f64
 /// Which retrieved items are correct: `retrieved[i] == truth`.
 pub fn relevance<L: PartialEq>(retrieved: &[L], truth: &L) -> Vec<bool> {
     retrieved.iter().map(|x| x == truth).collect()
+}
+
+/// Top-k accuracy of one query: 1 when any of the first `k` retrieved is
+/// correct, else 0.
+pub fn accuracy_at_k(relevant: &[bool], k: usize) -> f64 {
+    f64::from(u8::from(relevant.iter().take(k).any(|&h| h)))
 }
 
 /// 1 / (rank of the first correct item), 0 when none is correct.
@@ -187,6 +193,9 @@ mod tests {
         assert!(close(precision_at_k(&rel, 5), 0.6));
         assert_eq!(precision_at_k(&[false, true], 1), 0.0);
         assert_eq!(reciprocal_rank(&[false, false, true]), 1.0 / 3.0);
+        assert_eq!(accuracy_at_k(&[false, false, true], 2), 0.0);
+        assert_eq!(accuracy_at_k(&[false, false, true], 3), 1.0);
+        assert_eq!(accuracy_at_k(&[], 1), 0.0);
         assert_eq!(reciprocal_rank(&[false]), 0.0);
         // R = 10: only the first correct gives 0.1. Five correct give the same
         // R-precision (0.5) whether they come first or last, but MAP@R rewards

@@ -60,6 +60,7 @@ pub struct BenchArgs {
     /// in order, on the same graph (none before int8: codes cannot become floats again).
     #[arg(long, num_args = 1.., value_delimiter = ',', default_value = "none")]
     pub quantize: Vec<Quantization>,
+    /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -154,6 +155,64 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Runs the benchmark.
 pub fn run(a: &BenchArgs) -> Result<Report> {
+    let neighbors = check_args(a)?;
+    let inputs = read_inputs(a)?;
+    let (n, dim, nq) = (inputs.base.len(), inputs.dim, inputs.queries.len());
+    let rss_inputs = proc_status("VmRSS");
+    let peak_reset = reset_peak_rss();
+    let Inputs {
+        base, queries, gt, ..
+    } = inputs;
+    let built = build(a, base, dim, neighbors)?;
+    let peak_rss_build = proc_status(if peak_reset { "VmHWM" } else { "VmPeak" });
+    let rss_after_build = proc_status("VmRSS");
+    let mut index = built.index;
+    let ground_truth = ground_truth(a, &index, &queries, gt)?;
+    let index_bytes = index.bytes();
+    let mut runs = Vec::with_capacity(a.ef.len() * a.quantize.len());
+    for &quantization in &a.quantize {
+        if quantization == Quantization::Int8 {
+            // The change set (the re-encoded segment) is dropped, as in `build`.
+            index.quantize()?;
+        }
+        for &ef in &a.ef {
+            runs.push(run_queries(
+                &mut index,
+                &queries,
+                &ground_truth,
+                a.k,
+                ef,
+                quantization,
+            )?);
+        }
+    }
+    Ok(Report {
+        library: "metricann (instant-distance graph, own search)",
+        base: a.base.clone(),
+        queries: a.queries.clone(),
+        n,
+        dim,
+        nq,
+        k: a.k,
+        m: a.m,
+        ef_construction: a.ef_construction,
+        neighbors,
+        build_threads: built.threads,
+        build_seconds: built.seconds,
+        kernel: distance::kernel_name(),
+        ground_truth: if a.gt.is_some() { "file" } else { "exact" },
+        memory: Memory {
+            rss_inputs_bytes: rss_inputs,
+            peak_rss_build_bytes: peak_rss_build,
+            rss_after_build_bytes: rss_after_build,
+            index_bytes,
+        },
+        runs,
+    })
+}
+
+/// Refuses settings the benchmark cannot honour, before any file is read.
+fn check_args(a: &BenchArgs) -> Result<NeighborSelection> {
     if a.m != INSTANT_DISTANCE_M {
         return Err(Error::BadInput(format!(
             "--m {}: instant-distance's M is fixed at {INSTANT_DISTANCE_M} (64 links per node on layer 0)",
@@ -180,10 +239,20 @@ pub fn run(a: &BenchArgs) -> Result<Report> {
             "--quantize: none after int8; codes cannot become floats again, list none first".into(),
         ));
     }
-    let neighbors: NeighborSelection = a
-        .neighbors
+    a.neighbors
         .parse()
-        .map_err(|e| Error::BadInput(format!("--neighbors: {e}")))?;
+        .map_err(|e| Error::BadInput(format!("--neighbors: {e}")))
+}
+
+/// The base and query vectors, and the ground truth file if there is one.
+struct Inputs {
+    base: Vec<Vec<f32>>,
+    queries: Vec<Vec<f32>>,
+    dim: usize,
+    gt: Option<Vec<Vec<u64>>>,
+}
+
+fn read_inputs(a: &BenchArgs) -> Result<Inputs> {
     let mut base = read_vectors(&a.base)?;
     if let Some(limit) = a.limit {
         base.truncate(limit.max(1));
@@ -201,33 +270,55 @@ pub fn run(a: &BenchArgs) -> Result<Report> {
     }
     let gt = match &a.gt {
         None => None,
-        Some(path) => {
-            let gt = crate::npy::read_ids(path)?;
-            if gt.len() != queries.len() {
-                return Err(bad(
-                    path,
-                    format!("{} rows for {} queries", gt.len(), queries.len()),
-                ));
-            }
-            if let Some(row) = gt.iter().find(|r| r.len() < a.k) {
-                return Err(bad(
-                    path,
-                    format!("{} neighbours per query, --k is {}", row.len(), a.k),
-                ));
-            }
-            if let Some(id) = gt.iter().flatten().find(|&&id| id >= base.len() as u64) {
-                return Err(bad(
-                    path,
-                    format!("row number {id} but --base has {} rows", base.len()),
-                ));
-            }
-            Some(gt)
-        }
+        Some(path) => Some(read_ground_truth(path, a.k, queries.len(), base.len())?),
     };
-    let n = base.len();
-    let rss_inputs = proc_status("VmRSS");
-    let peak_reset = reset_peak_rss();
+    Ok(Inputs {
+        base,
+        queries,
+        dim,
+        gt,
+    })
+}
 
+/// A `--gt` file: a row of at least `k` base row numbers per query.
+fn read_ground_truth(path: &Path, k: usize, queries: usize, base: usize) -> Result<Vec<Vec<u64>>> {
+    let gt = crate::npy::read_ids(path)?;
+    if gt.len() != queries {
+        return Err(bad(
+            path,
+            format!("{} rows for {queries} queries", gt.len()),
+        ));
+    }
+    if let Some(row) = gt.iter().find(|r| r.len() < k) {
+        return Err(bad(
+            path,
+            format!("{} neighbours per query, --k is {k}", row.len()),
+        ));
+    }
+    if let Some(id) = gt.iter().flatten().find(|&&id| id >= base as u64) {
+        return Err(bad(
+            path,
+            format!("row number {id} but --base has {base} rows"),
+        ));
+    }
+    Ok(gt)
+}
+
+/// The sealed index over the base vectors, and how long it took on how many threads.
+struct Built {
+    index: Index,
+    threads: usize,
+    seconds: f64,
+}
+
+/// Builds one sealed graph over `base`, which it then frees.
+fn build(
+    a: &BenchArgs,
+    base: Vec<Vec<f32>>,
+    dim: usize,
+    neighbors: NeighborSelection,
+) -> Result<Built> {
+    let n = base.len();
     let config = IndexConfig {
         growing_capacity: n.clamp(1, 1 << 24),
         ef_construction: a.ef_construction,
@@ -240,7 +331,7 @@ pub fn run(a: &BenchArgs) -> Result<Report> {
         .num_threads(a.threads)
         .build()
         .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
-    let build_threads = pool.current_num_threads();
+    let threads = pool.current_num_threads();
     let ids: Vec<u64> = (0..n as u64).collect();
     let start = Instant::now();
     pool.install(|| -> Result<()> {
@@ -251,14 +342,23 @@ pub fn run(a: &BenchArgs) -> Result<Report> {
         index.seal()?;
         Ok(())
     })?;
-    let build_seconds = start.elapsed().as_secs_f64();
-    let peak_rss_build = proc_status(if peak_reset { "VmHWM" } else { "VmPeak" });
-    drop(base);
-    let rss_after_build = proc_status("VmRSS");
+    Ok(Built {
+        index,
+        threads,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
 
-    // Queries are checked (and normalised) by the index itself.
-    let ground_truth: Vec<Vec<u64>> = match gt {
-        Some(gt) => gt.into_iter().map(|r| r[..a.k].to_vec()).collect(),
+/// The first `--k` neighbours of each query: from `--gt`, or the index's exact search.
+fn ground_truth(
+    a: &BenchArgs,
+    index: &Index,
+    queries: &[Vec<f32>],
+    gt: Option<Vec<Vec<u64>>>,
+) -> Result<Vec<Vec<u64>>> {
+    match gt {
+        Some(gt) => Ok(gt.into_iter().map(|r| r[..a.k].to_vec()).collect()),
+        // Queries are checked (and normalised) by the index itself.
         None => queries
             .iter()
             .enumerate()
@@ -268,51 +368,8 @@ pub fn run(a: &BenchArgs) -> Result<Report> {
                     .map(|hits| hits.iter().map(|h| h.id).collect())
                     .map_err(|e| bad(&a.queries, format!("query {i}: {e}")))
             })
-            .collect::<Result<_>>()?,
-    };
-
-    let index_bytes = index.bytes();
-    let mut runs = Vec::with_capacity(a.ef.len() * a.quantize.len());
-    for &quantization in &a.quantize {
-        if quantization == Quantization::Int8 {
-            // The change set (the re-encoded segment) is dropped, as above.
-            index.quantize()?;
-        }
-        for &ef in &a.ef {
-            runs.push(run_queries(
-                &mut index,
-                &queries,
-                &ground_truth,
-                a.k,
-                ef,
-                quantization,
-            )?);
-        }
+            .collect(),
     }
-
-    Ok(Report {
-        library: "metricann (instant-distance graph, own search)",
-        base: a.base.clone(),
-        queries: a.queries.clone(),
-        n,
-        dim,
-        nq: queries.len(),
-        k: a.k,
-        m: a.m,
-        ef_construction: a.ef_construction,
-        neighbors,
-        build_threads,
-        build_seconds,
-        kernel: distance::kernel_name(),
-        ground_truth: if a.gt.is_some() { "file" } else { "exact" },
-        memory: Memory {
-            rss_inputs_bytes: rss_inputs,
-            peak_rss_build_bytes: peak_rss_build,
-            rss_after_build_bytes: rss_after_build,
-            index_bytes,
-        },
-        runs,
-    })
 }
 
 /// Every query at one `ef`, timed one by one on this thread.

@@ -156,6 +156,14 @@ impl Planes {
         }
     }
 
+    fn to_rgb(&self) -> RgbImage {
+        let mut rgb = RgbImage::new(self.w as u32, self.h as u32);
+        for (dst, p) in rgb.pixels_mut().zip(&self.px) {
+            dst.0 = p.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8);
+        }
+        rgb
+    }
+
     /// Mean colour of the outermost rows and columns: the paper.
     fn border_mean(&self) -> [f32; 3] {
         let mut sum = [0.0f64; 3];
@@ -262,6 +270,24 @@ impl Warp {
         let (xr, yr) = (self.cos * x - self.sin * y, self.sin * x + self.cos * y);
         (self.cx + xr * self.hw, self.cy + yr * self.hh)
     }
+
+    /// The `n`×`n` output: each pixel samples `src` where the warp maps it.
+    fn resample(&self, src: &Planes, fill: [f32; 3], n: usize) -> Planes {
+        let mut out = Planes {
+            w: n,
+            h: n,
+            px: Vec::with_capacity(n * n),
+        };
+        for v in 0..n {
+            let y = (v as f32 + 0.5) / n as f32 * 2.0 - 1.0;
+            for u in 0..n {
+                let x = (u as f32 + 0.5) / n as f32 * 2.0 - 1.0;
+                let (sx, sy) = self.map(x, y);
+                out.px.push(src.sample(sx, sy, fill));
+            }
+        }
+        out
+    }
 }
 
 /// Separable gaussian blur with clamped edges.
@@ -311,68 +337,76 @@ pub fn augment(
         }
         return metricann::image::fit_square(img, out_size);
     }
-    // Transparency flattened on white, the whole image kept (no centre crop).
-    let mut rgb = flatten(img);
-    // Far larger than needed: shrink first so bilinear sampling does not alias.
-    let target = out_size.saturating_mul(3) / 2 + 1;
-    if rgb.width().min(rgb.height()) > 2 * target {
-        let k = target as f32 / rgb.width().min(rgb.height()) as f32;
-        let (nw, nh) = (
-            ((rgb.width() as f32 * k).round() as u32).max(1),
-            ((rgb.height() as f32 * k).round() as u32).max(1),
-        );
-        rgb = image::imageops::resize(&rgb, nw, nh, FilterType::Triangle);
-    }
-    let src = Planes::from_rgb(&rgb);
+    let src = Planes::from_rgb(&source_pixels(img, out_size));
     let fill = src.border_mean();
     let warp = Warp::random(src.w as f32, src.h as f32, cfg, rng);
-
     let n = out_size as usize;
-    let mut out = Planes {
-        w: n,
-        h: n,
-        px: Vec::with_capacity(n * n),
-    };
-    for v in 0..n {
-        let y = (v as f32 + 0.5) / n as f32 * 2.0 - 1.0;
-        for u in 0..n {
-            let x = (u as f32 + 0.5) / n as f32 * 2.0 - 1.0;
-            let (sx, sy) = warp.map(x, y);
-            out.px.push(src.sample(sx, sy, fill));
-        }
-    }
-
-    // Colour: tint ink and paper, then brightness and contrast around the mean.
-    let j = finite_or(cfg.color_jitter, 0.0).clamp(0.0, 1.0);
-    let ink: [f32; 3] = std::array::from_fn(|_| uniform(rng, 0.0, 0.6 * j));
-    let paper: [f32; 3] = std::array::from_fn(|_| uniform(rng, 1.0 - 0.5 * j, 1.0));
-    let contrast = uniform(rng, 1.0 - j, 1.0 + j);
-    let brightness = uniform(rng, -j / 2.0, j / 2.0);
-    if j > 0.0 {
-        for p in out.px.iter_mut() {
-            for c in 0..3 {
-                p[c] = ink[c] + p[c] * (paper[c] - ink[c]);
-            }
-        }
-        let mean = out
-            .px
-            .iter()
-            .map(|p| (p[0] + p[1] + p[2]) / 3.0)
-            .sum::<f32>()
-            / (n * n) as f32;
-        for p in out.px.iter_mut() {
-            for v in p.iter_mut() {
-                *v = (*v - mean) * contrast + mean + brightness;
-            }
-        }
-    }
-
+    let mut out = warp.resample(&src, fill, n);
+    jitter_colours(&mut out, cfg, rng);
     let blur_draw: f32 = rng.random();
     let sigma = uniform(rng, 0.3, 1.0) * (n as f32 / 64.0).max(0.5);
     if blur_draw < finite_or(cfg.blur_prob, 0.0) {
         blur(&mut out, sigma);
     }
+    add_noise(&mut out, cfg, rng);
+    let mut result = out.to_rgb();
+    // Drawn only when enabled, so configurations without it keep their sequence.
+    let jpeg = finite_or(cfg.jpeg_prob, 0.0);
+    if jpeg > 0.0 && rng.random::<f32>() < jpeg {
+        let quality = rng.random_range(30..=70);
+        result = jpeg_round_trip(result, quality);
+    }
+    result
+}
 
+/// The whole image (no centre crop), transparency flattened on white, shrunk
+/// first when far larger than the output so bilinear sampling does not alias.
+fn source_pixels(img: &DynamicImage, out_size: u32) -> RgbImage {
+    let rgb = metricann::image::flatten_on_white(img);
+    let target = out_size.saturating_mul(3) / 2 + 1;
+    if rgb.width().min(rgb.height()) <= 2 * target {
+        return rgb;
+    }
+    let k = target as f32 / rgb.width().min(rgb.height()) as f32;
+    let (nw, nh) = (
+        ((rgb.width() as f32 * k).round() as u32).max(1),
+        ((rgb.height() as f32 * k).round() as u32).max(1),
+    );
+    image::imageops::resize(&rgb, nw, nh, FilterType::Triangle)
+}
+
+/// Tints ink and paper, then jitters brightness and contrast around the mean.
+/// The values are drawn even when `color_jitter` is 0, so what is drawn after
+/// them does not depend on it.
+fn jitter_colours(out: &mut Planes, cfg: &AugmentConfig, rng: &mut impl Rng) {
+    let j = finite_or(cfg.color_jitter, 0.0).clamp(0.0, 1.0);
+    let ink: [f32; 3] = std::array::from_fn(|_| uniform(rng, 0.0, 0.6 * j));
+    let paper: [f32; 3] = std::array::from_fn(|_| uniform(rng, 1.0 - 0.5 * j, 1.0));
+    let contrast = uniform(rng, 1.0 - j, 1.0 + j);
+    let brightness = uniform(rng, -j / 2.0, j / 2.0);
+    if j <= 0.0 {
+        return;
+    }
+    for p in out.px.iter_mut() {
+        for c in 0..3 {
+            p[c] = ink[c] + p[c] * (paper[c] - ink[c]);
+        }
+    }
+    let mean = out
+        .px
+        .iter()
+        .map(|p| (p[0] + p[1] + p[2]) / 3.0)
+        .sum::<f32>()
+        / (out.w * out.h) as f32;
+    for p in out.px.iter_mut() {
+        for v in p.iter_mut() {
+            *v = (*v - mean) * contrast + mean + brightness;
+        }
+    }
+}
+
+/// Gaussian sensor noise of a random strength up to `cfg.noise_std`.
+fn add_noise(out: &mut Planes, cfg: &AugmentConfig, rng: &mut impl Rng) {
     let noise = uniform(rng, 0.0, finite_or(cfg.noise_std, 0.0).clamp(0.0, 1.0));
     if noise > 0.0 {
         for p in out.px.iter_mut() {
@@ -381,18 +415,6 @@ pub fn augment(
             }
         }
     }
-
-    let mut result = RgbImage::new(out_size, out_size);
-    for (dst, p) in result.pixels_mut().zip(&out.px) {
-        dst.0 = p.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8);
-    }
-    // Drawn only when enabled, so configurations without it keep their sequence.
-    let jpeg = finite_or(cfg.jpeg_prob, 0.0);
-    if jpeg > 0.0 && rng.random::<f32>() < jpeg {
-        let quality = rng.random_range(30..=70);
-        result = jpeg_round_trip(result, quality);
-    }
-    result
 }
 
 /// Encodes and decodes `img` as JPEG; on an encoder error the image stays as it was.
@@ -406,22 +428,6 @@ fn jpeg_round_trip(img: RgbImage, quality: u8) -> RgbImage {
         Ok(decoded) => decoded.to_rgb8(),
         Err(_) => img,
     }
-}
-
-/// RGB with transparency flattened on white, at the image's own size.
-fn flatten(img: &DynamicImage) -> RgbImage {
-    if !img.color().has_alpha() {
-        return img.to_rgb8();
-    }
-    let rgba = img.to_rgba8();
-    let mut out = RgbImage::new(rgba.width(), rgba.height());
-    for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
-        let a = p.0[3] as u32;
-        for c in 0..3 {
-            o.0[c] = ((p.0[c] as u32 * a + 255 * (255 - a)) / 255) as u8;
-        }
-    }
-    out
 }
 
 #[cfg(test)]

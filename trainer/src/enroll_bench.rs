@@ -26,6 +26,7 @@ use serde::Serialize;
 use metricann::blob::{BlobRead, ChangeSet, MANIFEST};
 use metricann::gallery::{Enrollment, Gallery, GalleryConfig, OpenMode};
 use metricann::index::IndexConfig;
+use metricann::metrics;
 use metricann::store::{BlobStore, FsStore, MemoryStore};
 use metricann::{Error, Result};
 
@@ -63,6 +64,7 @@ pub struct EnrollBenchArgs {
     /// paid once across runs; `DIR.json` keeps its build time).
     #[arg(long)]
     pub base_gallery: Option<PathBuf>,
+    /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -251,6 +253,78 @@ fn load_base(dir: &Path, rows: usize) -> Result<(Gallery, MemoryStore, f64)> {
 
 /// Runs the benchmark.
 pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
+    let (base, add, queries) = read_inputs(a)?;
+    let dim = base[0].len();
+    // Graph builds use rayon's global pool; only its first configuration
+    // counts (a test in the same process may have made it already).
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build_global();
+    let build_threads = rayon::current_num_threads();
+    let background_threads = match a.background_threads {
+        0 => build_threads.saturating_sub(2).max(1),
+        n => n,
+    };
+    let background = rayon::ThreadPoolBuilder::new()
+        .num_threads(background_threads)
+        .build()
+        .map_err(|e| Error::Internal(format!("a thread pool: {e}")))?;
+    let (mut gallery, store, base_build_seconds) = starting_gallery(a, base, dim, build_threads)?;
+    let n_base = gallery.stats().classes;
+    if gallery.stats().segments.len() != 1 {
+        tracing::warn!("the starting gallery is not one sealed segment");
+    }
+    gallery.set_auto_maintain(false);
+    let shared = Shared {
+        gallery: Arc::new(RwLock::new(gallery)),
+        store: Arc::new(Mutex::new(store)),
+        done: Arc::new(AtomicBool::new(false)),
+        building: Arc::new(AtomicBool::new(false)),
+    };
+    let maintainer = spawn_maintainer(shared.clone(), background);
+    let searcher = spawn_searcher(shared.clone(), queries, a.k);
+    let enrolled = enroll_one_by_one(&shared, &add, a.json);
+    shared.done.store(true, Ordering::Release);
+    tracing::info!(
+        seconds = enrolled.seconds,
+        "enrolled; waiting for the background maintenance"
+    );
+    let lock_err = || Error::Internal("a benchmark thread panicked".into());
+    let (search_all, search_during) = searcher.join().map_err(|_| lock_err())??;
+    let steps = maintainer.join().map_err(|_| lock_err())??;
+    tracing::info!(steps = steps.len(), "background maintenance done");
+    if let Some(e) = enrolled.failure {
+        return Err(e);
+    }
+    let gallery = shared.gallery.read();
+    Ok(EnrollReport {
+        library: "metricann",
+        base: n_base,
+        added: add.len(),
+        dim,
+        segment_size: a.segment_size,
+        build_threads,
+        background_threads,
+        base_build_seconds,
+        enroll_seconds: enrolled.seconds,
+        enroll: Latency::of(enrolled.enroll_ms),
+        enroll_lock_wait: Latency::of(enrolled.lock_wait_ms),
+        enroll_bytes_written: enrolled.written,
+        longest_pause_ms: steps.iter().map(|s| s.pause_ms).fold(0.0, f64::max),
+        maintenance: steps,
+        search: Latency::of(search_all),
+        search_during_builds: Latency::of(search_during),
+        added_found_top1: added_found_top1(&gallery, &add)?,
+        segments_after: gallery.stats().segments.len(),
+        peak_rss_bytes: proc_status("VmHWM"),
+    })
+}
+
+/// Vectors, one per row of an .npy file.
+type Rows = Vec<Vec<f32>>;
+
+/// The --base, --add and --queries rows (--add's without --queries).
+fn read_inputs(a: &EnrollBenchArgs) -> Result<(Rows, Rows, Rows)> {
     if a.k == 0 {
         return Err(Error::BadInput("--k must be at least 1".into()));
     }
@@ -269,130 +343,151 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
             )));
         }
     }
-    // Graph builds use rayon's global pool; only its first configuration
-    // counts (a test in the same process may have made it already).
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(a.threads)
-        .build_global();
-    let build_threads = rayon::current_num_threads();
-    let background_threads = match a.background_threads {
-        0 => build_threads.saturating_sub(2).max(1),
-        n => n,
-    };
-    let background = rayon::ThreadPoolBuilder::new()
-        .num_threads(background_threads)
-        .build()
-        .map_err(|e| Error::Internal(format!("a thread pool: {e}")))?;
+    Ok((base, add, queries))
+}
 
+/// The starting gallery: loaded from --base-gallery when it holds one, else
+/// built (and saved there when given).
+fn starting_gallery(
+    a: &EnrollBenchArgs,
+    base: Rows,
+    dim: usize,
+    build_threads: usize,
+) -> Result<(Gallery, MemoryStore, f64)> {
     let saved = a
         .base_gallery
         .as_deref()
         .filter(|d| d.join(MANIFEST).exists());
-    let (mut gallery, store, base_build_seconds) = match saved {
-        Some(dir) => load_base(dir, base.len())?,
-        None => {
-            let (gallery, store, seconds) = build_base(base, dim, a.segment_size, build_threads)?;
-            if let Some(dir) = &a.base_gallery {
-                save_base(dir, &store, seconds)?;
-            }
-            (gallery, store, seconds)
-        }
-    };
-    let n_base = gallery.stats().classes;
-    if gallery.stats().segments.len() != 1 {
-        tracing::warn!("the starting gallery is not one sealed segment");
+    if let Some(dir) = saved {
+        return load_base(dir, base.len());
     }
-    gallery.set_auto_maintain(false);
-    let gallery = Arc::new(RwLock::new(gallery));
-    let store = Arc::new(Mutex::new(store));
-    let done = Arc::new(AtomicBool::new(false));
-    let building = Arc::new(AtomicBool::new(false));
-    let lock_err = || Error::Internal("a benchmark thread panicked".into());
+    let (gallery, store, seconds) = build_base(base, dim, a.segment_size, build_threads)?;
+    if let Some(dir) = &a.base_gallery {
+        save_base(dir, &store, seconds)?;
+    }
+    Ok((gallery, store, seconds))
+}
 
-    let maintainer = {
-        let (gallery, store, done, building) = (
-            gallery.clone(),
-            store.clone(),
-            done.clone(),
-            building.clone(),
-        );
-        std::thread::spawn(move || -> Result<Vec<Step>> {
-            let mut steps = Vec::new();
-            loop {
-                let t = Instant::now();
-                let (job, start_hold) = {
-                    let mut g = gallery.write();
-                    let held = Instant::now();
-                    (g.start_maintenance(), ms(held.elapsed()))
-                };
-                let start_ms = ms(t.elapsed());
-                let Some(job) = job else {
-                    if done.load(Ordering::Acquire) {
-                        return Ok(steps);
-                    }
-                    std::thread::sleep(Duration::from_millis(2));
-                    continue;
-                };
-                let vectors = job.len();
-                tracing::info!(vectors, "background build");
-                building.store(true, Ordering::Release);
-                let t = Instant::now();
-                let built = background.install(|| job.build());
-                let build_seconds = t.elapsed().as_secs_f64();
-                building.store(false, Ordering::Release);
-                let t = Instant::now();
-                let (cs, finish_hold) = {
-                    let mut g = gallery.write();
-                    let held = Instant::now();
-                    (g.finish_maintenance(built?)?, ms(held.elapsed()))
-                };
-                let pause_ms = start_ms + ms(t.elapsed());
-                let t = Instant::now();
-                store.lock().apply(cs)?;
-                steps.push(Step {
-                    vectors,
-                    build_seconds,
-                    pause_ms,
-                    hold_ms: start_hold + finish_hold,
-                    store_ms: ms(t.elapsed()),
-                });
-            }
-        })
-    };
-    let searcher = {
-        let (gallery, done, building) = (gallery.clone(), done.clone(), building.clone());
-        let k = a.k;
-        std::thread::spawn(move || -> Result<(Vec<f64>, Vec<f64>)> {
-            let (mut all, mut during) = (Vec::new(), Vec::new());
-            // At least one search, however late this thread is scheduled.
-            for q in queries.iter().cycle() {
-                let was_building = building.load(Ordering::Acquire);
-                let t = Instant::now();
-                gallery.read().search(q, k, None)?;
-                let took = ms(t.elapsed());
-                all.push(took);
-                if was_building {
-                    during.push(took);
-                }
-                if done.load(Ordering::Acquire) {
-                    break;
-                }
-            }
-            Ok((all, during))
-        })
-    };
+/// What the enrolling, maintaining and searching threads share.
+#[derive(Clone)]
+struct Shared {
+    gallery: Arc<RwLock<Gallery>>,
+    store: Arc<Mutex<MemoryStore>>,
+    /// Set when every enrollment is done: the other threads finish.
+    done: Arc<AtomicBool>,
+    /// Set while a segment is being built in the background.
+    building: Arc<AtomicBool>,
+}
 
-    let progress = bar(add.len() as u64, "enrolling", a.json);
-    let mut enroll_ms = Vec::with_capacity(add.len());
-    let mut lock_wait_ms = Vec::with_capacity(add.len());
-    let mut written = 0u64;
+/// Runs maintenance steps as the enrollments make them due, until `done` and
+/// nothing is left to do.
+fn spawn_maintainer(
+    shared: Shared,
+    background: rayon::ThreadPool,
+) -> std::thread::JoinHandle<Result<Vec<Step>>> {
+    std::thread::spawn(move || -> Result<Vec<Step>> {
+        let mut steps = Vec::new();
+        loop {
+            match maintenance_step(&shared, &background)? {
+                Some(step) => steps.push(step),
+                None if shared.done.load(Ordering::Acquire) => return Ok(steps),
+                None => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    })
+}
+
+/// One maintenance step, the segment built without holding the gallery;
+/// `None` when none is due.
+fn maintenance_step(shared: &Shared, background: &rayon::ThreadPool) -> Result<Option<Step>> {
+    let t = Instant::now();
+    let (job, start_hold) = {
+        let mut g = shared.gallery.write();
+        let held = Instant::now();
+        (g.start_maintenance(), ms(held.elapsed()))
+    };
+    let start_ms = ms(t.elapsed());
+    let Some(job) = job else {
+        return Ok(None);
+    };
+    let vectors = job.len();
+    tracing::info!(vectors, "background build");
+    shared.building.store(true, Ordering::Release);
+    let t = Instant::now();
+    let built = background.install(|| job.build());
+    let build_seconds = t.elapsed().as_secs_f64();
+    shared.building.store(false, Ordering::Release);
+    let t = Instant::now();
+    let (cs, finish_hold) = {
+        let mut g = shared.gallery.write();
+        let held = Instant::now();
+        (g.finish_maintenance(built?)?, ms(held.elapsed()))
+    };
+    let pause_ms = start_ms + ms(t.elapsed());
+    let t = Instant::now();
+    shared.store.lock().apply(cs)?;
+    Ok(Some(Step {
+        vectors,
+        build_seconds,
+        pause_ms,
+        hold_ms: start_hold + finish_hold,
+        store_ms: ms(t.elapsed()),
+    }))
+}
+
+/// Searches `queries` in turn until `done`: the latencies of all searches, and
+/// of those started while a segment was being built.
+fn spawn_searcher(
+    shared: Shared,
+    queries: Rows,
+    k: usize,
+) -> std::thread::JoinHandle<Result<(Vec<f64>, Vec<f64>)>> {
+    std::thread::spawn(move || -> Result<(Vec<f64>, Vec<f64>)> {
+        let (mut all, mut during) = (Vec::new(), Vec::new());
+        // At least one search, however late this thread is scheduled.
+        for q in queries.iter().cycle() {
+            let was_building = shared.building.load(Ordering::Acquire);
+            let t = Instant::now();
+            shared.gallery.read().search(q, k, None)?;
+            let took = ms(t.elapsed());
+            all.push(took);
+            if was_building {
+                during.push(took);
+            }
+            if shared.done.load(Ordering::Acquire) {
+                break;
+            }
+        }
+        Ok((all, during))
+    })
+}
+
+/// What enrolling the --add rows one by one cost.
+struct Enrolled {
+    enroll_ms: Vec<f64>,
+    lock_wait_ms: Vec<f64>,
+    written: u64,
+    seconds: f64,
+    /// The error that stopped the enrollments; reported once the other
+    /// threads have finished.
+    failure: Option<Error>,
+}
+
+fn enroll_one_by_one(shared: &Shared, add: &[Vec<f32>], hidden: bool) -> Enrolled {
+    let progress = bar(add.len() as u64, "enrolling", hidden);
+    let mut out = Enrolled {
+        enroll_ms: Vec::with_capacity(add.len()),
+        lock_wait_ms: Vec::with_capacity(add.len()),
+        written: 0,
+        seconds: 0.0,
+        failure: None,
+    };
     let start = Instant::now();
-    let mut failure = None;
     for (i, v) in add.iter().enumerate() {
         let t = Instant::now();
         let enrolled = {
-            let mut g = gallery.write();
-            lock_wait_ms.push(ms(t.elapsed()));
+            let mut g = shared.gallery.write();
+            out.lock_wait_ms.push(ms(t.elapsed()));
             g.enroll(
                 &format!("added-{i}"),
                 std::slice::from_ref(v),
@@ -403,16 +498,16 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
         let cs = match enrolled {
             Ok(cs) => cs,
             Err(e) => {
-                failure = Some(e);
+                out.failure = Some(e);
                 break;
             }
         };
-        written += cs.puts.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
-        if let Err(e) = store.lock().apply(cs) {
-            failure = Some(e);
+        out.written += cs.puts.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+        if let Err(e) = shared.store.lock().apply(cs) {
+            out.failure = Some(e);
             break;
         }
-        enroll_ms.push(ms(t.elapsed()));
+        out.enroll_ms.push(ms(t.elapsed()));
         progress.inc(1);
         if (i + 1) % (add.len() / 10).max(1) == 0 {
             tracing::info!(
@@ -422,53 +517,21 @@ pub fn run(a: &EnrollBenchArgs) -> Result<EnrollReport> {
             );
         }
     }
-    let enroll_seconds = start.elapsed().as_secs_f64();
+    out.seconds = start.elapsed().as_secs_f64();
     progress.finish_and_clear();
-    done.store(true, Ordering::Release);
-    tracing::info!(
-        seconds = enroll_seconds,
-        "enrolled; waiting for the background maintenance"
-    );
-    let (search_all, search_during) = searcher.join().map_err(|_| lock_err())??;
-    let steps = maintainer.join().map_err(|_| lock_err())??;
-    tracing::info!(steps = steps.len(), "background maintenance done");
-    if let Some(e) = failure {
-        return Err(e);
-    }
+    out
+}
 
-    let gallery = gallery.read();
+/// Top-1 accuracy of a sample of the added rows as queries for their own class.
+fn added_found_top1(gallery: &Gallery, add: &[Vec<f32>]) -> Result<f64> {
     let sample: Vec<usize> = (0..add.len()).step_by((add.len() / 1000).max(1)).collect();
-    let mut found = 0;
+    let mut answers = Vec::with_capacity(sample.len());
     for &i in &sample {
         let r = gallery.search(&add[i], 1, None)?;
-        if r.matches
-            .first()
-            .is_some_and(|m| m.label == format!("added-{i}"))
-        {
-            found += 1;
-        }
+        answers.push(r.matches.into_iter().map(|m| m.label).collect());
     }
-    Ok(EnrollReport {
-        library: "metricann",
-        base: n_base,
-        added: add.len(),
-        dim,
-        segment_size: a.segment_size,
-        build_threads,
-        background_threads,
-        base_build_seconds,
-        enroll_seconds,
-        enroll: Latency::of(enroll_ms),
-        enroll_lock_wait: Latency::of(lock_wait_ms),
-        enroll_bytes_written: written,
-        longest_pause_ms: steps.iter().map(|s| s.pause_ms).fold(0.0, f64::max),
-        maintenance: steps,
-        search: Latency::of(search_all),
-        search_during_builds: Latency::of(search_during),
-        added_found_top1: found as f64 / sample.len().max(1) as f64,
-        segments_after: gallery.stats().segments.len(),
-        peak_rss_bytes: proc_status("VmHWM"),
-    })
+    let truth: Vec<String> = sample.iter().map(|i| format!("added-{i}")).collect();
+    Ok(metrics::top_k_accuracy(&answers, &truth, 1))
 }
 
 /// `metricann bench-enroll`: runs, then prints the report (JSON with --json).

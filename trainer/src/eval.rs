@@ -9,16 +9,8 @@ use serde::Serialize;
 
 use metricann::gallery::{Gallery, GalleryConfig};
 use metricann::index::IndexConfig;
-use metricann::metrics;
+use metricann::metrics::{self, RetrievalMetrics};
 use metricann::{Error, Result};
-
-/// Retrieval quality among a labelled set of unit vectors.
-#[derive(Clone, Debug, Serialize)]
-pub struct RetrievalMetrics {
-    pub map_at_r: f64,
-    pub precision_at_1: f64,
-    pub r_precision: f64,
-}
 
 /// The non-learned baseline: the image as `side`×`side` grey pixels, minus their
 /// mean, scaled to unit length, so it goes through the same cosine index as a model's
@@ -42,15 +34,18 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Leave-one-out: every vector queries all the others, exactly.
-pub fn retrieval_metrics(vectors: &[Vec<f32>], labels: &[usize]) -> RetrievalMetrics {
-    let mut queries = Vec::new();
+pub fn leave_one_out(vectors: &[Vec<f32>], labels: &[usize]) -> RetrievalMetrics {
+    let mut retrieved = Vec::with_capacity(vectors.len());
+    let mut relevant = Vec::with_capacity(vectors.len());
     for (q, query) in vectors.iter().enumerate() {
-        let relevant = labels
+        let r = labels
             .iter()
             .enumerate()
             .filter(|&(i, &l)| i != q && l == labels[q])
             .count();
-        if relevant == 0 {
+        relevant.push(r);
+        if r == 0 {
+            retrieved.push(Vec::new());
             continue;
         }
         let mut scored: Vec<(f32, usize)> = vectors
@@ -60,14 +55,12 @@ pub fn retrieval_metrics(vectors: &[Vec<f32>], labels: &[usize]) -> RetrievalMet
             .map(|(i, v)| (dot(query, v), labels[i]))
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let hits: Vec<bool> = scored.iter().map(|&(_, l)| l == labels[q]).collect();
-        queries.push((hits, relevant));
+        // The metrics read only the first R places: keeping every vector's
+        // ranking would be quadratic in memory.
+        scored.truncate(r);
+        retrieved.push(scored.into_iter().map(|(_, l)| l).collect());
     }
-    RetrievalMetrics {
-        map_at_r: mean(queries.iter().map(|(h, r)| metrics::map_at_r(h, *r))),
-        precision_at_1: mean(queries.iter().map(|(h, _)| metrics::precision_at_k(h, 1))),
-        r_precision: mean(queries.iter().map(|(h, r)| metrics::r_precision(h, *r))),
-    }
+    metrics::retrieval_metrics(&retrieved, labels, &relevant)
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
@@ -119,78 +112,103 @@ pub fn gallery_eval(
         by_class[l].push(i);
     }
     let splits = split_classes(by_class, shots, support);
-    let (mut gallery, _) = Gallery::create(GalleryConfig {
-        dim,
-        fingerprint: fingerprint.to_string(),
-        index: IndexConfig::default(),
-    })?;
-    let mut queries = Vec::new();
-    let mut enrolled_classes = 0;
-    for (class, (enrolled, queried)) in splits.iter().enumerate() {
-        // A class needs its shots plus at least one query to be evaluated.
-        if enrolled.len() < shots || queried.is_empty() {
-            continue;
-        }
-        let examples: Vec<Vec<f32>> = enrolled.iter().map(|&i| vectors[i].clone()).collect();
-        gallery.enroll(&class_names[class], &examples, None, Vec::new())?;
-        enrolled_classes += 1;
-        queries.extend(queried.iter().map(|&i| (i, class)));
-    }
+    // A class needs its shots plus at least one query to be evaluated.
+    let evaluated: Vec<usize> = (0..splits.len())
+        .filter(|&c| splits[c].0.len() >= shots && !splits[c].1.is_empty())
+        .collect();
+    let queries: Vec<(usize, usize)> = evaluated
+        .iter()
+        .flat_map(|&c| splits[c].1.iter().map(move |&i| (i, c)))
+        .collect();
     if queries.is_empty() {
         return Err(Error::BadInput(format!(
             "no class has {shots} enrollment images and a query: nothing to evaluate"
         )));
     }
-    let k = enrolled_classes.min(100);
     // Every enrolled example, for the exact example-level MAP@R.
-    let support: Vec<(usize, usize)> = splits
+    let enrolled: Vec<(usize, usize)> = evaluated
         .iter()
-        .enumerate()
-        .filter(|(_, (enrolled, queried))| enrolled.len() >= shots && !queried.is_empty())
-        .flat_map(|(c, (enrolled, _))| enrolled.iter().map(move |&j| (j, c)))
+        .flat_map(|&c| splits[c].0.iter().map(move |&j| (j, c)))
         .collect();
+    let (mut gallery, _) = Gallery::create(GalleryConfig {
+        dim,
+        fingerprint: fingerprint.to_string(),
+        index: IndexConfig::default(),
+    })?;
+    for &c in &evaluated {
+        let examples: Vec<Vec<f32>> = splits[c].0.iter().map(|&i| vectors[i].clone()).collect();
+        gallery.enroll(&class_names[c], &examples, None, Vec::new())?;
+    }
+    let scorer = QueryScorer {
+        gallery: &gallery,
+        vectors,
+        class_names,
+        enrolled: &enrolled,
+        k: evaluated.len().min(100),
+        shots,
+    };
     // Queries are independent: score them on all cores (a full level-2 gallery
     // is 100k queries against 15k examples).
     let per_query: Vec<[f64; 4]> = queries
         .par_iter()
-        .map(|&(i, class)| -> Result<[f64; 4]> {
-            let result = gallery.search(&vectors[i], k, None)?;
-            let rank = result
-                .matches
-                .iter()
-                .position(|m| m.label == class_names[class]);
-            // MAP@R reads only the first R = shots places: select them, sort those.
-            let mut scored: Vec<(f32, bool)> = support
-                .iter()
-                .map(|&(j, c)| (dot(&vectors[i], &vectors[j]), c == class))
-                .collect();
-            let r = shots.min(scored.len());
-            if r < scored.len() {
-                scored.select_nth_unstable_by(r - 1, |a, b| b.0.total_cmp(&a.0));
-                scored.truncate(r);
-            }
-            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let ranked: Vec<bool> = scored.iter().map(|&(_, h)| h).collect();
-            Ok([
-                f64::from(u8::from(rank == Some(0))),
-                f64::from(u8::from(rank.is_some_and(|r| r < 5))),
-                rank.map_or(0.0, |r| 1.0 / (r + 1) as f64),
-                metrics::map_at_r(&ranked, shots),
-            ])
-        })
+        .map(|&(i, class)| scorer.score(i, class))
         .collect::<Result<_>>()?;
-    let sum = |m: usize| per_query.iter().map(|q| q[m]).sum::<f64>();
-    let (top1, top5, rr, map) = (sum(0), sum(1), sum(2), sum(3));
-    let n = queries.len() as f64;
+    let column = |m: usize| mean(per_query.iter().map(|q| q[m]));
     Ok(GalleryEval {
-        classes: enrolled_classes,
+        classes: evaluated.len(),
         queries: queries.len(),
         shots,
-        top1: top1 / n,
-        top5: top5 / n,
-        mrr: rr / n,
-        map_at_r: map / n,
+        top1: column(0),
+        top5: column(1),
+        mrr: column(2),
+        map_at_r: column(3),
     })
+}
+
+/// Scores one query of [`gallery_eval`] against the enrolled gallery.
+struct QueryScorer<'a> {
+    gallery: &'a Gallery,
+    vectors: &'a [Vec<f32>],
+    class_names: &'a [String],
+    /// (image, class) of every enrolled example.
+    enrolled: &'a [(usize, usize)],
+    /// Classes a search returns.
+    k: usize,
+    shots: usize,
+}
+
+impl QueryScorer<'_> {
+    /// Top-1, top-5 and reciprocal rank of the query's class among the
+    /// gallery's answer, and MAP@R among the enrolled examples.
+    fn score(&self, query: usize, class: usize) -> Result<[f64; 4]> {
+        let result = self.gallery.search(&self.vectors[query], self.k, None)?;
+        let answer: Vec<&str> = result.matches.iter().map(|m| m.label.as_str()).collect();
+        let found = metrics::relevance(&answer, &self.class_names[class].as_str());
+        Ok([
+            metrics::accuracy_at_k(&found, 1),
+            metrics::accuracy_at_k(&found, 5),
+            metrics::reciprocal_rank(&found),
+            metrics::map_at_r(&self.nearest_examples(query, class), self.shots),
+        ])
+    }
+
+    /// Whether each of the `shots` enrolled examples nearest to `query` is of
+    /// its class, nearest first.
+    fn nearest_examples(&self, query: usize, class: usize) -> Vec<bool> {
+        let mut scored: Vec<(f32, bool)> = self
+            .enrolled
+            .iter()
+            .map(|&(j, c)| (dot(&self.vectors[query], &self.vectors[j]), c == class))
+            .collect();
+        // MAP@R reads only the first R = shots places: select them, sort those.
+        let r = self.shots.min(scored.len());
+        if r < scored.len() {
+            scored.select_nth_unstable_by(r - 1, |a, b| b.0.total_cmp(&a.0));
+            scored.truncate(r);
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored.iter().map(|&(_, h)| h).collect()
+    }
 }
 
 /// Each class's (enrolled, querying) images under `support`.
@@ -353,7 +371,7 @@ mod tests {
     #[test]
     fn separable_clusters_score_perfectly() {
         let (v, l) = clusters();
-        let m = retrieval_metrics(&v, &l);
+        let m = leave_one_out(&v, &l);
         assert!((m.map_at_r - 1.0).abs() < 1e-9 && (m.precision_at_1 - 1.0).abs() < 1e-9);
         let names = vec!["a".to_string(), "b".to_string()];
         let g = gallery_eval(&v, &l, &names, "f", 2, Support::Random(1)).unwrap();
@@ -367,7 +385,7 @@ mod tests {
     fn shuffled_labels_score_worse() {
         let (v, _) = clusters();
         let l: Vec<usize> = (0..v.len()).map(|i| (i / 2) % 2).collect();
-        assert!(retrieval_metrics(&v, &l).map_at_r < 0.9);
+        assert!(leave_one_out(&v, &l).map_at_r < 0.9);
     }
 
     #[test]

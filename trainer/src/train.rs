@@ -26,7 +26,7 @@ use metricann::model::{Architecture, Bundle, EmbeddingModel, TrainingSummary};
 use metricann::{Error, Result};
 
 use crate::augment::{AugmentConfig, augment};
-use crate::eval::retrieval_metrics;
+use crate::eval::leave_one_out;
 use crate::loss::{LossKind, loss};
 use crate::sampler::PkSampler;
 
@@ -140,14 +140,57 @@ pub fn train(
     // --seed fixes the initial weights too, not only sampling and augmentation:
     // two runs of one command train the same model.
     device.seed(opts.seed);
-    let mut model = opts.architecture.init(&device)?;
-    if let (Some(init), None) = (&opts.init, &opts.resume) {
-        model = with_pretrained_backbone(model, init, &device)?;
+    let (mut model, mut optimizer, mut state) = start(opts, &device)?;
+    let p = opts.batch_size / opts.per_class;
+    let sampler = PkSampler::new(&train.labels, p, opts.per_class, opts.seed)
+        .map_err(|e| Error::BadInput(e.to_string()))?;
+    let steps_per_epoch = sampler.batches_per_epoch().max(1);
+    let run = Run {
+        train,
+        val,
+        opts,
+        device,
+        schedule: Schedule::new(opts.lr, steps_per_epoch * opts.epochs, opts.warmup_fraction),
+        sampler,
+        metrics_path: opts.ckpt_dir.join("metrics.jsonl"),
+    };
+    if state.epoch == 0 {
+        run.untrained(&model, &mut state)?;
     }
-    let mut optimizer = AdamWConfig::new()
+    let mut stopped_early = false;
+    while state.epoch < opts.epochs {
+        let epoch = state.epoch + 1;
+        let (next, totals) = run.epoch(model, &mut optimizer, &mut state, epoch)?;
+        model = next;
+        let improved = run.record(&model, &mut state, epoch, totals)?;
+        run.checkpoint(&model, &optimizer, &state, epoch, improved)?;
+        if opts.patience > 0 && state.epochs_without_gain >= opts.patience {
+            info!(
+                epoch,
+                patience = opts.patience,
+                "validation MAP@R stopped improving: stopping early"
+            );
+            stopped_early = true;
+            break;
+        }
+    }
+    finish(opts, state, stopped_early)
+}
+
+/// The network, its optimizer and the run's state: fresh (from --init's
+/// backbone, if given), or as --resume's checkpoint left them.
+fn start(
+    opts: &TrainOptions,
+    device: &Device,
+) -> Result<(EmbeddingModel, ModuleOptimizer, RunState)> {
+    let mut model = opts.architecture.init(device)?;
+    if let (Some(init), None) = (&opts.init, &opts.resume) {
+        model = with_pretrained_backbone(model, init, device)?;
+    }
+    let optimizer = AdamWConfig::new()
         .with_weight_decay(opts.weight_decay)
         .init();
-    let mut state = RunState {
+    let state = RunState {
         epoch: 0,
         step: 0,
         best_epoch: 0,
@@ -155,43 +198,68 @@ pub fn train(
         epochs_without_gain: 0,
         history: Vec::new(),
     };
-
-    if let Some(checkpoint) = &opts.resume {
-        let bytes = fs::read(checkpoint).map_err(io(checkpoint))?;
-        let bundle = Bundle::from_bytes(&checkpoint.display().to_string(), &bytes)?;
-        if bundle.header.architecture != opts.architecture
-            || bundle.header.preprocessing != opts.preprocessing
-        {
-            return Err(Error::BadInput(format!(
-                "{} was trained with another architecture or input size than this run asks for",
-                checkpoint.display()
-            )));
-        }
-        model = bundle.load_model(&device)?;
-        let optim_path = checkpoint.with_extension("optim");
-        let optim_bytes = fs::read(&optim_path).map_err(io(&optim_path))?;
-        optimizer = optimizer
-            .from_bytes(Bytes::from_bytes_vec(optim_bytes))
-            .map_err(|e| Error::corrupt(optim_path.display().to_string(), e.to_string()))?;
-        let state_path = checkpoint.with_extension("state.json");
-        let text = fs::read(&state_path).map_err(io(&state_path))?;
-        state = serde_json::from_slice(&text)
-            .map_err(|e| Error::corrupt(state_path.display().to_string(), e.to_string()))?;
-        info!(epoch = state.epoch, checkpoint = %checkpoint.display(), "resuming");
+    match &opts.resume {
+        Some(checkpoint) => resume(checkpoint, opts, device, optimizer),
+        None => Ok((model, optimizer, state)),
     }
+}
 
-    let p = opts.batch_size / opts.per_class;
-    let sampler = PkSampler::new(&train.labels, p, opts.per_class, opts.seed)
-        .map_err(|e| Error::BadInput(e.to_string()))?;
-    let steps_per_epoch = sampler.batches_per_epoch().max(1);
-    let total_steps = steps_per_epoch * opts.epochs;
-    let schedule = Schedule::new(opts.lr, total_steps, opts.warmup_fraction);
-    let metrics_path = opts.ckpt_dir.join("metrics.jsonl");
+/// Loads an epoch checkpoint with the optimizer state and run state saved beside it.
+fn resume(
+    checkpoint: &Path,
+    opts: &TrainOptions,
+    device: &Device,
+    optimizer: ModuleOptimizer,
+) -> Result<(EmbeddingModel, ModuleOptimizer, RunState)> {
+    let bytes = fs::read(checkpoint).map_err(io(checkpoint))?;
+    let bundle = Bundle::from_bytes(&checkpoint.display().to_string(), &bytes)?;
+    if bundle.header.architecture != opts.architecture
+        || bundle.header.preprocessing != opts.preprocessing
+    {
+        return Err(Error::BadInput(format!(
+            "{} was trained with another architecture or input size than this run asks for",
+            checkpoint.display()
+        )));
+    }
+    let model = bundle.load_model(device)?;
+    let optim_path = checkpoint.with_extension("optim");
+    let optim_bytes = fs::read(&optim_path).map_err(io(&optim_path))?;
+    let optimizer = optimizer
+        .from_bytes(Bytes::from_bytes_vec(optim_bytes))
+        .map_err(|e| Error::corrupt(optim_path.display().to_string(), e.to_string()))?;
+    let state_path = checkpoint.with_extension("state.json");
+    let text = fs::read(&state_path).map_err(io(&state_path))?;
+    let state: RunState = serde_json::from_slice(&text)
+        .map_err(|e| Error::corrupt(state_path.display().to_string(), e.to_string()))?;
+    info!(epoch = state.epoch, checkpoint = %checkpoint.display(), "resuming");
+    Ok((model, optimizer, state))
+}
 
-    if state.epoch == 0 {
-        // Epoch 0 is the untrained network: the baseline every later epoch must beat.
+/// What stays the same from epoch to epoch.
+struct Run<'a> {
+    train: &'a LabeledImages,
+    val: &'a LabeledImages,
+    opts: &'a TrainOptions,
+    device: Device,
+    schedule: Schedule,
+    sampler: PkSampler,
+    metrics_path: PathBuf,
+}
+
+/// The training loss summed over an epoch's batches, and the images seen.
+struct EpochTotals {
+    loss_sum: f64,
+    batches: usize,
+    images: usize,
+    started: Instant,
+    train_seconds: f64,
+}
+
+impl Run<'_> {
+    /// Epoch 0 is the untrained network: the baseline every later epoch must beat.
+    fn untrained(&self, model: &EmbeddingModel, state: &mut RunState) -> Result<()> {
         let started = Instant::now();
-        let (map, p1) = validate(&model, &device, val, opts)?;
+        let (map, p1) = validate(model, &self.device, self.val, self.opts)?;
         let record = EpochRecord {
             epoch: 0,
             train_loss: None,
@@ -202,30 +270,40 @@ pub fn train(
             seconds: started.elapsed().as_secs_f64(),
         };
         info!(map_at_r = map, precision_at_1 = p1, "epoch 0 (untrained)");
-        append_jsonl(&metrics_path, &record, true)?;
+        append_jsonl(&self.metrics_path, &record, true)?;
         state.history.push(record);
         state.best_map_at_r = map;
-        if opts.epochs == 0 {
+        if self.opts.epochs == 0 {
             // `--epochs 0` exports the untrained network: the baseline of the README's tables.
-            let bundle = export(&model, opts, train, &state)?;
-            write_file(&opts.ckpt_dir.join("best.bundle"), &bundle.to_bytes()?)?;
+            let bundle = export(model, self.opts, self.train, state)?;
+            write_file(&self.opts.ckpt_dir.join("best.bundle"), &bundle.to_bytes()?)?;
         }
+        Ok(())
     }
 
-    let mut stopped_early = false;
-    while state.epoch < opts.epochs {
-        let epoch = state.epoch + 1;
-        let batches = sampler.epoch_batches(epoch as u64);
+    /// One pass over the epoch's batches. A producer thread augments the next
+    /// batches while the device runs this one.
+    fn epoch(
+        &self,
+        model: EmbeddingModel,
+        optimizer: &mut ModuleOptimizer,
+        state: &mut RunState,
+        epoch: usize,
+    ) -> Result<(EmbeddingModel, EpochTotals)> {
+        let opts = self.opts;
+        let batches = self.sampler.epoch_batches(epoch as u64);
         let bar = progress_bar(opts.progress, batches.len() as u64, epoch, opts.epochs);
-        let started = Instant::now();
-        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
-
-        // A producer thread augments the next batches while the device runs this one.
-        model = std::thread::scope(|scope| -> Result<EmbeddingModel> {
+        let mut totals = EpochTotals {
+            loss_sum: 0.0,
+            batches: batches.len(),
+            images: 0,
+            started: Instant::now(),
+            train_seconds: 0.0,
+        };
+        let model = std::thread::scope(|scope| -> Result<EmbeddingModel> {
             let mut model = model;
             let (tx, rx) = sync_channel::<(Vec<f32>, Vec<usize>)>(2);
-            let seed = opts.seed;
-            let batches_ref = &batches;
+            let (train, seed, batches_ref) = (self.train, opts.seed, &batches);
             scope.spawn(move || {
                 for (b, batch) in batches_ref.iter().enumerate() {
                     let prepared =
@@ -237,58 +315,86 @@ pub fn train(
             });
             for (pixels, labels) in rx {
                 let n = labels.len();
-                let s = opts.preprocessing.input_size as usize;
-                let input = Tensor::<4>::from_data(TensorData::new(pixels, [n, 3, s, s]), &device);
-                let lr = schedule.at(state.step);
-                let backbone_lr = if epoch <= opts.freeze_backbone_epochs {
-                    0.0
-                } else {
-                    lr * opts.backbone_lr_scale
-                };
-                let rates = Rates {
-                    head: lr,
-                    backbone: backbone_lr,
-                };
-                let (next, l) = step(
-                    model,
-                    &mut optimizer,
-                    input,
-                    &labels,
-                    opts.loss,
-                    opts.margin,
-                    rates,
-                );
+                let (next, loss) =
+                    self.batch(model, optimizer, state.step, epoch, pixels, &labels)?;
                 model = next;
-                let value: f32 = l.into_scalar();
-                if !value.is_finite() {
-                    return Err(Error::Internal(format!(
-                        "the loss became {value} at epoch {epoch}; lower --lr"
-                    )));
-                }
                 state.step += 1;
-                loss_sum += value as f64;
-                seen += n;
+                totals.loss_sum += loss as f64;
+                totals.images += n;
                 bar.inc(1);
                 bar.set_message(format!(
                     "loss {:.4}  {:.0} img/s",
-                    loss_sum / bar.position() as f64,
-                    seen as f64 / started.elapsed().as_secs_f64()
+                    totals.loss_sum / bar.position() as f64,
+                    totals.images as f64 / totals.started.elapsed().as_secs_f64()
                 ));
             }
             Ok(model)
         })?;
         bar.finish_and_clear();
+        totals.train_seconds = totals.started.elapsed().as_secs_f64();
+        Ok((model, totals))
+    }
 
-        let train_seconds = started.elapsed().as_secs_f64();
-        let (map, p1) = validate(&model, &device, val, opts)?;
+    /// One optimisation step on one batch, at the schedule's rates for `step`.
+    fn batch(
+        &self,
+        model: EmbeddingModel,
+        optimizer: &mut ModuleOptimizer,
+        step_index: usize,
+        epoch: usize,
+        pixels: Vec<f32>,
+        labels: &[usize],
+    ) -> Result<(EmbeddingModel, f32)> {
+        let opts = self.opts;
+        let n = labels.len();
+        let s = opts.preprocessing.input_size as usize;
+        let input = Tensor::<4>::from_data(TensorData::new(pixels, [n, 3, s, s]), &self.device);
+        let lr = self.schedule.at(step_index);
+        let backbone_lr = if epoch <= opts.freeze_backbone_epochs {
+            0.0
+        } else {
+            lr * opts.backbone_lr_scale
+        };
+        let rates = Rates {
+            head: lr,
+            backbone: backbone_lr,
+        };
+        let (model, l) = step(
+            model,
+            optimizer,
+            input,
+            labels,
+            opts.loss,
+            opts.margin,
+            rates,
+        );
+        let value: f32 = l.into_scalar();
+        if !value.is_finite() {
+            return Err(Error::Internal(format!(
+                "the loss became {value} at epoch {epoch}; lower --lr"
+            )));
+        }
+        Ok((model, value))
+    }
+
+    /// Validates the epoch's network and records the epoch; true when its
+    /// validation MAP@R is the best so far.
+    fn record(
+        &self,
+        model: &EmbeddingModel,
+        state: &mut RunState,
+        epoch: usize,
+        totals: EpochTotals,
+    ) -> Result<bool> {
+        let (map, p1) = validate(model, &self.device, self.val, self.opts)?;
         let record = EpochRecord {
             epoch,
-            train_loss: Some(loss_sum / batches.len().max(1) as f64),
+            train_loss: Some(totals.loss_sum / totals.batches.max(1) as f64),
             val_map_at_r: map,
             val_precision_at_1: p1,
-            lr: schedule.at(state.step.saturating_sub(1)),
-            images_per_sec: Some(seen as f64 / train_seconds),
-            seconds: started.elapsed().as_secs_f64(),
+            lr: self.schedule.at(state.step.saturating_sub(1)),
+            images_per_sec: Some(totals.images as f64 / totals.train_seconds),
+            seconds: totals.started.elapsed().as_secs_f64(),
         };
         info!(
             epoch,
@@ -298,10 +404,9 @@ pub fn train(
             images_per_sec = record.images_per_sec,
             "epoch done"
         );
-        append_jsonl(&metrics_path, &record, false)?;
+        append_jsonl(&self.metrics_path, &record, false)?;
         state.history.push(record);
         state.epoch = epoch;
-
         let improved = map > state.best_map_at_r || state.best_epoch == 0;
         if improved {
             state.best_map_at_r = map;
@@ -310,8 +415,21 @@ pub fn train(
         } else {
             state.epochs_without_gain += 1;
         }
-        let checkpoint = opts.ckpt_dir.join(format!("epoch-{epoch:03}.bundle"));
-        let bundle = export(&model, opts, train, &state)?;
+        Ok(improved)
+    }
+
+    /// Writes the epoch's bundle with the optimizer and run state beside it
+    /// (what --resume reads), and best.bundle when the epoch improved.
+    fn checkpoint(
+        &self,
+        model: &EmbeddingModel,
+        optimizer: &ModuleOptimizer,
+        state: &RunState,
+        epoch: usize,
+        improved: bool,
+    ) -> Result<()> {
+        let checkpoint = self.opts.ckpt_dir.join(format!("epoch-{epoch:03}.bundle"));
+        let bundle = export(model, self.opts, self.train, state)?;
         write_file(&checkpoint, &bundle.to_bytes()?)?;
         let optim_path = checkpoint.with_extension("optim");
         let optim_bytes = optimizer
@@ -319,23 +437,17 @@ pub fn train(
             .map_err(|e| Error::Internal(format!("serialising optimizer state: {e}")))?;
         write_file(&optim_path, &optim_bytes)?;
         let state_json =
-            serde_json::to_vec_pretty(&state).map_err(|e| Error::Internal(e.to_string()))?;
+            serde_json::to_vec_pretty(state).map_err(|e| Error::Internal(e.to_string()))?;
         write_file(&checkpoint.with_extension("state.json"), &state_json)?;
         if improved {
-            write_file(&opts.ckpt_dir.join("best.bundle"), &bundle.to_bytes()?)?;
+            write_file(&self.opts.ckpt_dir.join("best.bundle"), &bundle.to_bytes()?)?;
         }
-        if opts.patience > 0 && state.epochs_without_gain >= opts.patience {
-            info!(
-                epoch,
-                patience = opts.patience,
-                "validation MAP@R stopped improving: stopping early"
-            );
-            stopped_early = true;
-            break;
-        }
+        Ok(())
     }
+}
 
-    // The exported model is the best epoch by validation MAP@R.
+/// Copies the best epoch's bundle (by validation MAP@R) to --model-out.
+fn finish(opts: &TrainOptions, state: RunState, stopped_early: bool) -> Result<TrainReport> {
     let best_path = opts.ckpt_dir.join("best.bundle");
     let best = fs::read(&best_path).map_err(io(&best_path))?;
     let bundle = Bundle::from_bytes(&best_path.display().to_string(), &best)?;
@@ -357,7 +469,6 @@ pub fn train(
         history: state.history,
     })
 }
-
 /// Learning rates of one step: the pretrained backbone's may be lower, or 0 (frozen).
 #[derive(Clone, Copy, Debug)]
 pub struct Rates {
@@ -540,7 +651,7 @@ fn validate(
         opts.architecture.embedding_dim(),
     );
     let vectors = embedder.embed(&val.images)?;
-    let m = retrieval_metrics(&vectors, &val.labels);
+    let m = leave_one_out(&vectors, &val.labels);
     Ok((m.map_at_r, m.precision_at_1))
 }
 

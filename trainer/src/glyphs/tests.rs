@@ -1,3 +1,8 @@
+use std::collections::HashSet;
+
+use ab_glyph::FontRef;
+use image::GrayImage;
+
 use super::*;
 
 fn fonts_dir() -> PathBuf {
