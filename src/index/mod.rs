@@ -386,7 +386,8 @@ impl Index {
             ));
         }
         let bytes = self.fetch(entry, blobs)?;
-        let (fp, dim, flat) = segment::decode_flat(&entry.name, segment::KIND_GROW, &bytes)?;
+        let (fp, dim, flat) =
+            segment::decode_flat(&entry.name, segment::KIND_GROWING_CHUNK, &bytes)?;
         let mut sorted = flat.ids.clone();
         sorted.sort_unstable();
         self.check_decoded(entry, &fp, dim, &sorted, chunk_ids)?;
@@ -559,7 +560,7 @@ impl Index {
         for i in first_new..self.chunks.len() {
             let end = start + self.chunks[i].vectors as usize;
             let bytes = segment::encode_flat_parts(
-                segment::KIND_GROW,
+                segment::KIND_GROWING_CHUNK,
                 &self.fingerprint,
                 self.dim,
                 &self.growing.ids[start..end],
@@ -789,7 +790,7 @@ impl Index {
         for c in &self.chunks {
             let end = start + c.vectors as usize;
             let bytes = segment::encode_flat_parts(
-                segment::KIND_GROW,
+                segment::KIND_GROWING_CHUNK,
                 &self.fingerprint,
                 self.dim,
                 &self.growing.ids[start..end],

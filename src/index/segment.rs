@@ -29,19 +29,19 @@ use crate::blob;
 use crate::blob::wire::Reader;
 use crate::{Error, Result};
 
-/// Blob kind of a sealed HNSW segment, float or int8, in the packed layout
-/// ([`packed`](super::graph::packed)): what this build writes.
-pub const KIND_GRAPH: [u8; 4] = *b"SEGP";
-/// Blob kind of a sealed HNSW segment in instant-distance's serialized layout,
-/// written before the packed one; still read.
-pub const KIND_HNSW: [u8; 4] = *b"SEGH";
-/// Blob kind of a sealed int8 HNSW segment in the varint layout written before
-/// the packed one; still read.
-pub const KIND_HNSW_I8: [u8; 4] = *b"SEGQ";
-/// Blob kind of a sealed flat segment.
-pub const KIND_FLAT: [u8; 4] = *b"SEGF";
-/// Blob kind of a growing-segment chunk.
-pub const KIND_GROW: [u8; 4] = *b"GROW";
+/// Blob kind of a sealed graph segment, float or int8, in the packed layout
+/// ([`packed`](super::graph::packed)): the only graph kind this build writes.
+pub const KIND_PACKED_GRAPH: [u8; 4] = *b"SEGP";
+/// Blob kind of a sealed float graph in instant-distance's serialized layout,
+/// written before the packed one; still read, never written.
+pub const KIND_LEGACY_FLOAT_GRAPH: [u8; 4] = *b"SEGH";
+/// Blob kind of a sealed int8 graph in the varint layout written before the
+/// packed one; still read, never written.
+pub const KIND_LEGACY_INT8_GRAPH: [u8; 4] = *b"SEGQ";
+/// Blob kind of a sealed segment too small for a graph: ids and float vectors.
+pub const KIND_FLAT_SEGMENT: [u8; 4] = *b"SEGF";
+/// Blob kind of a persisted chunk of the growing segment.
+pub const KIND_GROWING_CHUNK: [u8; 4] = *b"GROW";
 
 /// Sealed segments with fewer live vectors than this are kept flat: below a few
 /// dozen vectors an exact scan costs about what a graph search does (HNSW visits
@@ -248,11 +248,11 @@ impl Sealed {
     /// The segment as a framed blob.
     pub(crate) fn encode(&self, fingerprint: &str, dim: usize) -> Result<Vec<u8>> {
         match self {
-            Sealed::Flat(flat) => encode_flat(KIND_FLAT, fingerprint, dim, flat),
+            Sealed::Flat(flat) => encode_flat(KIND_FLAT_SEGMENT, fingerprint, dim, flat),
             Sealed::Hnsw(graph) => {
                 let mut payload = Vec::new();
                 packed::write(graph, fingerprint, &mut payload);
-                Ok(blob::seal(KIND_GRAPH, &payload))
+                Ok(blob::seal(KIND_PACKED_GRAPH, &payload))
             }
         }
     }
@@ -265,11 +265,11 @@ impl Sealed {
     ) -> Result<(String, usize, Sealed)> {
         match kind {
             SegmentKind::Flat => {
-                let (fp, dim, flat) = decode_flat(name, KIND_FLAT, bytes)?;
+                let (fp, dim, flat) = decode_flat(name, KIND_FLAT_SEGMENT, bytes)?;
                 Ok((fp, dim, Sealed::Flat(flat)))
             }
-            SegmentKind::Hnsw => decode_graph(name, KIND_HNSW, false, bytes),
-            SegmentKind::HnswInt8 => decode_graph(name, KIND_HNSW_I8, true, bytes),
+            SegmentKind::Hnsw => decode_graph(name, KIND_LEGACY_FLOAT_GRAPH, false, bytes),
+            SegmentKind::HnswInt8 => decode_graph(name, KIND_LEGACY_INT8_GRAPH, true, bytes),
             SegmentKind::Growing => Err(Error::corrupt(
                 name,
                 "listed as a sealed segment of kind \"growing\"",
@@ -364,7 +364,7 @@ fn decode_graph(
 ) -> Result<(String, usize, Sealed)> {
     let corrupt = |e: String| Error::corrupt(name, format!("undecodable: {e}"));
     if blob::peek_kind(bytes) != Some(legacy) {
-        let payload = blob::open(name, KIND_GRAPH, bytes)?;
+        let payload = blob::open(name, KIND_PACKED_GRAPH, bytes)?;
         let mut r = Reader::new(payload);
         let found = packed::read(&mut r).map_err(corrupt)?;
         r.finish().map_err(|e| corrupt(e.into()))?;
@@ -547,13 +547,13 @@ mod tests {
     fn flat_roundtrip_and_corruption() {
         let dim = 4;
         let f = flat(10, dim);
-        let bytes = encode_flat(KIND_GROW, "fp", dim, &f).unwrap();
-        let (fp, d, back) = decode_flat("grow-1", KIND_GROW, &bytes).unwrap();
+        let bytes = encode_flat(KIND_GROWING_CHUNK, "fp", dim, &f).unwrap();
+        let (fp, d, back) = decode_flat("grow-1", KIND_GROWING_CHUNK, &bytes).unwrap();
         assert_eq!((fp.as_str(), d), ("fp", dim));
         assert_eq!(back, f);
         // Wrong kind is refused by the frame.
         assert!(matches!(
-            decode_flat("grow-1", KIND_FLAT, &bytes),
+            decode_flat("grow-1", KIND_FLAT_SEGMENT, &bytes),
             Err(Error::Corrupt { .. })
         ));
         // A well-framed but inconsistent payload is refused by the decoder.
@@ -563,8 +563,8 @@ mod tests {
             ids: &[1, 2],
             data: &[0.0; 7],
         };
-        let framed = blob::seal(KIND_GROW, &postcard::to_allocvec(&bad).unwrap());
-        let err = decode_flat("grow-9", KIND_GROW, &framed).unwrap_err();
+        let framed = blob::seal(KIND_GROWING_CHUNK, &postcard::to_allocvec(&bad).unwrap());
+        let err = decode_flat("grow-9", KIND_GROWING_CHUNK, &framed).unwrap_err();
         assert!(err.to_string().contains("grow-9"), "{err}");
         assert!(err.to_string().contains("2 ids but 7 floats"), "{err}");
         let nan = FlatFileRef {
@@ -573,16 +573,16 @@ mod tests {
             ids: &[1],
             data: &[f32::NAN],
         };
-        let framed = blob::seal(KIND_GROW, &postcard::to_allocvec(&nan).unwrap());
-        assert!(decode_flat("g", KIND_GROW, &framed).is_err());
+        let framed = blob::seal(KIND_GROWING_CHUNK, &postcard::to_allocvec(&nan).unwrap());
+        assert!(decode_flat("g", KIND_GROWING_CHUNK, &framed).is_err());
     }
 
     /// Re-frames a HNSW payload after `edit` changed it, so that only the
     /// structural validation (not the checksum) can catch the problem.
     fn reframe(bytes: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-        let mut payload = blob::open("x", KIND_GRAPH, bytes).unwrap().to_vec();
+        let mut payload = blob::open("x", KIND_PACKED_GRAPH, bytes).unwrap().to_vec();
         edit(&mut payload);
-        blob::seal(KIND_GRAPH, &payload)
+        blob::seal(KIND_PACKED_GRAPH, &payload)
     }
 
     #[test]
@@ -669,16 +669,20 @@ mod tests {
         quantized.quantize();
         for (kind, listed, graph, old) in [
             (
-                KIND_HNSW,
+                KIND_LEGACY_FLOAT_GRAPH,
                 SegmentKind::Hnsw,
                 &float,
-                legacy_blob(KIND_HNSW, dim, float.serializable()),
+                legacy_blob(KIND_LEGACY_FLOAT_GRAPH, dim, float.serializable()),
             ),
             (
-                KIND_HNSW_I8,
+                KIND_LEGACY_INT8_GRAPH,
                 SegmentKind::HnswInt8,
                 &quantized,
-                legacy_blob(KIND_HNSW_I8, dim, quantized.quantized_layout().unwrap()),
+                legacy_blob(
+                    KIND_LEGACY_INT8_GRAPH,
+                    dim,
+                    quantized.quantized_layout().unwrap(),
+                ),
             ),
         ] {
             assert_eq!(blob::peek_kind(&old), Some(kind));
@@ -690,7 +694,7 @@ mod tests {
             assert_eq!(back, graph);
             // Written again, it is packed, and reads back the same.
             let packed = Sealed::Hnsw(back.clone()).encode("fp", dim).unwrap();
-            assert_eq!(blob::peek_kind(&packed), Some(KIND_GRAPH));
+            assert_eq!(blob::peek_kind(&packed), Some(KIND_PACKED_GRAPH));
             let (_, _, again) = Sealed::decode("seg-7", listed, &packed).unwrap();
             assert!(matches!(&again, Sealed::Hnsw(g) if g == graph));
             // A corrupt old blob is still caught by its own checksum.
