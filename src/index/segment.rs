@@ -23,7 +23,8 @@ use std::collections::{BTreeSet, BinaryHeap};
 use serde::{Deserialize, Serialize};
 
 use super::distance;
-use super::graph::{BuildParams, Graph, QuantizedLayout, Scored, packed, read_stored};
+use super::graph::legacy::{QuantizedLayout, read_stored};
+use super::graph::{BuildParams, Graph, Scored, packed};
 use super::{Hit, IndexConfig, Quantization, SegmentKind};
 use crate::blob;
 use crate::blob::wire::Reader;

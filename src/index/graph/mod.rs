@@ -1,0 +1,409 @@
+//! A sealed HNSW graph, laid out for search.
+//!
+//! instant-distance builds the graph (its construction, neighbour heuristic and
+//! layer assignment are what the design asks for), but its own search is slow
+//! at scale: every point is a separate allocation (a pointer chase and a cache
+//! miss per distance), the result list is a sorted `Vec` with an O(ef) insert
+//! per improvement, and `ef` is fixed when the graph is built. So once a graph
+//! is built (or read back) it moves into [`Graph`]:
+//!
+//! - the vectors in one contiguous `f32` array, in the graph's point order, so a
+//!   node's vector is one offset away and can be prefetched;
+//! - layer 0 as one `u32` array of `2M` slots per node, upper layers as `M`
+//!   slots per node (`u32::MAX` ends a node's list), exactly instant-distance's
+//!   links;
+//! - a search with two binary heaps and a generation-stamped visited array
+//!   reused per thread, and `ef` chosen per query.
+//!
+//! A graph can be **quantised** ([`Graph::quantize`]): each vector becomes `dim`
+//! `i8` codes and one `f32` scale (132 bytes instead of 512 at dimension 128).
+//! The walk then scores with [`distance::dot_i8`] against the query quantised
+//! the same way, and the `ef` candidates it ends with are re-ranked by the float
+//! query against their codes ([`distance::dot_f32_i8`]), so the reported scores
+//! carry only the stored vectors' rounding. The float vectors are not kept:
+//! that is the memory saved.
+//!
+//! A graph is stored in the [`packed`] layout: fixed-width arrays, read at
+//! memory speed. Segments written before it are still read ([`legacy`]): a
+//! float graph in instant-distance's own serialized form, a quantised one in a
+//! varint layout. Every layout is decoded in one pass that checks every
+//! reference before anything searches the graph. The walk itself is in
+//! [`search`].
+
+use std::cmp::Ordering;
+
+use instant_distance::{Builder, Heuristic};
+use serde::Serialize;
+use serde::ser::Serializer;
+
+use super::distance;
+use crate::blob::wire::{Reader, WireError};
+
+pub(crate) mod legacy;
+pub(crate) mod packed;
+mod search;
+mod visited;
+
+/// instant-distance's `M`: links per node on the upper layers (twice that on layer 0).
+pub(crate) const M: usize = 32;
+const M0: usize = 2 * M;
+/// An empty neighbour slot; it ends the node's list.
+const INVALID: u32 = u32::MAX;
+
+/// A built HNSW graph over `n` vectors of dimension `dim`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Graph {
+    dim: usize,
+    /// The `ef` searches use unless told otherwise; also stored with the graph.
+    ef_search: usize,
+    /// `n × dim`, point order.
+    vectors: Vectors,
+    /// The caller's id of each point, point order.
+    ids: Vec<u64>,
+    /// `n × 2M` layer-0 links.
+    zero: Vec<u32>,
+    /// `upper[l - 1]`: layer `l`'s links, `M` per node. Layer `l` holds the first
+    /// `upper[l - 1].len() / M` points (a prefix, shrinking upwards); a search
+    /// enters at point 0 of the top layer.
+    upper: Vec<Vec<u32>>,
+}
+
+/// A graph's vectors, in point order.
+#[derive(Clone, Debug, PartialEq)]
+enum Vectors {
+    /// `n × dim` floats.
+    F32(Vec<f32>),
+    /// `n × dim` codes and `n` scales: vector `p` ≈ `scales[p] · codes[p]`.
+    I8 { codes: Vec<i8>, scales: Vec<f32> },
+}
+
+/// Build parameters.
+pub(crate) struct BuildParams {
+    pub ef_construction: usize,
+    pub ef_search: usize,
+    pub heuristic: Option<Heuristic>,
+    pub seed: u64,
+}
+
+/// A point as instant-distance sees it while building: a row of the caller's
+/// contiguous array. It serializes as its row number, which is how the built
+/// graph's point order is read back (see [`Graph::build`]).
+#[derive(Clone, Copy)]
+struct Row<'a> {
+    row: u32,
+    v: &'a [f32],
+}
+
+impl instant_distance::Point for Row<'_> {
+    fn distance(&self, other: &Self) -> f32 {
+        distance::cosine_distance(self.v, other.v)
+    }
+}
+
+impl Serialize for Row<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(self.row)
+    }
+}
+
+impl Graph {
+    /// Builds a graph over `data` (`ids.len() × dim`). Uses rayon's current pool.
+    pub(crate) fn build(
+        ids: &[u64],
+        data: &[f32],
+        dim: usize,
+        p: &BuildParams,
+    ) -> Result<Graph, String> {
+        if dim == 0 || data.len() != ids.len() * dim {
+            return Err(format!(
+                "{} ids but {} floats (dimension {dim})",
+                ids.len(),
+                data.len()
+            ));
+        }
+        if ids.len() >= INVALID as usize {
+            return Err(format!("{} vectors: too many for one graph", ids.len()));
+        }
+        let rows: Vec<Row> = data
+            .chunks_exact(dim)
+            .enumerate()
+            .map(|(i, v)| Row { row: i as u32, v })
+            .collect();
+        let map = Builder::default()
+            .ef_construction(p.ef_construction)
+            .ef_search(p.ef_search)
+            .select_heuristic(p.heuristic)
+            .seed(p.seed)
+            .build(rows, ids.to_vec());
+        // instant-distance keeps its graph private; its serialized form is the
+        // documented way out. With rows serialized as row numbers it is small
+        // (the links, about a quarter of the vectors' size) and read straight
+        // into this layout.
+        let bytes =
+            postcard::to_allocvec(&map).map_err(|e| format!("encoding the built graph: {e}"))?;
+        drop(map);
+        let mut r = Reader::new(&bytes);
+        let layout = MapLayout::read(&mut r, |r| r.u32_seq("points"))
+            .and_then(|layout| r.finish().map(|()| layout))
+            .map_err(|e| format!("reading the built graph back: {e}"))?;
+        let order = &layout.points;
+        let mut vectors = Vec::with_capacity(data.len());
+        for &row in order {
+            let start = row as usize * dim;
+            let v = data
+                .get(start..start + dim)
+                .ok_or_else(|| format!("built graph names row {row} of {}", ids.len()))?;
+            vectors.extend_from_slice(v);
+        }
+        Graph::from_layout(layout, dim, vectors)
+    }
+
+    /// Checks a decoded layout and assembles the graph.
+    fn from_layout<P>(
+        layout: MapLayout<P>,
+        dim: usize,
+        vectors: Vec<f32>,
+    ) -> Result<Graph, String> {
+        let MapLayout {
+            ef_search,
+            zero,
+            upper,
+            ids,
+            ..
+        } = layout;
+        let n = ids.len();
+        if vectors.len() != n * dim {
+            return Err(format!(
+                "{n} ids but {} vector values (dimension {dim})",
+                vectors.len()
+            ));
+        }
+        if let Some(pos) = vectors.iter().position(|x| !x.is_finite()) {
+            return Err(format!("point {} has a non-finite value", pos / dim));
+        }
+        Graph::checked(dim, ef_search, Vectors::F32(vectors), ids, zero, upper)
+    }
+
+    /// Checks that every link is in range and the layers shrink upwards, and
+    /// assembles the graph.
+    fn checked(
+        dim: usize,
+        ef_search: u64,
+        vectors: Vectors,
+        ids: Vec<u64>,
+        zero: Vec<u32>,
+        layers: Vec<Vec<u32>>,
+    ) -> Result<Graph, String> {
+        let n = ids.len();
+        if zero.len() != n * M0 {
+            return Err(format!("{n} points but {} graph nodes", zero.len() / M0));
+        }
+        if let Some(bad) = out_of_range(&zero, n) {
+            return Err(format!(
+                "node {} links to point {} of {n}",
+                bad / M0,
+                zero[bad]
+            ));
+        }
+        let mut below = n;
+        let mut upper = Vec::with_capacity(layers.len());
+        for (l, links) in layers.into_iter().enumerate() {
+            let len = links.len() / M;
+            if len == 0 || len * M != links.len() || len > below {
+                return Err(format!(
+                    "layer {} has {len} nodes (layer below has {below})",
+                    l + 1
+                ));
+            }
+            if let Some(bad) = out_of_range(&links, len) {
+                return Err(format!(
+                    "layer {} node {} links to point {} of {len}",
+                    l + 1,
+                    bad / M,
+                    links[bad]
+                ));
+            }
+            upper.push(links);
+            below = len;
+        }
+        if n == 0 && !upper.is_empty() {
+            return Err("empty graph with upper layers".into());
+        }
+        let ef_search = usize::try_from(ef_search)
+            .ok()
+            .filter(|ef| *ef >= 1)
+            .ok_or_else(|| format!("bad ef_search {ef_search}"))?;
+        Ok(Graph {
+            dim,
+            ef_search,
+            vectors,
+            ids,
+            zero,
+            upper,
+        })
+    }
+
+    /// Replaces the float vectors by `i8` codes with a scale per vector (see the
+    /// module documentation). A graph already quantised is left as it is.
+    pub(crate) fn quantize(&mut self) {
+        let Vectors::F32(data) = &self.vectors else {
+            return;
+        };
+        let mut codes = vec![0i8; data.len()];
+        let scales = data
+            .chunks_exact(self.dim)
+            .zip(codes.chunks_exact_mut(self.dim))
+            .map(|(v, c)| distance::quantize_i8(v, c))
+            .collect();
+        self.vectors = Vectors::I8 { codes, scales };
+    }
+
+    pub(crate) fn is_quantized(&self) -> bool {
+        matches!(self.vectors, Vectors::I8 { .. })
+    }
+
+    /// Bytes the graph holds in memory: vectors (or codes and scales), links
+    /// and ids.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let vectors = match &self.vectors {
+            Vectors::F32(data) => data.len() * 4,
+            Vectors::I8 { codes, scales } => codes.len() + scales.len() * 4,
+        };
+        let links: usize = self.zero.len() + self.upper.iter().map(Vec::len).sum::<usize>();
+        vectors + links * 4 + self.ids.len() * 8
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub(crate) fn ids(&self) -> &[u64] {
+        &self.ids
+    }
+
+    pub(crate) fn ef_search(&self) -> usize {
+        self.ef_search
+    }
+
+    pub(crate) fn set_ef_search(&mut self, ef: usize) {
+        self.ef_search = ef.max(1);
+    }
+
+    /// Calls `f` with every (id, vector), in point order; a quantised graph's
+    /// vectors are dequantised (`scale · codes`).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(u64, &[f32])) {
+        match &self.vectors {
+            Vectors::F32(data) => self
+                .ids
+                .iter()
+                .zip(data.chunks_exact(self.dim))
+                .for_each(|(&id, v)| f(id, v)),
+            Vectors::I8 { codes, scales } => {
+                let mut v = vec![0.0f32; self.dim];
+                for ((&id, c), &scale) in self
+                    .ids
+                    .iter()
+                    .zip(codes.chunks_exact(self.dim))
+                    .zip(scales)
+                {
+                    distance::dequantize_i8(c, scale, &mut v);
+                    f(id, &v);
+                }
+            }
+        }
+    }
+}
+
+// ---- instant-distance's serialized layout ----
+//
+// `HnswMap { hnsw: Hnsw { ef_search: usize, points: Vec<P>, zero: Vec<[PointId; 2M]>,
+// layers: Vec<Vec<[PointId; M]>> }, values: Vec<V> }`, where `PointId` is a
+// `u32` newtype and a node's array is a fixed-size tuple.
+
+/// instant-distance's `HnswMap` as read back, with its points read by the
+/// caller (row numbers for a graph just built, vectors for a stored one).
+struct MapLayout<P> {
+    ef_search: u64,
+    points: P,
+    /// Layer 0, `M0` slots per node.
+    zero: Vec<u32>,
+    /// Layers 1 and up, `M` slots per node.
+    upper: Vec<Vec<u32>>,
+    /// The caller's id of each point (`values`).
+    ids: Vec<u64>,
+}
+
+impl<P> MapLayout<P> {
+    fn read(
+        r: &mut Reader,
+        points: impl FnOnce(&mut Reader) -> Result<P, WireError>,
+    ) -> Result<MapLayout<P>, WireError> {
+        let ef_search = r.u64("ef_search")?;
+        let points = points(r)?;
+        let zero = read_links(r, "layer 0", M0)?;
+        let layers = r.len("layers", 1)?;
+        let upper = (0..layers)
+            .map(|_| read_links(r, "upper layer", M))
+            .collect::<Result<_, _>>()?;
+        let ids = r.u64_seq("ids")?;
+        Ok(MapLayout {
+            ef_search,
+            points,
+            zero,
+            upper,
+            ids,
+        })
+    }
+}
+
+/// A layer as instant-distance writes it: a sequence of nodes, each a tuple of
+/// `slots` point ids (no length of its own), flattened.
+fn read_links(r: &mut Reader, what: &str, slots: usize) -> Result<Vec<u32>, WireError> {
+    let nodes = r.len(what, slots)?;
+    let mut links = Vec::new();
+    r.u32s_into(what, nodes * slots, &mut links)?;
+    Ok(links)
+}
+
+/// The position of the first link to a point at or past `n` (the empty slot
+/// aside). Opening a million-point graph checks 64 million links, so the
+/// common case is one pass the compiler vectorises: `p + 1` wraps the empty
+/// slot (all ones) to 0, and a link is out of range iff `p + 1 > n`.
+fn out_of_range(links: &[u32], n: usize) -> Option<usize> {
+    let largest = links.iter().fold(0u32, |m, &p| m.max(p.wrapping_add(1)));
+    if largest as usize <= n {
+        return None;
+    }
+    links.iter().position(|&p| p != INVALID && p as usize >= n)
+}
+
+/// A score with what it scores: a graph point here, a vector id in the index's
+/// top-K. Ordered by score, then lower id first on ties (greater = better), so
+/// results are deterministic.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scored<I> {
+    pub score: f32,
+    pub id: I,
+}
+
+impl<I: Ord> PartialEq for Scored<I> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl<I: Ord> Eq for Scored<I> {}
+impl<I: Ord> PartialOrd for Scored<I> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<I: Ord> Ord for Scored<I> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then_with(|| other.id.cmp(&self.id))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,252 @@
+//! How a query walks a graph: greedy descent through the upper layers, then
+//! the HNSW paper's layer search on layer 0, with `ef` chosen per query. The
+//! heaps and the visited set live in a per-thread [`State`] that every query
+//! on that thread reuses, so a search allocates nothing once its thread has
+//! run one.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::visited::Visited;
+use super::{Graph, INVALID, M, M0, Scored, Vectors};
+use crate::index::distance;
+
+impl Graph {
+    /// The (about) `ef` points most similar to `query`, best first, as
+    /// (score, id) pairs; `query` has the graph's dimension.
+    pub(crate) fn search(&self, query: &[f32], ef: usize, out: &mut Vec<(f32, u64)>) {
+        out.clear();
+        if self.ids.is_empty() {
+            return;
+        }
+        STATE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut state) => self.search_with(query, ef.max(1), &mut state, out),
+            Err(_) => self.search_with(query, ef.max(1), &mut State::default(), out),
+        });
+    }
+
+    fn search_with(&self, query: &[f32], ef: usize, state: &mut State, out: &mut Vec<(f32, u64)>) {
+        let dim = self.dim;
+        match &self.vectors {
+            Vectors::F32(data) => {
+                self.walk(&FloatScorer { query, data, dim }, ef, state);
+                out.extend(
+                    state
+                        .results
+                        .drain()
+                        .map(|Reverse(s)| (s.score, self.ids[s.id as usize])),
+                );
+            }
+            Vectors::I8 { codes, scales } => {
+                let mut query_codes = std::mem::take(&mut state.query_codes);
+                query_codes.resize(dim, 0);
+                // The query's own scale is one positive factor on every walk
+                // score: it changes no comparison, so it is left out.
+                distance::quantize_i8(query, &mut query_codes);
+                let scorer = CodeScorer {
+                    query: &query_codes,
+                    codes,
+                    scales,
+                    dim,
+                };
+                self.walk(&scorer, ef, state);
+                out.extend(state.results.drain().map(|Reverse(s)| {
+                    let p = s.id as usize;
+                    let code = &codes[p * dim..(p + 1) * dim];
+                    (scales[p] * distance::dot_f32_i8(query, code), self.ids[p])
+                }));
+                state.query_codes = query_codes;
+            }
+        }
+        out.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    }
+
+    /// Greedy descent through the upper layers, then the layer-0 search; leaves
+    /// the `ef` best points in `state.results`.
+    fn walk<S: Scorer>(&self, scorer: &S, ef: usize, state: &mut State) {
+        let mut entry = 0u32;
+        let mut best = scorer.score(0);
+        for layer in self.upper.iter().rev() {
+            loop {
+                let start = entry as usize * M;
+                let mut moved = false;
+                for &p in &layer[start..start + M] {
+                    if p == INVALID {
+                        break;
+                    }
+                    let s = scorer.score(p);
+                    if s > best {
+                        best = s;
+                        entry = p;
+                        moved = true;
+                    }
+                }
+                if !moved {
+                    break;
+                }
+            }
+        }
+        self.search_zero(scorer, ef, entry, best, state);
+    }
+
+    /// The HNSW paper's layer search (algorithm 2) on layer 0.
+    fn search_zero<S: Scorer>(
+        &self,
+        scorer: &S,
+        ef: usize,
+        entry: u32,
+        entry_score: f32,
+        state: &mut State,
+    ) {
+        let State {
+            visited,
+            candidates,
+            results,
+            ..
+        } = state;
+        visited.begin(self.ids.len());
+        candidates.clear();
+        results.clear();
+        visited.insert(entry);
+        let first = Scored {
+            score: entry_score,
+            id: entry,
+        };
+        candidates.push(first);
+        results.push(Reverse(first));
+        let mut fresh = [0u32; M0];
+        while let Some(c) = candidates.pop() {
+            let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
+            if results.len() >= ef && c.score < worst {
+                break;
+            }
+            // Unvisited neighbours first, their vectors prefetched, then the
+            // distances: the loads overlap instead of stalling one by one.
+            let start = c.id as usize * M0;
+            let mut count = 0;
+            for &p in &self.zero[start..start + M0] {
+                if p == INVALID {
+                    break;
+                }
+                if visited.insert(p) {
+                    scorer.prefetch(p);
+                    fresh[count] = p;
+                    count += 1;
+                }
+            }
+            for &p in &fresh[..count] {
+                let score = scorer.score(p);
+                let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
+                if results.len() < ef || score > worst {
+                    let s = Scored { score, id: p };
+                    candidates.push(s);
+                    results.push(Reverse(s));
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How the walk scores a point against the query.
+trait Scorer {
+    fn score(&self, p: u32) -> f32;
+    /// Hints the point's vector into the cache.
+    fn prefetch(&self, p: u32);
+}
+
+/// Float vectors: the cosine similarity.
+struct FloatScorer<'a> {
+    query: &'a [f32],
+    data: &'a [f32],
+    dim: usize,
+}
+
+impl FloatScorer<'_> {
+    #[inline(always)]
+    fn vector(&self, p: u32) -> &[f32] {
+        let start = p as usize * self.dim;
+        &self.data[start..start + self.dim]
+    }
+}
+
+impl Scorer for FloatScorer<'_> {
+    #[inline(always)]
+    fn score(&self, p: u32) -> f32 {
+        distance::dot(self.query, self.vector(p))
+    }
+    #[inline(always)]
+    fn prefetch(&self, p: u32) {
+        prefetch(self.vector(p));
+    }
+}
+
+/// Codes: the point's scale times the integer dot product with the quantised
+/// query (the cosine similarity up to the query's scale, a positive constant).
+struct CodeScorer<'a> {
+    query: &'a [i8],
+    codes: &'a [i8],
+    scales: &'a [f32],
+    dim: usize,
+}
+
+impl CodeScorer<'_> {
+    #[inline(always)]
+    fn code(&self, p: u32) -> &[i8] {
+        let start = p as usize * self.dim;
+        &self.codes[start..start + self.dim]
+    }
+}
+
+impl Scorer for CodeScorer<'_> {
+    #[inline(always)]
+    fn score(&self, p: u32) -> f32 {
+        self.scales[p as usize] * distance::dot_i8(self.query, self.code(p)) as f32
+    }
+    #[inline(always)]
+    fn prefetch(&self, p: u32) {
+        // The scale lives in another array: a second line to fetch.
+        prefetch(self.code(p));
+        prefetch(std::slice::from_ref(&self.scales[p as usize]));
+    }
+}
+
+/// Issues a prefetch of `v`'s first cache lines (a hint: never faults).
+#[inline(always)]
+fn prefetch<T>(v: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // A 128-d float vector spans eight 64-byte lines; the first four are
+        // enough for the hardware prefetcher to follow the rest. Its codes span two.
+        let bytes = std::mem::size_of_val(v);
+        let start = v.as_ptr() as *const i8;
+        for line in (0..bytes.min(256)).step_by(64) {
+            // SAFETY: prefetching is a hint and cannot fault; the address is
+            // inside `v` anyway.
+            #[allow(unused_unsafe)]
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(line));
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
+/// A thread's search state, reused by its queries.
+#[derive(Default)]
+struct State {
+    visited: Visited,
+    candidates: BinaryHeap<Scored<u32>>,
+    results: BinaryHeap<Reverse<Scored<u32>>>,
+    /// The query's codes, for a quantised graph.
+    query_codes: Vec<i8>,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
