@@ -19,6 +19,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::index::policy;
+
 /// Pages of one size tier merged into one of the next.
 pub const PAGE_MERGE_FACTOR: usize = 4;
 
@@ -145,7 +147,7 @@ impl Pages {
         if let Some((&seq, _)) = self
             .pages
             .iter()
-            .find(|(_, p)| p.live > 0 && p.live * 2 < p.ids.len())
+            .find(|(_, p)| p.live > 0 && policy::mostly_deleted(p.ids.len() - p.live, p.ids.len()))
         {
             return Some(vec![seq]);
         }
@@ -195,7 +197,7 @@ impl Pages {
 /// Size tier of a page with `live` current records: 0 below the merge factor,
 /// then one tier per factor.
 fn tier(live: usize) -> u32 {
-    crate::index::size_tier(live, PAGE_MERGE_FACTOR)
+    policy::size_tier(live, PAGE_MERGE_FACTOR)
 }
 
 #[cfg(test)]

@@ -150,18 +150,6 @@ impl IndexConfig {
     /// The size tier of a segment with `count` vectors: how many times
     /// `merge_factor` fits in `count / growing_capacity`.
     pub fn tier(&self, count: usize) -> u32 {
-        size_tier(count / self.growing_capacity.max(1), self.merge_factor)
+        super::policy::size_tier(count / self.growing_capacity.max(1), self.merge_factor)
     }
-}
-
-/// How many times `factor` (at least 2) fits in `count`: the size tier that
-/// log-structured merging groups segments, growing chunks and class pages by.
-pub(crate) fn size_tier(count: usize, factor: usize) -> u32 {
-    let factor = factor.max(2);
-    let (mut x, mut t) = (count, 0);
-    while x >= factor {
-        x /= factor;
-        t += 1;
-    }
-    t
 }

@@ -72,25 +72,15 @@ impl MaintenanceJob {
 impl Index {
     /// Indices of `merge_factor` segments of the lowest tier that has that many.
     pub(super) fn merge_plan(&self) -> Option<Vec<usize>> {
-        let mf = self.config.merge_factor;
-        let mut by_tier: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
-        for (i, s) in self.sealed.iter().enumerate() {
-            by_tier
-                .entry(self.config.tier(s.live()))
-                .or_default()
-                .push(i);
-        }
-        let (_, mut group) = by_tier.into_iter().find(|(_, g)| g.len() >= mf)?;
-        group.sort_by_key(|&i| (self.sealed[i].live(), i));
-        group.truncate(mf);
-        Some(group)
+        let sizes = self.sealed.iter().map(SealedEntry::live).enumerate();
+        policy::merge_group(sizes, self.config.merge_factor, |n| self.config.tier(n))
     }
 
     /// A segment more than half deleted.
     pub(super) fn compaction_target(&self) -> Option<usize> {
         self.sealed
             .iter()
-            .position(|s| s.deleted > 0 && s.deleted * 2 > s.seg.len())
+            .position(|s| policy::mostly_deleted(s.deleted, s.seg.len()))
     }
 
     /// Whether [`Index::maintain`] has work: a full growing segment, a tier with

@@ -29,6 +29,8 @@ mod config;
 pub mod distance;
 pub(crate) mod graph;
 mod maintenance;
+mod manifest;
+pub(crate) mod policy;
 pub(crate) mod segment;
 
 use std::borrow::Cow;
@@ -42,46 +44,16 @@ use crate::blob::{BlobRead, ChangeSet, Damage};
 use crate::{Error, Result};
 use segment::{Flat, Sealed, TopK};
 
-pub(crate) use config::size_tier;
 pub use config::{IndexConfig, NeighborSelection, Quantization};
 pub use maintenance::{BuiltSegment, MaintenanceJob};
+pub use manifest::{IndexManifest, SegmentEntry, SegmentKind};
 pub use segment::FLAT_MAX;
-
-/// Growing chunks past which the newest are folded into one even when their
-/// sizes fall in different tiers.
-const MAX_FREE_CHUNKS: usize = 64;
 
 /// One search result: a vector id and its cosine similarity to the query.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Hit {
     pub id: u64,
     pub score: f32,
-}
-
-/// The kind of a segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SegmentKind {
-    /// The growing segment (or one of its persisted chunks): exact scan.
-    Growing,
-    /// A sealed segment too small for a graph: exact scan.
-    Flat,
-    /// A sealed HNSW graph.
-    Hnsw,
-    /// A sealed HNSW graph whose vectors are int8 codes.
-    #[serde(rename = "hnsw-int8")]
-    HnswInt8,
-}
-
-impl std::fmt::Display for SegmentKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SegmentKind::Growing => "growing",
-            SegmentKind::Flat => "flat",
-            SegmentKind::Hnsw => "hnsw",
-            SegmentKind::HnswInt8 => "hnsw-int8",
-        })
-    }
 }
 
 /// What [`Index::segments`] reports about one segment.
@@ -92,29 +64,6 @@ pub struct SegmentInfo {
     pub kind: SegmentKind,
     /// Vectors stored, tombstoned ones included.
     pub vectors: usize,
-}
-
-/// A blob of the index as the manifest lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SegmentEntry {
-    pub name: String,
-    pub kind: SegmentKind,
-    pub vectors: u64,
-    pub bytes: u64,
-}
-
-/// The index's part of the gallery manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IndexManifest {
-    pub config: IndexConfig,
-    /// Next blob sequence number (blob names are never reused).
-    pub next_seq: u64,
-    /// Sealed segments.
-    pub segments: Vec<SegmentEntry>,
-    /// Chunks of the growing segment, in insertion order.
-    pub growing: Vec<SegmentEntry>,
-    /// Deleted ids still present in some segment, ascending.
-    pub tombstones: Vec<u64>,
 }
 
 struct SealedEntry {
@@ -583,21 +532,9 @@ impl Index {
     /// alone. `unwritten` is the first chunk not yet stored; returns the first
     /// one that still is not (merged chunks are new).
     fn merge_chunks(&mut self, mut unwritten: usize, cs: &mut ChangeSet) -> usize {
-        let mf = self.config.merge_factor.max(2);
-        let tier = |v: u64| size_tier(v as usize, mf);
         loop {
             let free = &self.chunks[self.frozen_chunks..];
-            let n = free.len();
-            let span = if n >= mf
-                && free[n - mf..]
-                    .iter()
-                    .all(|c| tier(c.vectors) == tier(free[n - 1].vectors))
-            {
-                mf
-            } else if n > MAX_FREE_CHUNKS {
-                // Sizes that keep missing each other's tier: fold them all.
-                n
-            } else {
+            let Some(span) = policy::chunk_fold(free, self.config.merge_factor) else {
                 return unwritten;
             };
             let at = self.chunks.len() - span;
