@@ -37,9 +37,11 @@ impl Gallery {
         manifest.next_class_seq = self.next_class_seq + 1;
         for (seq, ids) in by_page {
             let bytes = encode_page(&self.classes, &ids)?;
-            manifest
-                .pages
-                .push(PageEntry(seq, bytes.len() as u64, ids.len() as u64));
+            manifest.pages.push(PageEntry {
+                seq,
+                bytes: bytes.len() as u64,
+                records: ids.len() as u64,
+            });
             out.push((page_blob(seq), bytes));
         }
         out.push((MANIFEST.to_string(), encode_manifest(&manifest)?));

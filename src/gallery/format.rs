@@ -30,10 +30,40 @@ pub(super) struct ManifestV1 {
     pub(super) classes: Vec<ClassEntry>,
 }
 
-/// A format-1 class blob as its manifest lists it: `[class id, blob seq,
-/// bytes]` (the blob is `class-<seq>`).
+/// A format-1 class blob as its manifest lists it, in JSON the array
+/// `[id, seq, bytes]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClassEntry(pub u64, pub u64, pub u64);
+#[serde(from = "array::ClassEntry", into = "array::ClassEntry")]
+pub struct ClassEntry {
+    /// The class whose record the blob holds.
+    pub id: u64,
+    /// The blob is `class-<seq>`.
+    pub seq: u64,
+    /// Size of the blob.
+    pub bytes: u64,
+}
+
+/// The manifest's form of a `ClassEntry`, a JSON array. A tuple
+/// struct of the same name, so that serde's message about a malformed entry
+/// says `ClassEntry`.
+mod array {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct ClassEntry(u64, u64, u64);
+
+    impl From<ClassEntry> for super::ClassEntry {
+        fn from(ClassEntry(id, seq, bytes): ClassEntry) -> Self {
+            super::ClassEntry { id, seq, bytes }
+        }
+    }
+
+    impl From<super::ClassEntry> for ClassEntry {
+        fn from(e: super::ClassEntry) -> Self {
+            ClassEntry(e.id, e.seq, e.bytes)
+        }
+    }
+}
 
 /// A class record as stored.
 #[derive(Serialize, Deserialize)]

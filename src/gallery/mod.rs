@@ -781,4 +781,6 @@ impl Gallery {
 }
 
 #[cfg(test)]
+mod format_tests;
+#[cfg(test)]
 mod tests;

@@ -197,8 +197,13 @@ impl Opening {
 
     fn read_pages(&mut self, blobs: &dyn BlobRead, pages: &[PageEntry]) -> Result<()> {
         let mut listed = pages.to_vec();
-        listed.sort_by_key(|e| e.0);
-        for PageEntry(seq, size, count) in listed {
+        listed.sort_by_key(|e| e.seq);
+        for PageEntry {
+            seq,
+            bytes: size,
+            records: count,
+        } in listed
+        {
             let name = page_blob(seq);
             let start = self.records.len();
             let read = read_listed(blobs, &name, size).and_then(|b| {
@@ -228,7 +233,12 @@ impl Opening {
 
     /// Format-1 class blobs (page 0), after every page.
     fn read_v1_classes(&mut self, blobs: &dyn BlobRead, classes: Vec<ClassEntry>) -> Result<()> {
-        for ClassEntry(id, seq, size) in classes {
+        for ClassEntry {
+            id,
+            seq,
+            bytes: size,
+        } in classes
+        {
             self.max_legacy_seq = self.max_legacy_seq.max(seq);
             let name = class_blob(seq);
             match read_listed(blobs, &name, size).and_then(|b| decode_v1_class(&name, &b)) {

@@ -33,10 +33,43 @@ pub const PAGE_MERGE_FACTOR: usize = 4;
 /// `PAGE_MERGE_FACTOR × PAGE_SETTLED` records.
 pub const PAGE_SETTLED: usize = 4096;
 
-/// A page as the manifest lists it: `[blob seq, bytes, records]` (the blob is
-/// `classes-<seq>`; `records` counts its current and stale records).
+/// A page as the manifest lists it, in JSON the array `[seq, bytes, records]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PageEntry(pub u64, pub u64, pub u64);
+#[serde(from = "array::PageEntry", into = "array::PageEntry")]
+pub struct PageEntry {
+    /// The page's blob is `classes-<seq>`.
+    pub seq: u64,
+    /// Size of the blob.
+    pub bytes: u64,
+    /// Records in the page, current and stale.
+    pub records: u64,
+}
+
+/// The manifest's form of a `PageEntry`, a JSON array. A tuple struct
+/// of the same name, so that serde's message about a malformed entry says
+/// `PageEntry`.
+mod array {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct PageEntry(u64, u64, u64);
+
+    impl From<PageEntry> for super::PageEntry {
+        fn from(PageEntry(seq, bytes, records): PageEntry) -> Self {
+            super::PageEntry {
+                seq,
+                bytes,
+                records,
+            }
+        }
+    }
+
+    impl From<super::PageEntry> for PageEntry {
+        fn from(e: super::PageEntry) -> Self {
+            PageEntry(e.seq, e.bytes, e.records)
+        }
+    }
+}
 
 pub fn page_blob(seq: u64) -> String {
     format!("classes-{seq}")
@@ -181,7 +214,11 @@ impl Pages {
     pub fn entries(&self) -> Vec<PageEntry> {
         self.pages
             .iter()
-            .map(|(&s, p)| PageEntry(s, p.bytes, p.ids.len() as u64))
+            .map(|(&seq, p)| PageEntry {
+                seq,
+                bytes: p.bytes,
+                records: p.ids.len() as u64,
+            })
             .collect()
     }
 
