@@ -3,11 +3,13 @@
 // recognises with no network. Requests go to the network first (so a rebuilt
 // package or a new model is picked up at once, its JS and wasm together), and
 // fall back to the cache when the network fails.
-const CACHE = 'metricann-demo-v2';
+const CACHE = 'metricann-demo-v3';
 const FILES = [
   './',
   'index.html',
-  'app.css',
+  'css/base.css',
+  'css/camera.css',
+  'css/panels.css',
   'manifest.webmanifest',
   'icons/icon.svg',
   'icons/icon-192.png',
