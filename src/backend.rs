@@ -101,6 +101,15 @@ impl FromStr for Backend {
     }
 }
 
+/// Whether tensors on `device` run on burn's ndarray backend outside any
+/// autodiff graph: there the model's own CPU kernels
+/// ([`crate::model::depthwise`]) stand in for burn's slower ones.
+pub fn runs_inference_on_cpu(device: &Device) -> bool {
+    #[allow(deprecated)]
+    let cpu = Device::ndarray();
+    *device == cpu && !device.is_autodiff()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

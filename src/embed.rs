@@ -43,7 +43,7 @@ impl Embedder {
         dim: usize,
     ) -> Self {
         Self {
-            model,
+            model: model.for_inference(),
             device,
             preprocessing,
             fingerprint,

@@ -11,13 +11,15 @@
 //! The module tree mirrors the PyTorch checkpoint (`_conv_stem`, `_blocks.N`,
 //! `_conv_head`, `_fc`), so the importer maps each tensor by a rename.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::depthwise::{DepthwiseShape, depthwise_conv};
+use crate::backend::runs_inference_on_cpu;
 use crate::{Error, Result};
 
 /// Channels of the stem's output and of the head's, fixed in the Lite variants.
@@ -129,6 +131,9 @@ pub struct ConvBnAct {
     kernel: usize,
     stride: usize,
     activation: bool,
+    /// The batch norm is folded into the convolution's weights and bias
+    /// ([`ConvBnAct::fold_batch_norm`]), for inference.
+    folded: bool,
 }
 
 impl ConvBnAct {
@@ -156,10 +161,14 @@ impl ConvBnAct {
             kernel,
             stride,
             activation,
+            folded: false,
         }
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        if self.folded && self.is_depthwise() && runs_inference_on_cpu(&x.device()) {
+            return self.depthwise_on_cpu(x);
+        }
         let x = if self.stride == 1 {
             x
         } else {
@@ -168,9 +177,73 @@ impl ConvBnAct {
             let (left, right) = same_padding(w, self.kernel, self.stride);
             x.pad((left, right, top, bottom), 0.0)
         };
-        let y = self.bn.forward(self.conv.forward(x));
+        let y = self.conv.forward(x);
+        let y = if self.folded { y } else { self.bn.forward(y) };
         if self.activation { relu6(y) } else { y }
     }
+
+    fn is_depthwise(&self) -> bool {
+        let [out_channels, in_per_group, _, _] = self.conv.weight.dims();
+        in_per_group == 1 && self.conv.groups == out_channels && out_channels > 1
+    }
+
+    /// The folded depthwise layer through [`depthwise_conv`], bias and ReLU6
+    /// included.
+    fn depthwise_on_cpu(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        let (top, left, out_height, out_width) = if self.stride == 1 {
+            (self.kernel / 2, self.kernel / 2, h, w)
+        } else {
+            let (top, _) = same_padding(h, self.kernel, self.stride);
+            let (left, _) = same_padding(w, self.kernel, self.stride);
+            (top, left, h.div_ceil(self.stride), w.div_ceil(self.stride))
+        };
+        let shape = DepthwiseShape {
+            kernel: self.kernel,
+            stride: self.stride,
+            top,
+            left,
+            out_height,
+            out_width,
+        };
+        let weight = floats(self.conv.weight.val());
+        let bias = match &self.conv.bias {
+            Some(bias) => floats(bias.val()),
+            None => vec![0.0; weight.len() / (self.kernel * self.kernel)],
+        };
+        depthwise_conv(x, &weight, &bias, shape, self.activation)
+    }
+
+    /// The same layer with its batch norm folded into the convolution: the
+    /// weights of output channel `c` scaled by `gamma[c] / sqrt(var[c] + eps)`
+    /// and a bias of `beta[c] - mean[c] * scale[c]`. One pass over the
+    /// activations instead of five, for the same outputs (inference only: the
+    /// running statistics are baked in).
+    fn fold_batch_norm(mut self) -> Self {
+        if self.folded {
+            return self;
+        }
+        let bn = &self.bn;
+        let scale = bn.gamma.val() / bn.running_var.value().add_scalar(bn.epsilon).sqrt();
+        let shift = bn.beta.val() - bn.running_mean.value() * scale.clone();
+        let shift = match &self.conv.bias {
+            Some(bias) => shift + bias.val() * scale.clone(),
+            None => shift,
+        };
+        let [out_channels, _, _, _] = self.conv.weight.dims();
+        let weight = self.conv.weight.val() * scale.reshape([out_channels, 1, 1, 1]);
+        self.conv.weight = Param::from_tensor(weight);
+        self.conv.bias = Some(Param::from_tensor(shift));
+        self.folded = true;
+        self
+    }
+}
+
+fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("a float tensor converted to f32 reads as f32")
 }
 
 /// TensorFlow's SAME padding of one axis: the output has `ceil(size / stride)`
@@ -210,6 +283,15 @@ impl MbConv {
         }
     }
 
+    fn fold_batch_norm(self) -> Self {
+        Self {
+            expand: self.expand.map(ConvBnAct::fold_batch_norm),
+            depthwise: self.depthwise.fold_batch_norm(),
+            project: self.project.fold_batch_norm(),
+            residual: self.residual,
+        }
+    }
+
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let y = match &self.expand {
             Some(expand) => expand.forward(x.clone()),
@@ -242,6 +324,18 @@ impl EfficientNetLite0 {
         }
         let head = ConvBnAct::new([channels, FEATURE_DIM], 1, 1, 1, true, device);
         Self { stem, blocks, head }
+    }
+
+    fn fold_batch_norm(self) -> Self {
+        Self {
+            stem: self.stem.fold_batch_norm(),
+            blocks: self
+                .blocks
+                .into_iter()
+                .map(MbConv::fold_batch_norm)
+                .collect(),
+            head: self.head.fold_batch_norm(),
+        }
     }
 
     /// Global-average-pooled features `[n, 1280]`.
@@ -287,6 +381,16 @@ impl EfficientNetEmbedder {
         Some(classifier.forward(self.backbone.features(images)))
     }
 
+    /// The network for inference: every batch norm of the trunk folded into
+    /// its convolution (see [`ConvBnAct::fold_batch_norm`]). Not for training:
+    /// the folded layers no longer learn their statistics.
+    pub fn fold_batch_norm(self) -> Self {
+        Self {
+            backbone: self.backbone.fold_batch_norm(),
+            ..self
+        }
+    }
+
     /// The pretrained trunk (the trainer gives it its own learning rate).
     pub fn backbone(&self) -> &EfficientNetLite0 {
         &self.backbone
@@ -303,6 +407,8 @@ impl EfficientNetEmbedder {
 mod tests {
     use super::*;
     use crate::backend::Backend;
+    use burn::module::RunningState;
+    use burn::tensor::Distribution;
 
     #[test]
     fn same_padding_matches_tensorflow() {
@@ -336,6 +442,67 @@ mod tests {
         let x = Tensor::<4>::zeros([2, 3, 32, 32], &device);
         assert_eq!(net.valid().project(x.clone()).dims(), [2, 64]);
         assert!(net.logits(x).is_none());
+    }
+
+    /// Gives every batch norm of `layer` statistics and an affine map far from
+    /// the identity, so that folding has something to get wrong.
+    fn perturb(mut layer: ConvBnAct, seed: f64) -> ConvBnAct {
+        let [c, _, _, _] = layer.conv.weight.dims();
+        let device = layer.conv.weight.device();
+        let ramp = |a: f64, b: f64| {
+            let v: Vec<f32> = (0..c)
+                .map(|i| (a + b * ((i as f64 + seed) * 0.7).sin()) as f32)
+                .collect();
+            Tensor::<1>::from_floats(v.as_slice(), &device)
+        };
+        layer.bn.gamma = Param::from_tensor(ramp(1.0, 0.5));
+        layer.bn.beta = Param::from_tensor(ramp(0.0, 0.3));
+        layer.bn.running_mean = RunningState::new(ramp(0.1, 0.2));
+        layer.bn.running_var = RunningState::new(ramp(1.0, 0.6));
+        layer
+    }
+
+    #[test]
+    fn folding_batch_norm_keeps_the_outputs() {
+        let device = Backend::Ndarray.device().unwrap();
+        let x = Tensor::<4>::random([2, 24, 13, 13], Distribution::Normal(0.0, 1.0), &device);
+        let layers = [
+            ConvBnAct::new([24, 24], 5, 2, 24, true, &device),
+            ConvBnAct::new([24, 24], 3, 1, 24, true, &device),
+            ConvBnAct::new([24, 40], 1, 1, 1, false, &device),
+            ConvBnAct::new([24, 16], 3, 2, 1, true, &device),
+        ];
+        for (i, layer) in layers.into_iter().enumerate() {
+            let layer = perturb(layer, i as f64);
+            let depthwise = layer.is_depthwise();
+            let plain: Vec<f32> = layer.forward(x.clone()).into_data().try_to_vec().unwrap();
+            let folded = layer.fold_batch_norm();
+            let fast: Vec<f32> = folded.forward(x.clone()).into_data().try_to_vec().unwrap();
+            assert_eq!(plain.len(), fast.len(), "layer {i}");
+            let worst = plain
+                .iter()
+                .zip(&fast)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "layer {i} (depthwise {depthwise}): {worst}");
+        }
+    }
+
+    #[test]
+    fn a_folded_network_embeds_as_the_trained_one() {
+        let device = Backend::Ndarray.device().unwrap();
+        let net = EfficientNetConfig::retrieval(32)
+            .init(&device)
+            .unwrap()
+            .valid();
+        let x = Tensor::<4>::random([1, 3, 48, 48], Distribution::Normal(0.0, 1.0), &device);
+        let plain: Vec<f32> = net.project(x.clone()).into_data().try_to_vec().unwrap();
+        let folded = net.fold_batch_norm();
+        assert!(folded.backbone.blocks.iter().all(|b| b.depthwise.folded));
+        let fast: Vec<f32> = folded.project(x).into_data().try_to_vec().unwrap();
+        for (a, b) in plain.iter().zip(&fast) {
+            assert!((a - b).abs() < 1e-3 * (1.0 + a.abs()), "{a} vs {b}");
+        }
     }
 
     #[test]

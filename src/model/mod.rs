@@ -7,6 +7,7 @@
 //! ([`efficientnet`]).
 
 pub mod bundle;
+pub mod depthwise;
 pub mod efficientnet;
 pub mod resnet;
 
@@ -138,6 +139,16 @@ impl EmbeddingModel {
     /// Unit-length embeddings: dot products are cosine similarities.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         l2_normalize(self.project(images))
+    }
+
+    /// The network for inference only, with what can be precomputed from its
+    /// weights precomputed (batch norms folded into EfficientNet's
+    /// convolutions); the embeddings are the same to float rounding.
+    pub fn for_inference(self) -> Self {
+        match self {
+            EmbeddingModel::EfficientNet(m) => EmbeddingModel::EfficientNet(m.fold_batch_norm()),
+            other => other,
+        }
     }
 
     /// Classifier logits, for a network that kept its ImageNet head.
