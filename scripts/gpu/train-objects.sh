@@ -6,6 +6,8 @@
 #   PHASE=train carrying target/objects-train.tar.xz and .dev/ (metricann.xz, imagenet-f16.bundle.xz):
 #               throughput (burn cuda and PyTorch eager, same network and batch), then training;
 #               returns objects-f32.bundle
+#   PHASE=bench carrying .dev/metricann.xz: training throughput only, burn (wgpu and cuda, each
+#               given BENCH_SECONDS to compile its kernels and run) and PyTorch eager
 #   PHASE=eval  carrying target/objects-eval.tar.xz and .dev/ (metricann.xz, imagenet-f16.bundle.xz,
 #               objects-f32.bundle.xz): the shipped bundle (16-bit weights, its "unknown"
 #               threshold chosen on val), then every model on every held-out source
@@ -55,6 +57,21 @@ train)
   cp /tmp/objects-f32.bundle "$OUT/"
   ls -la "$OUT/objects-f32.bundle" | tee -a "$OUT/log"
   ;;
+bench)
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee -a "$OUT/log"
+  unxz_to .dev/metricann.xz "$BIN" && chmod +x "$BIN"
+  for backend in wgpu cuda; do
+    log "bench-train burn $backend"
+    RUST_LOG=info timeout "${BENCH_SECONDS:-240}" "$BIN" bench-train --backend "$backend" \
+      --arch efficientnet-lite0 --batch-size 128 --per-class 2 --input-size "$SIZE" --warmup 5 \
+      --steps 20 --json >"$OUT/bench-burn-$backend.json" 2>>"$OUT/log"
+    log "bench-train burn $backend exit $?"
+  done
+  log "bench-train torch eager"
+  timeout 80 python3 bench/torch_train.py --arch efficientnet-lite0 --batch-size 128 --per-class 2 \
+    --input-size "$SIZE" --steps 20 >"$OUT/bench-torch.json" 2>>"$OUT/log"
+  cat "$OUT"/bench-*.json | tee -a "$OUT/log"
+  ;;
 torch-train)
   # The same recipe in PyTorch (scripts/gpu/torch_finetune.py), for when the burn
   # CUDA build cannot compile its kernels in time on the machine (docs/models.md).
@@ -97,7 +114,7 @@ eval)
   log "done"
   ;;
 *)
-  echo "PHASE must be data, train, torch-train, torch-eval or eval" >&2
+  echo "PHASE must be data, train, bench, torch-train, torch-eval or eval" >&2
   exit 2
   ;;
 esac

@@ -1,7 +1,7 @@
 //! Which class has each label.
 //!
-//! Like [`super::owners`]: a million classes read at open used to be a
-//! million label copies inserted into a hash map. Here they are one array of
+//! Like [`super::owners`]: rather than a million label copies inserted into a
+//! hash map when a million classes are read at open, they are one array of
 //! `(hash of the label, class)` sorted by hash, built by one sort and
 //! checked against the class map on every lookup, so that an entry of a class
 //! renamed or removed since simply stops matching; labels given after open

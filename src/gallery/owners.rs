@@ -1,9 +1,8 @@
 //! Which class owns each vector: what a search hit is turned into.
 //!
-//! Opening a gallery of a million classes used to insert a million vector ids
-//! into a hash map, one cache miss each, about a fifth of a browser reload.
-//! Here the owners read at open are one array sorted by vector id, built by
-//! one sort; what changes after (enrollments, removals) goes to a hash map
+//! Inserting a million vector ids into a hash map at open would cost one
+//! cache miss each, about a fifth of a browser reload. So the owners read at
+//! open are one array sorted by vector id, built by one sort; what changes after (enrollments, removals) goes to a hash map
 //! beside it, which stays the size of the changes.
 
 use rustc_hash::FxHashMap;

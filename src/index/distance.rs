@@ -404,17 +404,8 @@ mod wasm {
 mod tests {
     use super::*;
 
-    /// Deterministic pseudo-random floats in [-1, 1) (xorshift).
     fn floats(seed: u64, n: usize) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
+        crate::index::test_data::uniform(n, seed)
     }
 
     fn naive(a: &[f32], b: &[f32]) -> f64 {

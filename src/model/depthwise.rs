@@ -4,10 +4,15 @@
 //! burn's ndarray backend runs a convolution with one channel per group on its
 //! scalar path (its SIMD convolution vectorises across the output channels of
 //! a group, and a depthwise group has one), after copying the input into a
-//! padded array; batch norm and the activation then take a pass each. Here
-//! each output row is a sum of contiguous slices of input rows scaled by one
-//! weight, which the compiler vectorises (wasm SIMD in the browser), and
-//! padding is never materialised: a tap that would read it is skipped.
+//! padded array; batch norm and the activation then take a pass each.
+//!
+//! Here the work is done channels-last: burn-ndarray's SIMD convolution
+//! leaves its output channels-last in memory (a permuted view), so asking for
+//! the input as `[n, h, w, c]` reads it as one contiguous copy, and each tap
+//! of the filter becomes a multiply-add over a row of channels, which the
+//! compiler vectorises (wasm SIMD in the browser). Padding is never
+//! materialised: a tap that would read it is skipped. The output goes back
+//! channels-last, as the SIMD convolution that follows prefers it.
 //!
 //! Inference only: the result is a new tensor, outside any autodiff graph, so
 //! the model takes this path only on a device without autodiff
@@ -39,134 +44,118 @@ pub fn depthwise_conv(
 ) -> Tensor<4> {
     let device = x.device();
     let [n, c, h, w] = x.dims();
-    let input: Vec<f32> = x
+    let input = host_floats(x.permute([0, 2, 3, 1]));
+    let filters = channels_last_filters(weight, c, shape.kernel);
+    let out = convolve_nhwc(&input, [n, h, w, c], &filters, bias, shape, relu6);
+    let dims = [n, shape.out_height, shape.out_width, c];
+    Tensor::<4>::from_data(TensorData::new(out, dims), &device).permute([0, 3, 1, 2])
+}
+
+/// A tensor's floats in its logical order. burn-ndarray hands over a tensor
+/// it alone holds, laid out in that order, without copying, but reads a
+/// shared one (a layer's weights, a block input kept for the residual)
+/// element by element through a generic iterator, which costs more than the
+/// convolution. Adding zero first gives it a fresh array of the same memory
+/// order, made by its SIMD elementwise kernel.
+pub fn host_floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.add_scalar(0.0)
         .into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
-        .expect("a float tensor converted to f32 reads as f32");
-    let out = convolve(&input, [n, c, h, w], weight, bias, shape, relu6);
-    let dims = [n, c, shape.out_height, shape.out_width];
-    Tensor::from_data(TensorData::new(out, dims), &device)
+        .expect("a float tensor converted to f32 reads as f32")
 }
 
-/// The same on plain slices, NCHW in and out.
-pub fn convolve(
+/// `[c, 1, k, k]` filters as `[k, k, c]`: one row of channels per tap.
+fn channels_last_filters(weight: &[f32], c: usize, k: usize) -> Vec<f32> {
+    assert_eq!(weight.len(), c * k * k, "one k×k filter per channel");
+    let mut out = vec![0.0; weight.len()];
+    for (channel, filter) in weight.chunks_exact(k * k).enumerate() {
+        for (tap, &v) in filter.iter().enumerate() {
+            out[tap * c + channel] = v;
+        }
+    }
+    out
+}
+
+/// The convolution on channels-last slices: `input` `[n, h, w, c]`, `filters`
+/// `[k, k, c]`, output `[n, out_height, out_width, c]`.
+pub fn convolve_nhwc(
     input: &[f32],
-    [n, c, h, w]: [usize; 4],
-    weight: &[f32],
+    [n, h, w, c]: [usize; 4],
+    filters: &[f32],
     bias: &[f32],
     shape: DepthwiseShape,
     relu6: bool,
 ) -> Vec<f32> {
     let k = shape.kernel;
-    assert_eq!(input.len(), n * c * h * w, "input length");
-    assert_eq!(weight.len(), c * k * k, "one k×k filter per channel");
+    assert_eq!(input.len(), n * h * w * c, "input length");
+    assert_eq!(filters.len(), k * k * c, "one k×k filter per channel");
     assert_eq!(bias.len(), c, "one bias per channel");
-    let plane_out = shape.out_height * shape.out_width;
-    let mut out = vec![0.0f32; n * c * plane_out];
-    let mut phases = Phases::new(shape.stride, w);
-    for (plane, out_plane) in out.chunks_exact_mut(plane_out).enumerate() {
-        let channel = plane % c;
-        let filter = &weight[channel * k * k..(channel + 1) * k * k];
-        let in_plane = &input[plane * h * w..(plane + 1) * h * w];
-        convolve_plane(in_plane, [h, w], filter, shape, &mut phases, out_plane);
-        finish(out_plane, bias[channel], relu6);
+    let (oh, ow) = (shape.out_height, shape.out_width);
+    let mut out = vec![0.0f32; n * oh * ow * c];
+    for (image, out_image) in out.chunks_exact_mut(oh * ow * c).enumerate() {
+        let in_image = &input[image * h * w * c..(image + 1) * h * w * c];
+        for (oy, out_row) in out_image.chunks_exact_mut(ow * c).enumerate() {
+            for ky in 0..k {
+                let Some(iy) = (oy * shape.stride + ky).checked_sub(shape.top) else {
+                    continue;
+                };
+                if iy >= h {
+                    continue;
+                }
+                let in_row = &in_image[iy * w * c..(iy + 1) * w * c];
+                accumulate_row(
+                    out_row,
+                    in_row,
+                    &filters[ky * k * c..(ky + 1) * k * c],
+                    c,
+                    shape,
+                );
+            }
+            for pixel in out_row.chunks_exact_mut(c) {
+                finish(pixel, bias, relu6);
+            }
+        }
     }
     out
 }
 
-/// One channel of one image.
-fn convolve_plane(
-    input: &[f32],
-    [h, w]: [usize; 2],
-    filter: &[f32],
+/// One filter row (`taps`, `[k, c]`) applied along one input row: every
+/// output pixel gets, for each tap that lands inside the row, the input
+/// pixel's channels times the tap's weights.
+fn accumulate_row(
+    out_row: &mut [f32],
+    in_row: &[f32],
+    taps: &[f32],
+    c: usize,
     shape: DepthwiseShape,
-    phases: &mut Phases,
-    out: &mut [f32],
 ) {
-    let (k, s) = (shape.kernel, shape.stride);
-    for (oy, out_row) in out.chunks_exact_mut(shape.out_width).enumerate() {
-        for ky in 0..k {
-            let Some(iy) = (oy * s + ky).checked_sub(shape.top).filter(|&y| y < h) else {
+    let w = in_row.len() / c;
+    for (ox, out_pixel) in out_row.chunks_exact_mut(c).enumerate() {
+        for (kx, weights) in taps.chunks_exact(c).enumerate() {
+            let Some(ix) = (ox * shape.stride + kx).checked_sub(shape.left) else {
                 continue;
             };
-            let row = &input[iy * w..(iy + 1) * w];
-            if s > 1 {
-                phases.split(row);
+            if ix >= w {
+                continue;
             }
-            for kx in 0..k {
-                // Input column of output column `ox` is `ox * s + offset`, that is
-                // element `ox + offset.div_euclid(s)` of phase `offset.rem_euclid(s)`.
-                let offset = kx as isize - shape.left as isize;
-                let shift = offset.div_euclid(s as isize);
-                let phase = match s {
-                    1 => row,
-                    _ => phases.get(offset.rem_euclid(s as isize) as usize),
-                };
-                axpy(out_row, phase, shift, filter[ky * k + kx]);
+            let in_pixel = &in_row[ix * c..(ix + 1) * c];
+            for ((o, x), wt) in out_pixel.iter_mut().zip(in_pixel).zip(weights) {
+                *o += x * wt;
             }
         }
     }
 }
 
-/// `out[i] += a * src[i + shift]` wherever `i + shift` is inside `src`.
-fn axpy(out: &mut [f32], src: &[f32], shift: isize, a: f32) {
-    let first = (-shift).max(0) as usize;
-    let last = (src.len() as isize - shift).clamp(0, out.len() as isize) as usize;
-    if first >= last {
-        return;
-    }
-    let src_first = (first as isize + shift) as usize;
-    let src = &src[src_first..src_first + (last - first)];
-    for (o, x) in out[first..last].iter_mut().zip(src) {
-        *o += a * x;
-    }
-}
-
-fn finish(out: &mut [f32], bias: f32, relu6: bool) {
+fn finish(pixel: &mut [f32], bias: &[f32], relu6: bool) {
     if relu6 {
-        out.iter_mut()
-            .for_each(|v| *v = (*v + bias).clamp(0.0, 6.0));
+        for (v, b) in pixel.iter_mut().zip(bias) {
+            *v = (*v + b).clamp(0.0, 6.0);
+        }
     } else {
-        out.iter_mut().for_each(|v| *v += bias);
-    }
-}
-
-/// An input row split by column modulo the stride, so that every tap of a
-/// strided convolution reads a contiguous slice (phase `p` holds columns
-/// `p, p + s, p + 2s, …`). With stride 1 the one phase is the row itself.
-struct Phases {
-    stride: usize,
-    width: usize,
-    data: Vec<f32>,
-}
-
-impl Phases {
-    fn new(stride: usize, width: usize) -> Self {
-        let stride = stride.max(1);
-        Self {
-            stride,
-            width,
-            data: vec![0.0; width.div_ceil(stride) * stride],
+        for (v, b) in pixel.iter_mut().zip(bias) {
+            *v += b;
         }
-    }
-
-    fn phase_len(&self) -> usize {
-        self.width.div_ceil(self.stride)
-    }
-
-    fn split(&mut self, row: &[f32]) {
-        let len = self.phase_len();
-        for (i, &v) in row.iter().enumerate() {
-            self.data[(i % self.stride) * len + i / self.stride] = v;
-        }
-    }
-
-    fn get(&self, p: usize) -> &[f32] {
-        let len = self.phase_len();
-        // The last columns of a phase may lie past the row's end.
-        let valid = (self.width + self.stride - 1 - p) / self.stride;
-        &self.data[p * len..p * len + valid]
     }
 }
 
@@ -220,8 +209,14 @@ mod tests {
                 out_height: out,
                 out_width: out,
             };
-            let x =
-                Tensor::<4>::random([2, 3, size, size], Distribution::Normal(0.0, 2.0), &device);
+            // Inputs in both memory layouts: channels-first, and the
+            // channels-last view burn-ndarray's SIMD convolution returns.
+            let normal = Distribution::Normal(0.0, 2.0);
+            let x = if s == 1 {
+                Tensor::<4>::random([2, 3, size, size], normal, &device)
+            } else {
+                Tensor::<4>::random([2, size, size, 3], normal, &device).permute([0, 3, 1, 2])
+            };
             let weight = Tensor::<4>::random([3, 1, k, k], Distribution::Normal(0.0, 1.0), &device);
             let bias = Tensor::<1>::random([3], Distribution::Normal(0.0, 1.0), &device);
             let expected = burn_reference(x.clone(), weight.clone(), bias.clone(), shape);
@@ -253,9 +248,9 @@ mod tests {
             out_width: 1,
         };
         let filter: Vec<f32> = (1..=9).map(|v| v as f32).collect();
-        let out = convolve(&[2.0], [1, 1, 1, 1], &filter, &[0.5], shape, false);
+        let out = convolve_nhwc(&[2.0], [1, 1, 1, 1], &filter, &[0.5], shape, false);
         assert_eq!(out, vec![2.0 * 5.0 + 0.5]);
-        let clamped = convolve(&[2.0], [1, 1, 1, 1], &filter, &[0.5], shape, true);
+        let clamped = convolve_nhwc(&[2.0], [1, 1, 1, 1], &filter, &[0.5], shape, true);
         assert_eq!(clamped, vec![6.0]);
     }
 }

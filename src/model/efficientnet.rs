@@ -18,7 +18,7 @@ use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::depthwise::{DepthwiseShape, depthwise_conv};
+use super::depthwise::{DepthwiseShape, depthwise_conv, host_floats};
 use crate::backend::runs_inference_on_cpu;
 use crate::{Error, Result};
 
@@ -206,9 +206,9 @@ impl ConvBnAct {
             out_height,
             out_width,
         };
-        let weight = floats(self.conv.weight.val());
+        let weight = host_floats(self.conv.weight.val());
         let bias = match &self.conv.bias {
-            Some(bias) => floats(bias.val()),
+            Some(bias) => host_floats(bias.val()),
             None => vec![0.0; weight.len() / (self.kernel * self.kernel)],
         };
         depthwise_conv(x, &weight, &bias, shape, self.activation)
@@ -237,13 +237,6 @@ impl ConvBnAct {
         self.folded = true;
         self
     }
-}
-
-fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("a float tensor converted to f32 reads as f32")
 }
 
 /// TensorFlow's SAME padding of one axis: the output has `ceil(size / stride)`

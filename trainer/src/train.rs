@@ -568,10 +568,13 @@ pub fn benchmark_steps(
         &device,
     );
     let labels: Vec<usize> = (0..batch_size).map(|i| i / per_class.max(1)).collect();
-    let mut run = |model: EmbeddingModel, n: usize| -> Result<EmbeddingModel> {
+    let begun = Instant::now();
+    // Warm-up steps wait for the device one by one and log, so that a backend
+    // still compiling its kernels shows how far it got.
+    let mut run = |model: EmbeddingModel, n: usize, warming: bool| -> Result<EmbeddingModel> {
         let mut model = model;
         let mut last = None;
-        for _ in 0..n {
+        for i in 0..n {
             let (next, l) = step(
                 model,
                 &mut optimizer,
@@ -582,6 +585,15 @@ pub fn benchmark_steps(
                 Rates::uniform(1e-3),
             );
             model = next;
+            if warming {
+                let loss: f32 = l.into_scalar();
+                let elapsed = begun.elapsed().as_secs_f64();
+                info!(
+                    "warm-up step {}/{n}: loss {loss:.4}, {elapsed:.1} s in",
+                    i + 1
+                );
+                continue;
+            }
             last = Some(l);
         }
         if let Some(l) = last {
@@ -590,9 +602,9 @@ pub fn benchmark_steps(
         }
         Ok(model)
     };
-    model = run(model, warmup)?;
+    model = run(model, warmup, true)?;
     let started = Instant::now();
-    let _ = run(model, steps)?;
+    let _ = run(model, steps, false)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(StepBenchmark {
         backend: backend.to_string(),

@@ -231,8 +231,8 @@ mod tests {
     use crate::index::graph::tests::params;
     use crate::index::test_data::unit_vectors;
 
-    /// The point type the gallery's segments were written with before this
-    /// module: instant-distance's own serialization of it is the stored format.
+    /// The point type legacy float segments were written with:
+    /// instant-distance's own serialization of it is the stored format.
     #[derive(Clone, Serialize)]
     #[serde(transparent)]
     struct Boxed(Box<[f32]>);
