@@ -50,7 +50,7 @@ classes=$(ls /tmp/l1 | wc -l)
 epochs=${EPOCHS:-$(python3 -c "print(max(1, int($TRAIN_SECONDS * $ips * 0.5 / ($classes * 4))))")}
 CKPT=/tmp/ckpt-$(date +%s)
 log "training on $BACKEND: $epochs epochs ($ips images/s measured, $classes classes)"
-METRICANN_LOG=${METRICANN_LOG:-info} timeout $((TRAIN_SECONDS + 60)) "$BIN" train --data /tmp/l1 --val-split 0.03 --backend "$BACKEND" --epochs "$epochs" \
+METRICANN_LOG=${METRICANN_LOG:-warn,metricann=info,metricann_trainer=info} timeout $((TRAIN_SECONDS + 60)) "$BIN" train --data /tmp/l1 --val-split 0.03 --backend "$BACKEND" --epochs "$epochs" \
   --batch-size $BATCH --per-class 4 --lr 2e-3 --patience 1000 "${ARCH[@]}" \
   --ckpt-dir "$CKPT" --model-out "$OUT/default.bundle" --json >"$OUT/train.json" 2>/tmp/train.err
 log "train exited $?"

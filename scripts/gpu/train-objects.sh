@@ -62,7 +62,7 @@ bench)
   unxz_to .dev/metricann.xz "$BIN" && chmod +x "$BIN"
   for backend in wgpu cuda; do
     log "bench-train burn $backend"
-    RUST_LOG=info timeout "${BENCH_SECONDS:-240}" "$BIN" bench-train --backend "$backend" \
+    timeout "${BENCH_SECONDS:-240}" "$BIN" bench-train --backend "$backend" \
       --arch efficientnet-lite0 --batch-size 128 --per-class 2 --input-size "$SIZE" --warmup 5 \
       --steps 20 --json >"$OUT/bench-burn-$backend.json" 2>>"$OUT/log"
     log "bench-train burn $backend exit $?"

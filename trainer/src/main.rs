@@ -5,10 +5,17 @@ use tracing_subscriber::EnvFilter;
 
 use metricann_trainer::cli::{Cli, run};
 
+/// Our own progress at info, everything else at warn: cubecl's kernel
+/// compiler (pliron) logs its whole IR after every pass at info, gigabytes
+/// before the first GPU training step, and that logging, not the compiling,
+/// is what kept a CUDA run of EfficientNet from starting.
+const DEFAULT_LOG: &str = "warn,metricann=info,metricann_trainer=info";
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("METRICANN_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env("METRICANN_LOG")
+                .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .init();
