@@ -79,7 +79,7 @@ fn channels_last_filters(weight: &[f32], c: usize, k: usize) -> Vec<f32> {
 
 /// The convolution on channels-last slices: `input` `[n, h, w, c]`, `filters`
 /// `[k, k, c]`, output `[n, out_height, out_width, c]`.
-pub fn convolve_nhwc(
+fn convolve_nhwc(
     input: &[f32],
     [n, h, w, c]: [usize; 4],
     filters: &[f32],

@@ -191,20 +191,15 @@ impl ConvBnAct {
     /// included.
     fn depthwise_on_cpu(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
-        let (top, left, out_height, out_width) = if self.stride == 1 {
-            (self.kernel / 2, self.kernel / 2, h, w)
-        } else {
-            let (top, _) = same_padding(h, self.kernel, self.stride);
-            let (left, _) = same_padding(w, self.kernel, self.stride);
-            (top, left, h.div_ceil(self.stride), w.div_ceil(self.stride))
-        };
+        // SAME padding, which for stride 1 and an odd kernel is the
+        // symmetric `kernel / 2` the layer was built with.
         let shape = DepthwiseShape {
             kernel: self.kernel,
             stride: self.stride,
-            top,
-            left,
-            out_height,
-            out_width,
+            top: same_padding(h, self.kernel, self.stride).0,
+            left: same_padding(w, self.kernel, self.stride).0,
+            out_height: h.div_ceil(self.stride),
+            out_width: w.div_ceil(self.stride),
         };
         let weight = host_floats(self.conv.weight.val());
         let bias = match &self.conv.bias {
