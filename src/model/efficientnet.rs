@@ -19,6 +19,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::depthwise::{DepthwiseShape, depthwise_conv, host_floats};
+use super::pointwise::pointwise_conv;
 use crate::backend::runs_inference_on_cpu;
 use crate::{Error, Result};
 
@@ -166,8 +167,13 @@ impl ConvBnAct {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        if self.folded && self.is_depthwise() && runs_inference_on_cpu(&x.device()) {
-            return self.depthwise_on_cpu(x);
+        if self.folded && runs_inference_on_cpu(&x.device()) {
+            if self.is_depthwise() {
+                return self.depthwise_on_cpu(x);
+            }
+            if self.is_pointwise() {
+                return self.pointwise_on_cpu(x);
+            }
         }
         let x = if self.stride == 1 {
             x
@@ -185,6 +191,20 @@ impl ConvBnAct {
     fn is_depthwise(&self) -> bool {
         let [out_channels, in_per_group, _, _] = self.conv.weight.dims();
         in_per_group == 1 && self.conv.groups == out_channels && out_channels > 1
+    }
+
+    fn is_pointwise(&self) -> bool {
+        self.kernel == 1 && self.stride == 1 && self.conv.groups == 1
+    }
+
+    /// The folded 1×1 layer through [`pointwise_conv`], bias and ReLU6 included.
+    fn pointwise_on_cpu(&self, x: Tensor<4>) -> Tensor<4> {
+        let weight = host_floats(self.conv.weight.val());
+        let bias = match &self.conv.bias {
+            Some(bias) => host_floats(bias.val()),
+            None => vec![0.0; self.conv.weight.dims()[0]],
+        };
+        pointwise_conv(x, &weight, &bias, self.activation)
     }
 
     /// The folded depthwise layer through [`depthwise_conv`], bias and ReLU6

@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod depthwise;
 pub mod efficientnet;
+pub mod pointwise;
 pub mod resnet;
 
 use burn::module::Module;
