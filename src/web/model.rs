@@ -85,14 +85,18 @@ async fn device_for(wanted: &str) -> Result<(Backend, Device, Option<String>)> {
     Ok(match wanted {
         "cpu" | "ndarray" => (Backend::Ndarray, Backend::Ndarray.device()?, None),
         "webgpu" | "wgpu" => (Backend::Wgpu, webgpu().await?, None),
-        "auto" => match webgpu().await {
-            Ok(device) => (Backend::Wgpu, device, None),
-            Err(e) => (
-                Backend::Ndarray,
-                Backend::Ndarray.device()?,
-                Some(e.to_string()),
-            ),
-        },
+        "auto" => {
+            let gpu = match software_adapter().await {
+                Some(name) => Err(format!(
+                    "the WebGPU adapter is a software renderer ({name}), slower than the CPU path"
+                )),
+                None => webgpu().await.map_err(|e| e.to_string()),
+            };
+            match gpu {
+                Ok(device) => (Backend::Wgpu, device, None),
+                Err(reason) => (Backend::Ndarray, Backend::Ndarray.device()?, Some(reason)),
+            }
+        }
         other => {
             return Err(Error::BadInput(format!(
                 "options.backend {other:?} is not one of \"auto\", \"webgpu\", \"cpu\""
@@ -118,6 +122,51 @@ async fn warm_up(model: &mut Model, bundle: &Bundle, wanted: &str) -> Result<()>
         model.embedder = Embedder::new(bundle, Backend::Ndarray.device()?)?;
     }
     Ok(())
+}
+
+/// The name of the default WebGPU adapter when it renders in software
+/// (Chromium's SwiftShader, Mesa's llvmpipe under Deno): there the wasm CPU
+/// path is several times faster, so `auto` does not pick it.
+async fn software_adapter() -> Option<String> {
+    use js_sys::{Promise, Reflect};
+    let get = |target: &JsValue, key: &str| Reflect::get(target, &key.into()).ok();
+    let gpu = get(&super::js::global_get("navigator"), "gpu")?;
+    let request = get(&gpu, "requestAdapter")?.dyn_into::<Function>().ok()?;
+    let pending = request.call0(&gpu).ok()?.dyn_into::<Promise>().ok()?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(pending).await.ok()?;
+    if adapter.is_null() || adapter.is_undefined() {
+        return None;
+    }
+    let info = get(&adapter, "info").unwrap_or(JsValue::UNDEFINED);
+    let fallback = [&info, &adapter]
+        .iter()
+        .any(|t| get(t, "isFallbackAdapter").and_then(|v| v.as_bool()) == Some(true));
+    let text = |key: &str| {
+        get(&info, key)
+            .and_then(|v| v.as_string())
+            .unwrap_or_default()
+    };
+    let name = match text("description") {
+        d if d.is_empty() => format!("{} {}", text("vendor"), text("architecture")),
+        d => d,
+    };
+    let lower = name.to_lowercase();
+    let software = [
+        "swiftshader",
+        "llvmpipe",
+        "lavapipe",
+        "softpipe",
+        "basic render",
+    ]
+    .iter()
+    .any(|s| lower.contains(s));
+    (fallback || software).then(|| {
+        if name.is_empty() {
+            "a fallback adapter".into()
+        } else {
+            name
+        }
+    })
 }
 
 #[cfg(feature = "wgpu")]

@@ -406,6 +406,19 @@ test('metricann in headless Chromium', async (t) => {
       t.diagnostic(`WebGPU not exposed by headless Chromium here: ${info.reason}; the browser suite ran on the CPU backend only`);
       return;
     }
+    await t.test('backend "auto" passes over a software WebGPU adapter (SwiftShader) for the CPU', async () => {
+      const page = await openPage(gpuContext, server.origin, 'auto');
+      const stats = await page.evaluate(async (model) => {
+        const ann = await h.MetricAnn.open({ model });
+        const s = await ann.stats();
+        await ann.close();
+        return s;
+      }, MODEL);
+      console.log(`# auto under SwiftShader picked ${stats.backend} (${stats.backendFallback})`);
+      assert.equal(stats.backend, 'cpu');
+      assert.match(stats.backendFallback, /software renderer/);
+      await page.close();
+    });
     const gpu = await suite(t, gpuContext, server.origin, 'webgpu');
     await t.test('WebGPU and CPU embeddings agree (cosine ≥ 0.999)', () => {
       for (let i = 0; i < cpu.length; i++) {
