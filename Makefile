@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR ?= never
 .PHONY: test setup setup-demo pretrained test-docs test-setup test-native check-wasm lint fixture bench demo pkg
 
 ## Install what the tests need, then run them all (the quick checks first).
-test: setup test-docs test-setup test-native check-wasm test-web test-demo
+test: setup test-docs test-setup test-native check-wasm test-web test-edge test-demo
 	@echo "make test: all suites passed"
 
 ## Install what is missing (one line per install, silent when nothing is):

@@ -34,7 +34,7 @@ case "$profile" in
 esac
 wasm-bindgen --target web --out-dir "$out" --out-name metricann "$wasm"
 
-cp pkg-config/index.js pkg-config/index.d.ts pkg-config/node.js pkg-config/worker.js pkg-config/README.md "$out/"
+cp pkg-config/index.js pkg-config/index.d.ts pkg-config/node.js pkg-config/worker.js pkg-config/workerd.js pkg-config/README.md "$out/"
 # The shipped models travel with the package: `MetricAnn.open({ model: 'objects' })`.
 mkdir -p "$out/models"
 cp www/models/*.bundle "$out/models/"

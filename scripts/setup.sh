@@ -5,7 +5,8 @@
 #                           wasm-opt, Node.js and npm;
 #   scripts/setup.sh test   (the default) all of that, plus what only the tests need:
 #                           Chromium and its driver, Mesa's Vulkan drivers, ffmpeg, and
-#                           the npm dependencies of tests/web.
+#                           the npm dependencies of tests/web and tests/edge (the
+#                           edge runtimes: wrangler with workerd, Deno, Bun).
 # It prints one line per thing it installs and nothing when nothing is missing. The
 # installers' own output goes to a log (SETUP_LOG, default target/setup.log), printed
 # only when an install fails.
@@ -84,8 +85,10 @@ if [ -n "$want" ] && [ "$want" != "$have" ]; then
     { echo "setup: wasm-bindgen $want was installed, but the one on PATH is '${have:-none}': put cargo's bin directory (~/.cargo/bin) first on PATH" >&2; exit 1; }
 fi
 
-# ---- npm dependencies of the web tests ----
-if [ "$mode" = test ] && [ -f tests/web/package.json ] && [ ! -d tests/web/node_modules ]; then
-  echo "setup: installing the npm dependencies of tests/web"
-  (cd tests/web && npm ci --no-audit --no-fund) >>"$log" 2>&1 || fail "npm ci in tests/web"
-fi
+# ---- npm dependencies of the web and edge tests ----
+for dir in tests/web tests/edge; do
+  if [ "$mode" = test ] && [ -f "$dir/package.json" ] && [ ! -d "$dir/node_modules" ]; then
+    echo "setup: installing the npm dependencies of $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund) >>"$log" 2>&1 || fail "npm ci in $dir"
+  fi
+done

@@ -1,5 +1,5 @@
 # The npm package, included by the Makefile.
-.PHONY: pkg web-pkg web-model test-web lint-wasm bench-web bench-web-embed bench-web-ann bench-web-ann-1m
+.PHONY: pkg web-pkg web-model test-web test-edge lint-wasm bench-web bench-web-embed bench-web-ann bench-web-ann-1m bench-edge
 
 # `make pkg`: the release package in pkg/ (cargo → wasm-bindgen → wasm-opt → pkg-config/ files),
 # built with the size-optimised `wasm` profile; `make pkg WASM_PROFILE=web-test` for a quick one.
@@ -25,6 +25,17 @@ web-model:
 test-web: setup web-pkg web-model
 	cd tests/web && METRICANN_PKG=$(CURDIR)/$(WEB_TEST_PKG) METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) \
 	  node --test --test-concurrency=1 browser.test.mjs node.test.mjs vite.test.mjs
+
+## The package on the edge: examples/edge/ run on Cloudflare's workerd (wrangler dev), Deno and
+## Bun, each from its npm package (tests/edge/package.json).
+test-edge: setup web-pkg
+	cd tests/edge && METRICANN_PKG=$(CURDIR)/$(WEB_TEST_PKG) node --test --test-concurrency=1 edge.test.mjs
+
+## Cold start (10k-class gallery) and recognition latency of the edge examples, release package;
+## results in bench/results/edge.json. Not in `make test`.
+bench-edge: setup
+	scripts/build-pkg.sh wasm
+	METRICANN_PKG=$(CURDIR)/pkg node bench/edge/bench.mjs
 
 lint-wasm:
 	cargo clippy -p metricann --lib --target wasm32-unknown-unknown -- -D warnings

@@ -42,7 +42,7 @@ console.log(JSON.stringify(out));
 test('the packed package installs and runs in Node.js', async () => {
   const { tarball, files, size } = await pack();
   console.log(`# npm pack: ${tarball} (${size} bytes): ${files.join(', ')}`);
-  for (const f of ['package.json', 'index.js', 'index.d.ts', 'node.js', 'worker.js', 'metricann.js', 'metricann_bg.wasm', 'README.md']) {
+  for (const f of ['package.json', 'index.js', 'index.d.ts', 'node.js', 'worker.js', 'workerd.js', 'metricann.js', 'metricann_bg.wasm', 'README.md']) {
     assert.ok(files.includes(f), `${f} is in the tarball`);
   }
   const dir = await project(tarball, { 'check.mjs': SCRIPT });
