@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod depthwise;
 pub mod efficientnet;
+pub mod loss;
 pub mod pointwise;
 pub mod resnet;
 

@@ -1,7 +1,6 @@
 //! The native side of MetricANN: data, augmentation, losses, the training loop and the CLI.
 
 pub mod ann_bench;
-pub mod augment;
 pub mod calibrate;
 pub mod cli;
 pub mod dataset;
@@ -9,7 +8,6 @@ pub mod enroll_bench;
 pub mod eval;
 pub mod glyphs;
 pub mod import;
-pub mod loss;
 pub mod npy;
 pub mod sampler;
 pub mod train;

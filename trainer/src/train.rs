@@ -25,9 +25,9 @@ use metricann::image::Preprocessing;
 use metricann::model::{Architecture, Bundle, EmbeddingModel, TrainingSummary};
 use metricann::{Error, Result};
 
-use crate::augment::{AugmentConfig, augment};
+use metricann::image::augment::{AugmentConfig, augment};
 use crate::eval::leave_one_out;
-use crate::loss::{LossKind, loss};
+use metricann::model::loss::{LossKind, loss};
 use crate::sampler::PkSampler;
 
 /// Decoded images with their class indices, held in memory for the whole run.

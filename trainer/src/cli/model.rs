@@ -15,8 +15,8 @@ use metricann::{Error, Result};
 use super::common::{
     embedder, load_images, open_folder, print_json, print_report, spinner, to_json,
 };
-use crate::augment::AugmentConfig;
-use crate::loss::LossKind;
+use metricann::image::augment::AugmentConfig;
+use metricann::model::loss::LossKind;
 use crate::train::{LabeledImages, TrainOptions, TrainReport};
 
 /// The networks `train` can build.

@@ -11,8 +11,8 @@
 //! Everything random comes from the `rng` passed in, so a seed gives the same
 //! image. At 64×64 one call takes well under a millisecond.
 
-use image::imageops::FilterType;
-use image::{DynamicImage, RgbImage};
+use ::image::imageops::FilterType;
+use ::image::{DynamicImage, RgbImage};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -324,7 +324,7 @@ fn blur(img: &mut Planes, sigma: f32) {
 
 /// Augments `img` into an `out_size`×`out_size` RGB image. With
 /// `cfg.enabled == false` it is the inference preprocessing's resize and
-/// centre crop ([`metricann::image::fit_square`]) and draws nothing from `rng`.
+/// centre crop ([`crate::image::fit_square`]) and draws nothing from `rng`.
 pub fn augment(
     img: &DynamicImage,
     out_size: u32,
@@ -335,7 +335,7 @@ pub fn augment(
         if out_size == 0 || img.width() == 0 || img.height() == 0 {
             return RgbImage::from_pixel(out_size, out_size, image::Rgb([255, 255, 255]));
         }
-        return metricann::image::fit_square(img, out_size);
+        return crate::image::fit_square(img, out_size);
     }
     let src = Planes::from_rgb(&source_pixels(img, out_size));
     let fill = src.border_mean();
@@ -362,7 +362,7 @@ pub fn augment(
 /// The whole image (no centre crop), transparency flattened on white, shrunk
 /// first when far larger than the output so bilinear sampling does not alias.
 fn source_pixels(img: &DynamicImage, out_size: u32) -> RgbImage {
-    let rgb = metricann::image::flatten_on_white(img);
+    let rgb = crate::image::flatten_on_white(img);
     let target = out_size.saturating_mul(3) / 2 + 1;
     if rgb.width().min(rgb.height()) <= 2 * target {
         return rgb;
@@ -439,13 +439,13 @@ mod tests {
 
     /// The first image of class 人 in the committed glyph fixture.
     fn fixture_glyph() -> DynamicImage {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/glyphs/train/人");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/glyphs/train/人");
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
         files.sort();
-        image::open(&files[0]).unwrap()
+        ::image::open(&files[0]).unwrap()
     }
 
     fn still() -> AugmentConfig {
@@ -516,7 +516,7 @@ mod tests {
         };
         let mut rng = StdRng::seed_from_u64(3);
         let out = augment(&img, 40, &cfg, &mut rng);
-        assert_eq!(out, metricann::image::fit_square(&img, 40));
+        assert_eq!(out, crate::image::fit_square(&img, 40));
         assert_eq!(
             rng.random::<u64>(),
             StdRng::seed_from_u64(3).random::<u64>()

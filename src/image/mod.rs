@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+pub mod augment;
+
 /// Images larger than this are refused before decoding: a 16k × 16k PNG would
 /// take a gigabyte to decode, and nothing the model sees needs it.
 pub const MAX_PIXELS: u64 = 40_000_000;

@@ -1,4 +1,5 @@
-//! Metric-learning losses over a batch of unit embeddings and their class labels.
+//! Metric-learning losses over a batch of unit embeddings and their class
+//! labels: what the trainer minimises, and what adapts a model on the device.
 //!
 //! Distances are Euclidean on the unit sphere, `d = sqrt(2 − 2·cos)`, in [0, 2].
 //! Masks are built on the CPU from the labels (a P×K batch is small) and enter
@@ -139,8 +140,8 @@ pub fn loss(kind: LossKind, embeddings: Tensor<2>, labels: &[usize], margin: f32
 #[cfg(test)]
 mod tests {
     use super::*;
-    use metricann::backend::Backend;
-    use metricann::model::l2_normalize;
+    use crate::backend::Backend;
+    use crate::model::l2_normalize;
 
     fn device() -> Device {
         Backend::Ndarray.device().unwrap()
@@ -193,6 +194,7 @@ mod tests {
         assert!((got - want).abs() < 1e-4, "got {got}, want {want}");
     }
 
+    #[cfg(feature = "autodiff")]
     #[test]
     fn gradients_flow_to_the_embeddings() {
         let dev = device().autodiff();
