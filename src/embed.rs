@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::image::Preprocessing;
-use crate::model::{Bundle, EmbeddingModel};
+use crate::model::{Bundle, EmbeddingModel, ProjectionHead};
 use crate::{Error, Result};
 
 /// Images per forward pass: bounds peak memory on a phone and in a 2-core CI.
@@ -96,6 +96,52 @@ impl Embedder {
         Ok(out)
     }
 
+    /// The backbone's pooled features of each image (what the projection head
+    /// takes), in batches of [`DEFAULT_BATCH`].
+    pub fn features(&self, images: &[DynamicImage]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(DEFAULT_BATCH) {
+            let features = self.model.features(self.input(chunk));
+            let [_, width] = features.dims();
+            let flat = features
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| Error::Internal(format!("feature tensor: {e:?}")))?;
+            out.extend(flat.chunks(width).map(<[f32]>::to_vec));
+        }
+        Ok(out)
+    }
+
+    /// The projection head (its neck folded in), or `None` when the
+    /// embeddings are the pooled features themselves.
+    pub fn head(&self) -> Option<ProjectionHead> {
+        self.model.head()
+    }
+
+    /// This model with another projection head: same backbone, new embeddings,
+    /// and a fingerprint of its own (derived from this one's and the head's
+    /// weights), so a gallery knows which vectors it holds.
+    pub fn with_head(&self, head: ProjectionHead) -> Result<Self> {
+        let [_, dim] = head.dims();
+        if self.head().map(|h| h.dims()) != Some(head.dims()) {
+            return Err(Error::BadInput(format!(
+                "a head of {:?} does not fit this model's ({:?})",
+                head.dims(),
+                self.head().map(|h| h.dims())
+            )));
+        }
+        let mut bytes = self.fingerprint.as_bytes().to_vec();
+        bytes.extend(head.to_floats().iter().flat_map(|v| v.to_le_bytes()));
+        Ok(Self {
+            model: self.model.clone().with_head(head),
+            device: self.device.clone(),
+            preprocessing: self.preprocessing.clone(),
+            fingerprint: crate::model::bundle::fingerprint(&bytes),
+            dim,
+        })
+    }
+
     /// Embeds one image.
     pub fn embed_one(&self, image: &DynamicImage) -> Result<Vec<f32>> {
         self.embed(std::slice::from_ref(image))?
@@ -104,16 +150,19 @@ impl Embedder {
     }
 
     fn forward(&self, images: &[DynamicImage]) -> Result<Tensor<2>> {
+        Ok(self.model.forward(self.input(images)))
+    }
+
+    fn input(&self, images: &[DynamicImage]) -> Tensor<4> {
         let size = self.preprocessing.input_size as usize;
         let mut pixels = Vec::with_capacity(images.len() * self.preprocessing.tensor_len());
         for image in images {
             pixels.extend(self.preprocessing.apply(image));
         }
-        let input = Tensor::<4>::from_data(
+        Tensor::<4>::from_data(
             TensorData::new(pixels, [images.len(), 3, size, size]),
             &self.device,
-        );
-        Ok(self.model.forward(input))
+        )
     }
 
     fn rows(&self, data: TensorData) -> Result<Vec<Vec<f32>>> {

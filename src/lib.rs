@@ -1,11 +1,14 @@
 //! MetricANN: recognise things from one to three examples per class.
 //!
 //! The modules follow the pipeline: [`image`] (decode, resize, normalise) →
-//! [`model`] (backbone, head, bundle) → [`embed`] → [`index`] (segments,
+//! [`model`] (backbone, head, bundle) → [`embed`] (and `adapt`, the head
+//! retrained on the device) → [`index`] (segments,
 //! distance kernels) → [`gallery`] (classes, class-level top-K, open-set
 //! threshold) → [`store`] (file system, memory, IndexedDB) → `web` (bindings).
 //! Lower layers never import higher ones.
 
+#[cfg(feature = "adapt")]
+pub mod adapt;
 pub mod backend;
 pub mod blob;
 pub mod embed;

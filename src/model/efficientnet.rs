@@ -19,6 +19,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::depthwise::{DepthwiseShape, depthwise_conv, host_floats};
+use super::head::ProjectionHead;
 use super::pointwise::pointwise_conv;
 use crate::backend::runs_inference_on_cpu;
 use crate::{Error, Result};
@@ -397,6 +398,24 @@ impl EfficientNetEmbedder {
             backbone: self.backbone.fold_batch_norm(),
             ..self
         }
+    }
+
+    /// Pooled backbone features `[n, 1280]`.
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+        self.backbone.features(images)
+    }
+
+    /// The projection and neck as one linear head (`None` without a projection).
+    pub fn head(&self) -> Option<ProjectionHead> {
+        let projection = self.projection.as_ref()?;
+        Some(ProjectionHead::folded(projection, self.neck.as_ref()))
+    }
+
+    /// The same network with `head` as its projection (and no neck).
+    pub fn with_head(mut self, head: ProjectionHead) -> Self {
+        self.projection = Some(head.into_linear());
+        self.neck = None;
+        self
     }
 
     /// The pretrained trunk (the trainer gives it its own learning rate).

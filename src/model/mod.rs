@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod depthwise;
 pub mod efficientnet;
+pub mod head;
 pub mod loss;
 pub mod pointwise;
 pub mod resnet;
@@ -23,6 +24,7 @@ use crate::Result;
 
 pub use bundle::{Bundle, BundleHeader, Calibration, TrainingSummary};
 pub use efficientnet::{EfficientNetConfig, EfficientNetEmbedder};
+pub use head::ProjectionHead;
 pub use resnet::{ResNet, ResNetConfig};
 
 /// The network a bundle holds, as its header names it.
@@ -150,6 +152,31 @@ impl EmbeddingModel {
         match self {
             EmbeddingModel::EfficientNet(m) => EmbeddingModel::EfficientNet(m.fold_batch_norm()),
             other => other,
+        }
+    }
+
+    /// The backbone's pooled features, what the projection head takes.
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            EmbeddingModel::ResNet(m) => m.features(images),
+            EmbeddingModel::EfficientNet(m) => m.features(images),
+        }
+    }
+
+    /// The projection head, its neck folded in; `None` for a network whose
+    /// embeddings are its pooled features (an imported ImageNet classifier).
+    pub fn head(&self) -> Option<ProjectionHead> {
+        match self {
+            EmbeddingModel::ResNet(m) => Some(m.head()),
+            EmbeddingModel::EfficientNet(m) => m.head(),
+        }
+    }
+
+    /// The same network with another projection head.
+    pub fn with_head(self, head: ProjectionHead) -> Self {
+        match self {
+            EmbeddingModel::ResNet(m) => EmbeddingModel::ResNet(m.with_head(head)),
+            EmbeddingModel::EfficientNet(m) => EmbeddingModel::EfficientNet(m.with_head(head)),
         }
     }
 

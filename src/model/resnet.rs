@@ -8,6 +8,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::head::ProjectionHead;
 use crate::{Error, Result};
 
 /// The glyph network's architecture, stored in the bundle header.
@@ -166,17 +167,33 @@ pub struct ResNet {
 impl ResNet {
     /// Unnormalised projection, what the losses see before normalisation.
     pub fn project(&self, images: Tensor<4>) -> Tensor<2> {
+        let projected = self.head.forward(self.features(images));
+        match &self.neck {
+            Some(norm) => norm.forward(projected),
+            None => projected,
+        }
+    }
+
+    /// Global-average-pooled features of the last stage `[n, widths.last()]`.
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
         let mut x = relu(self.stem.forward(images));
         for block in &self.blocks {
             x = block.forward(x);
         }
         let [n, c, _, _] = x.dims();
-        let pooled = x.mean_dim(3).mean_dim(2).reshape([n, c]);
-        let projected = self.head.forward(pooled);
-        match &self.neck {
-            Some(norm) => norm.forward(projected),
-            None => projected,
-        }
+        x.mean_dim(3).mean_dim(2).reshape([n, c])
+    }
+
+    /// The projection and neck as one linear head.
+    pub fn head(&self) -> ProjectionHead {
+        ProjectionHead::folded(&self.head, self.neck.as_ref())
+    }
+
+    /// The same network with `head` as its projection (and no neck).
+    pub fn with_head(mut self, head: ProjectionHead) -> Self {
+        self.head = head.into_linear();
+        self.neck = None;
+        self
     }
 }
 

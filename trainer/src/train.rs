@@ -25,10 +25,10 @@ use metricann::image::Preprocessing;
 use metricann::model::{Architecture, Bundle, EmbeddingModel, TrainingSummary};
 use metricann::{Error, Result};
 
-use metricann::image::augment::{AugmentConfig, augment};
 use crate::eval::leave_one_out;
-use metricann::model::loss::{LossKind, loss};
 use crate::sampler::PkSampler;
+use metricann::image::augment::{AugmentConfig, augment};
+use metricann::model::loss::{LossKind, loss};
 
 /// Decoded images with their class indices, held in memory for the whole run.
 pub struct LabeledImages {

@@ -1,5 +1,6 @@
 //! The `metricann` command line: one subcommand per pipeline stage.
 
+mod adapt;
 mod common;
 mod dataset;
 mod evaluation;
@@ -10,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use metricann::Result;
 
+pub use adapt::BenchAdaptArgs;
 pub(crate) use common::{embed_images, load_images, open_folder};
 pub use dataset::GlyphArgs;
 pub use evaluation::{BenchTrainArgs, EvalArgs};
@@ -105,6 +107,12 @@ pub enum Command {
         after_help = "Example:\n  metricann bench-train --backend cuda --batch-size 256 --input-size 64 --steps 50 --json"
     )]
     BenchTrain(BenchTrainArgs),
+    /// Measure on-device adaptation: top-1 of camera-like queries of unseen classes
+    /// before and after retraining the projection head on the enrolled images.
+    #[command(
+        after_help = "Example:\n  metricann bench-adapt --model www/models/objects.bundle --data eval/photo --classes 20 --shots 3 --json"
+    )]
+    BenchAdapt(BenchAdaptArgs),
     /// Benchmark the index as an ANN library: build time, memory, and per ef QPS (one thread) and recall@k.
     #[command(
         after_help = "Examples:\n  metricann bench --base base.npy --queries queries.npy --k 10 --ef 16,32,64,128,256 --json\n  metricann bench --base base.npy --queries queries.npy --gt gt.npy --k 10 --ef 64 --ef 128 --m 32 --ef-construction 100 --threads 1\n  metricann bench --base base.npy --queries queries.npy --gt gt.npy --quantize none,int8 --json"
@@ -151,6 +159,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => evaluation::eval(a),
         Command::Calibrate(a) => model::calibrate(a),
         Command::BenchTrain(a) => evaluation::bench_train(a),
+        Command::BenchAdapt(a) => adapt::bench_adapt(a),
         Command::Bench(a) => crate::ann_bench::main(&a),
         Command::BenchEnroll(a) => crate::enroll_bench::main(&a),
         Command::Dataset(DatasetCommand::Glyphs(a)) => dataset::glyphs(a),

@@ -15,9 +15,9 @@ use metricann::{Error, Result};
 use super::common::{
     embedder, load_images, open_folder, print_json, print_report, spinner, to_json,
 };
+use crate::train::{LabeledImages, TrainOptions, TrainReport};
 use metricann::image::augment::AugmentConfig;
 use metricann::model::loss::LossKind;
-use crate::train::{LabeledImages, TrainOptions, TrainReport};
 
 /// The networks `train` can build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
