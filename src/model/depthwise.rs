@@ -20,11 +20,11 @@
 
 use burn::tensor::{Tensor, TensorData};
 
-/// The shape of one depthwise convolution: square `kernel`, `stride`, and
-/// the padding before each axis (`top`, `left`); the padding after is implied
-/// by the output size.
+/// The geometry of one convolution (depthwise here, dense in
+/// [`super::dense`]): square `kernel`, `stride`, and the padding before each
+/// axis (`top`, `left`); the padding after is implied by the output size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DepthwiseShape {
+pub struct ConvShape {
     pub kernel: usize,
     pub stride: usize,
     pub top: usize,
@@ -39,7 +39,7 @@ pub fn depthwise_conv(
     x: Tensor<4>,
     weight: &[f32],
     bias: &[f32],
-    shape: DepthwiseShape,
+    shape: ConvShape,
     relu6: bool,
 ) -> Tensor<4> {
     let device = x.device();
@@ -84,7 +84,7 @@ fn convolve_nhwc(
     [n, h, w, c]: [usize; 4],
     filters: &[f32],
     bias: &[f32],
-    shape: DepthwiseShape,
+    shape: ConvShape,
     relu6: bool,
 ) -> Vec<f32> {
     let k = shape.kernel;
@@ -123,13 +123,7 @@ fn convolve_nhwc(
 /// One filter row (`taps`, `[k, c]`) applied along one input row: every
 /// output pixel gets, for each tap that lands inside the row, the input
 /// pixel's channels times the tap's weights.
-fn accumulate_row(
-    out_row: &mut [f32],
-    in_row: &[f32],
-    taps: &[f32],
-    c: usize,
-    shape: DepthwiseShape,
-) {
+fn accumulate_row(out_row: &mut [f32], in_row: &[f32], taps: &[f32], c: usize, shape: ConvShape) {
     let w = in_row.len() / c;
     for (ox, out_pixel) in out_row.chunks_exact_mut(c).enumerate() {
         for (kx, weights) in taps.chunks_exact(c).enumerate() {
@@ -171,7 +165,7 @@ mod tests {
         x: Tensor<4>,
         weight: Tensor<4>,
         bias: Tensor<1>,
-        shape: DepthwiseShape,
+        shape: ConvShape,
     ) -> Vec<f32> {
         let [_, c, h, w] = x.dims();
         let (k, s) = (shape.kernel, shape.stride);
@@ -201,7 +195,7 @@ mod tests {
         for (k, s, size, pad) in cases {
             let out = (size + 2 * pad - k) / s + 1;
             let out = out.max(size.div_ceil(s));
-            let shape = DepthwiseShape {
+            let shape = ConvShape {
                 kernel: k,
                 stride: s,
                 top: pad,
@@ -239,7 +233,7 @@ mod tests {
     #[test]
     fn padding_is_skipped_not_read() {
         // A 1×1 input with a 3×3 kernel: only the centre tap lands on data.
-        let shape = DepthwiseShape {
+        let shape = ConvShape {
             kernel: 3,
             stride: 1,
             top: 1,

@@ -18,9 +18,9 @@ use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::depthwise::{DepthwiseShape, depthwise_conv, host_floats};
+use super::dense::{Activation, dense_conv};
+use super::depthwise::{ConvShape, depthwise_conv, host_floats};
 use super::head::ProjectionHead;
-use super::pointwise::pointwise_conv;
 use crate::backend::runs_inference_on_cpu;
 use crate::{Error, Result};
 
@@ -169,12 +169,7 @@ impl ConvBnAct {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         if self.folded && runs_inference_on_cpu(&x.device()) {
-            if self.is_depthwise() {
-                return self.depthwise_on_cpu(x);
-            }
-            if self.is_pointwise() {
-                return self.pointwise_on_cpu(x);
-            }
+            return self.forward_on_cpu(x);
         }
         let x = if self.stride == 1 {
             x
@@ -194,27 +189,13 @@ impl ConvBnAct {
         in_per_group == 1 && self.conv.groups == out_channels && out_channels > 1
     }
 
-    fn is_pointwise(&self) -> bool {
-        self.kernel == 1 && self.stride == 1 && self.conv.groups == 1
-    }
-
-    /// The folded 1×1 layer through [`pointwise_conv`], bias and ReLU6 included.
-    fn pointwise_on_cpu(&self, x: Tensor<4>) -> Tensor<4> {
-        let weight = host_floats(self.conv.weight.val());
-        let bias = match &self.conv.bias {
-            Some(bias) => host_floats(bias.val()),
-            None => vec![0.0; self.conv.weight.dims()[0]],
-        };
-        pointwise_conv(x, &weight, &bias, self.activation)
-    }
-
-    /// The folded depthwise layer through [`depthwise_conv`], bias and ReLU6
-    /// included.
-    fn depthwise_on_cpu(&self, x: Tensor<4>) -> Tensor<4> {
+    /// The folded layer through the CPU kernels ([`depthwise_conv`],
+    /// [`dense_conv`]), bias and ReLU6 included.
+    fn forward_on_cpu(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
         // SAME padding, which for stride 1 and an odd kernel is the
         // symmetric `kernel / 2` the layer was built with.
-        let shape = DepthwiseShape {
+        let shape = ConvShape {
             kernel: self.kernel,
             stride: self.stride,
             top: same_padding(h, self.kernel, self.stride).0,
@@ -223,36 +204,51 @@ impl ConvBnAct {
             out_width: w.div_ceil(self.stride),
         };
         let weight = host_floats(self.conv.weight.val());
+        let [out_channels, _, _, _] = self.conv.weight.dims();
         let bias = match &self.conv.bias {
             Some(bias) => host_floats(bias.val()),
-            None => vec![0.0; weight.len() / (self.kernel * self.kernel)],
+            None => vec![0.0; out_channels],
         };
-        depthwise_conv(x, &weight, &bias, shape, self.activation)
+        if self.is_depthwise() {
+            return depthwise_conv(x, &weight, &bias, shape, self.activation);
+        }
+        let activation = if self.activation {
+            Activation::Relu6
+        } else {
+            Activation::None
+        };
+        dense_conv(x, &weight, &bias, shape, activation)
     }
 
-    /// The same layer with its batch norm folded into the convolution: the
-    /// weights of output channel `c` scaled by `gamma[c] / sqrt(var[c] + eps)`
-    /// and a bias of `beta[c] - mean[c] * scale[c]`. One pass over the
-    /// activations instead of five, for the same outputs (inference only: the
-    /// running statistics are baked in).
+    /// The same layer with its batch norm folded into the convolution
+    /// ([`fold_into_conv`]).
     fn fold_batch_norm(mut self) -> Self {
-        if self.folded {
-            return self;
+        if !self.folded {
+            self.conv = fold_into_conv(&self.conv, &self.bn);
+            self.folded = true;
         }
-        let bn = &self.bn;
-        let scale = bn.gamma.val() / bn.running_var.value().add_scalar(bn.epsilon).sqrt();
-        let shift = bn.beta.val() - bn.running_mean.value() * scale.clone();
-        let shift = match &self.conv.bias {
-            Some(bias) => shift + bias.val() * scale.clone(),
-            None => shift,
-        };
-        let [out_channels, _, _, _] = self.conv.weight.dims();
-        let weight = self.conv.weight.val() * scale.reshape([out_channels, 1, 1, 1]);
-        self.conv.weight = Param::from_tensor(weight);
-        self.conv.bias = Some(Param::from_tensor(shift));
-        self.folded = true;
         self
     }
+}
+
+/// `conv` followed by `bn` (in inference mode) as one convolution: the
+/// weights of output channel `c` scaled by `gamma[c] / sqrt(var[c] + eps)` and
+/// a bias of `beta[c] - mean[c] * scale[c]`. One pass over the activations
+/// instead of five, for the same outputs (inference only: the running
+/// statistics are baked in).
+pub(super) fn fold_into_conv(conv: &Conv2d, bn: &BatchNorm) -> Conv2d {
+    let mut conv = conv.clone();
+    let scale = bn.gamma.val() / bn.running_var.value().add_scalar(bn.epsilon).sqrt();
+    let shift = bn.beta.val() - bn.running_mean.value() * scale.clone();
+    let shift = match &conv.bias {
+        Some(bias) => shift + bias.val() * scale.clone(),
+        None => shift,
+    };
+    let [out_channels, _, _, _] = conv.weight.dims();
+    let weight = conv.weight.val() * scale.reshape([out_channels, 1, 1, 1]);
+    conv.weight = Param::from_tensor(weight);
+    conv.bias = Some(Param::from_tensor(shift));
+    conv
 }
 
 /// TensorFlow's SAME padding of one axis: the output has `ceil(size / stride)`

@@ -7,11 +7,11 @@
 //! ([`efficientnet`]).
 
 pub mod bundle;
+pub mod dense;
 pub mod depthwise;
 pub mod efficientnet;
 pub mod head;
 pub mod loss;
-pub mod pointwise;
 pub mod resnet;
 
 use burn::module::Module;
@@ -146,12 +146,12 @@ impl EmbeddingModel {
     }
 
     /// The network for inference only, with what can be precomputed from its
-    /// weights precomputed (batch norms folded into EfficientNet's
-    /// convolutions); the embeddings are the same to float rounding.
+    /// weights precomputed (batch norms folded into the convolutions); the
+    /// embeddings are the same to float rounding.
     pub fn for_inference(self) -> Self {
         match self {
             EmbeddingModel::EfficientNet(m) => EmbeddingModel::EfficientNet(m.fold_batch_norm()),
-            other => other,
+            EmbeddingModel::ResNet(m) => EmbeddingModel::ResNet(m.fold_batch_norm()),
         }
     }
 

@@ -8,7 +8,11 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::dense::{Activation, dense_conv};
+use super::depthwise::{ConvShape, host_floats};
+use super::efficientnet::fold_into_conv;
 use super::head::ProjectionHead;
+use crate::backend::runs_inference_on_cpu;
 use crate::{Error, Result};
 
 /// The glyph network's architecture, stored in the bundle header.
@@ -100,6 +104,8 @@ impl ResNetConfig {
 pub struct ConvBn {
     conv: Conv2d,
     bn: BatchNorm,
+    /// The batch norm is folded into the convolution, for inference.
+    folded: bool,
 }
 
 impl ConvBn {
@@ -117,11 +123,53 @@ impl ConvBn {
         Self {
             conv,
             bn: BatchNormConfig::new(cout).init(device),
+            folded: false,
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+    /// The layer, then ReLU when `relu`.
+    fn forward(&self, x: Tensor<4>, relu_after: bool) -> Tensor<4> {
+        if self.folded && runs_inference_on_cpu(&x.device()) {
+            return self.forward_on_cpu(x, relu_after);
+        }
+        let y = self.conv.forward(x);
+        let y = if self.folded { y } else { self.bn.forward(y) };
+        if relu_after { relu(y) } else { y }
+    }
+
+    /// The folded layer through [`dense_conv`], bias and ReLU included.
+    fn forward_on_cpu(&self, x: Tensor<4>, relu_after: bool) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        let [out_channels, _, kernel, _] = self.conv.weight.dims();
+        let [stride, _] = self.conv.stride;
+        let pad = kernel / 2;
+        let shape = ConvShape {
+            kernel,
+            stride,
+            top: pad,
+            left: pad,
+            out_height: (h + 2 * pad - kernel) / stride + 1,
+            out_width: (w + 2 * pad - kernel) / stride + 1,
+        };
+        let weight = host_floats(self.conv.weight.val());
+        let bias = match &self.conv.bias {
+            Some(bias) => host_floats(bias.val()),
+            None => vec![0.0; out_channels],
+        };
+        let activation = if relu_after {
+            Activation::Relu
+        } else {
+            Activation::None
+        };
+        dense_conv(x, &weight, &bias, shape, activation)
+    }
+
+    fn fold_batch_norm(mut self) -> Self {
+        if !self.folded {
+            self.conv = fold_into_conv(&self.conv, &self.bn);
+            self.folded = true;
+        }
+        self
     }
 }
 
@@ -147,11 +195,19 @@ impl ResidualBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let skip = match &self.shortcut {
-            Some(projection) => projection.forward(x.clone()),
+            Some(projection) => projection.forward(x.clone(), false),
             None => x.clone(),
         };
-        let y = relu(self.first.forward(x));
-        relu(self.second.forward(y) + skip)
+        let y = self.first.forward(x, true);
+        relu(self.second.forward(y, false) + skip)
+    }
+
+    fn fold_batch_norm(self) -> Self {
+        Self {
+            first: self.first.fold_batch_norm(),
+            second: self.second.fold_batch_norm(),
+            shortcut: self.shortcut.map(ConvBn::fold_batch_norm),
+        }
     }
 }
 
@@ -176,12 +232,26 @@ impl ResNet {
 
     /// Global-average-pooled features of the last stage `[n, widths.last()]`.
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.stem.forward(images));
+        let mut x = self.stem.forward(images, true);
         for block in &self.blocks {
             x = block.forward(x);
         }
         let [n, c, _, _] = x.dims();
         x.mean_dim(3).mean_dim(2).reshape([n, c])
+    }
+
+    /// The network for inference: every batch norm of the trunk folded into
+    /// its convolution (the neck stays: it follows the projection).
+    pub fn fold_batch_norm(self) -> Self {
+        Self {
+            stem: self.stem.fold_batch_norm(),
+            blocks: self
+                .blocks
+                .into_iter()
+                .map(ResidualBlock::fold_batch_norm)
+                .collect(),
+            ..self
+        }
     }
 
     /// The projection and neck as one linear head.
@@ -211,6 +281,64 @@ mod tests {
             .valid()
             .project(Tensor::<4>::zeros([1, 3, 20, 20], &device));
         assert_eq!(y.dims(), [1, 8]);
+    }
+
+    #[test]
+    fn folding_batch_norm_keeps_each_layers_outputs() {
+        use burn::module::{Param, RunningState};
+        use burn::tensor::Distribution;
+        let device = Backend::Ndarray.device().unwrap();
+        let x = Tensor::<4>::random([2, 6, 9, 9], Distribution::Normal(0.0, 1.0), &device);
+        for (kernel, stride) in [(3, 1), (3, 2), (1, 2), (1, 1)] {
+            let mut layer = ConvBn::new(6, 10, kernel, stride, &device);
+            let ramp = |a: f32, b: f32| {
+                let v: Vec<f32> = (0..10).map(|i| a + b * (i as f32 * 0.7).sin()).collect();
+                Tensor::<1>::from_floats(v.as_slice(), &device)
+            };
+            layer.bn.gamma = Param::from_tensor(ramp(1.0, 0.5));
+            layer.bn.beta = Param::from_tensor(ramp(0.0, 0.3));
+            layer.bn.running_mean = RunningState::new(ramp(0.1, 0.2));
+            layer.bn.running_var = RunningState::new(ramp(1.0, 0.6));
+            let layer = layer.valid();
+            for relu_after in [false, true] {
+                let plain: Vec<f32> = layer
+                    .forward(x.clone(), relu_after)
+                    .into_data()
+                    .try_to_vec()
+                    .unwrap();
+                let folded = layer.clone().fold_batch_norm();
+                let fast: Vec<f32> = folded
+                    .forward(x.clone(), relu_after)
+                    .into_data()
+                    .try_to_vec()
+                    .unwrap();
+                assert_eq!(plain.len(), fast.len());
+                for (a, b) in plain.iter().zip(&fast) {
+                    assert!((a - b).abs() < 1e-4, "k{kernel} s{stride}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_folded_network_embeds_as_the_trained_one() {
+        let device = Backend::Ndarray.device().unwrap();
+        let net = ResNetConfig::tiny(8).init(&device).unwrap().valid();
+        let x = Tensor::<4>::random(
+            [2, 3, 20, 20],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let plain: Vec<f32> = net.project(x.clone()).into_data().try_to_vec().unwrap();
+        let fast: Vec<f32> = net
+            .fold_batch_norm()
+            .project(x)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        for (a, b) in plain.iter().zip(&fast) {
+            assert!((a - b).abs() < 1e-3 * (1.0 + a.abs()), "{a} vs {b}");
+        }
     }
 
     #[test]

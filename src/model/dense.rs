@@ -1,41 +1,121 @@
-//! Pointwise (1×1) convolution on the CPU as a blocked matrix product, with
-//! its bias and ReLU6 in the same pass.
+//! Convolutions with one group on the CPU as a blocked matrix product, with
+//! their bias and activation in the same pass.
 //!
 //! A 1×1 convolution over channels-last pixels is `out[p, o] = Σ_k x[p, k] ·
 //! w[o, k]`: a matrix product of the `[pixels, in]` activations and the
-//! `[in, out]` weights. burn-ndarray runs it as a direct convolution whose
-//! inner loop is one vector of output channels per input pixel, so every
-//! multiply-add loads and stores its accumulator; in an EfficientNet these
-//! layers hold about 85 % of the multiply-adds. Here each step of the inner
-//! loop keeps a `ROWS × LANES` tile of outputs in registers, reads `ROWS`
-//! activations and one row of `LANES` weights, and does `ROWS · LANES`
-//! multiply-adds, which the compiler turns into SIMD (wasm SIMD in the
-//! browser). The weights are packed once a call into panels of `LANES`
-//! output channels, so the tile's weights are contiguous.
+//! `[in, out]` weights. A k×k convolution is the same product over patches:
+//! each output pixel's `k·k·in` inputs gathered into one row (im2col), padding
+//! as zeros. burn-ndarray runs these as a direct convolution whose inner loop
+//! is one vector of output channels per input, so every multiply-add loads and
+//! stores its accumulator; in an EfficientNet the 1×1 layers hold about 85 %
+//! of the multiply-adds. Here each step of the inner loop keeps a `ROWS ×
+//! LANES` tile of outputs in SIMD registers, reads `ROWS` inputs and one row
+//! of `LANES` weights, and does `ROWS · LANES` multiply-adds (wasm SIMD in the
+//! browser, SSE natively). The weights are packed once a call into panels of
+//! `LANES` output channels, so the tile's weights are contiguous.
 //!
 //! Inference only, like [`super::depthwise`]: the result is a new tensor,
 //! outside any autodiff graph.
 
 use burn::tensor::{Tensor, TensorData};
 
-use super::depthwise::host_floats;
+use super::depthwise::{ConvShape, host_floats};
+
+/// What follows the convolution, applied as the outputs are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    None,
+    Relu,
+    Relu6,
+}
+
+impl Activation {
+    #[inline(always)]
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            Activation::None => v,
+            Activation::Relu => v.max(0.0),
+            Activation::Relu6 => v.clamp(0.0, 6.0),
+        }
+    }
+}
 
 /// Pixels of one output tile.
 const ROWS: usize = 4;
 /// Output channels of one output tile (two 4-lane vectors).
 const LANES: usize = 8;
 
-/// `x` `[n, in, h, w]` convolved with the 1×1 `weight` `[out, in]` (row
-/// major), plus `bias` `[out]`, clamped to `[0, 6]` when `relu6`. The output
-/// is channels-last in memory, as the depthwise layer that follows reads it.
-pub fn pointwise_conv(x: Tensor<4>, weight: &[f32], bias: &[f32], relu6: bool) -> Tensor<4> {
+/// `x` `[n, in, h, w]` convolved with `weight` `[out, in, k, k]` (row major)
+/// of `shape`, plus `bias` `[out]`, then `activation`. The output is
+/// channels-last in memory, as the next layer on this path reads it.
+pub fn dense_conv(
+    x: Tensor<4>,
+    weight: &[f32],
+    bias: &[f32],
+    shape: ConvShape,
+    activation: Activation,
+) -> Tensor<4> {
     let device = x.device();
     let [n, cin, h, w] = x.dims();
     let cout = bias.len();
+    let k = shape.kernel;
     let input = host_floats(x.permute([0, 2, 3, 1]));
-    let panels = pack_panels(weight, cin, cout);
-    let out = matmul_bias(&input, cin, &panels, bias, relu6);
-    Tensor::<4>::from_data(TensorData::new(out, [n, h, w, cout]), &device).permute([0, 3, 1, 2])
+    let (rows, width) = if k == 1 && shape.stride == 1 {
+        (input, cin)
+    } else {
+        (patches(&input, [n, h, w, cin], shape), k * k * cin)
+    };
+    let panels = pack_panels(&patch_order(weight, cin, k), width, cout);
+    let out = matmul_bias(&rows, width, &panels, Epilogue { bias, activation });
+    let dims = [n, shape.out_height, shape.out_width, cout];
+    Tensor::<4>::from_data(TensorData::new(out, dims), &device).permute([0, 3, 1, 2])
+}
+
+/// Every output pixel's receptive field as one row `[k, k, in]` (zeros where
+/// it reads padding): `[n · out_height · out_width, k · k · in]`.
+fn patches(input: &[f32], [n, h, w, c]: [usize; 4], shape: ConvShape) -> Vec<f32> {
+    let k = shape.kernel;
+    let (oh, ow) = (shape.out_height, shape.out_width);
+    let row = k * k * c;
+    let mut out = vec![0.0f32; n * oh * ow * row];
+    for (pixel, patch) in out.chunks_exact_mut(row).enumerate() {
+        let (image, oy, ox) = (pixel / (oh * ow), pixel / ow % oh, pixel % ow);
+        for ky in 0..k {
+            let Some(iy) = (oy * shape.stride + ky)
+                .checked_sub(shape.top)
+                .filter(|&y| y < h)
+            else {
+                continue;
+            };
+            for kx in 0..k {
+                let Some(ix) = (ox * shape.stride + kx)
+                    .checked_sub(shape.left)
+                    .filter(|&x| x < w)
+                else {
+                    continue;
+                };
+                let from = ((image * h + iy) * w + ix) * c;
+                patch[(ky * k + kx) * c..][..c].copy_from_slice(&input[from..from + c]);
+            }
+        }
+    }
+    out
+}
+
+/// `[out, in, k, k]` weights as `[out, k, k, in]`, the order of a patch row.
+fn patch_order(weight: &[f32], cin: usize, k: usize) -> Vec<f32> {
+    if k == 1 {
+        return weight.to_vec();
+    }
+    let mut out = vec![0.0; weight.len()];
+    for (o, filter) in weight.chunks_exact(cin * k * k).enumerate() {
+        let dst = &mut out[o * cin * k * k..][..cin * k * k];
+        for (i, &v) in filter.iter().enumerate() {
+            let (c, tap) = (i / (k * k), i % (k * k));
+            dst[tap * cin + c] = v;
+        }
+    }
+    out
 }
 
 /// `[out, in]` weights as panels of `LANES` output channels, each `[in,
@@ -56,10 +136,10 @@ fn pack_panels(weight: &[f32], cin: usize, cout: usize) -> Vec<f32> {
     panels
 }
 
-/// `input` `[pixels, cin]` times the packed weights, plus `bias`: `[pixels,
-/// bias.len()]`.
-fn matmul_bias(input: &[f32], cin: usize, panels: &[f32], bias: &[f32], relu6: bool) -> Vec<f32> {
-    let cout = bias.len();
+/// `input` `[pixels, cin]` times the packed weights, then the epilogue:
+/// `[pixels, bias.len()]`.
+fn matmul_bias(input: &[f32], cin: usize, panels: &[f32], epilogue: Epilogue) -> Vec<f32> {
+    let cout = epilogue.bias.len();
     assert_eq!(input.len() % cin, 0, "whole pixels");
     assert_eq!(
         panels.len(),
@@ -71,7 +151,6 @@ fn matmul_bias(input: &[f32], cin: usize, panels: &[f32], bias: &[f32], relu6: b
     let tiles = pixels / ROWS;
     let (in_tiled, in_rest) = input.split_at(tiles * ROWS * cin);
     let (out_tiled, out_rest) = out.split_at_mut(tiles * ROWS * cout);
-    let epilogue = Epilogue { bias, relu6 };
     for (x, y) in in_tiled
         .chunks_exact(ROWS * cin)
         .zip(out_tiled.chunks_exact_mut(ROWS * cout))
@@ -91,7 +170,7 @@ fn matmul_bias(input: &[f32], cin: usize, panels: &[f32], bias: &[f32], relu6: b
 #[derive(Clone, Copy)]
 struct Epilogue<'a> {
     bias: &'a [f32],
-    relu6: bool,
+    activation: Activation,
 }
 
 /// `M` pixels (`x`, `[M, cin]`) against every panel, into `y` (`[M, cout]`).
@@ -118,8 +197,7 @@ fn tile<const M: usize>(x: &[f32], panels: &[f32], y: &mut [f32], epilogue: Epil
             let out = &mut y[r * cout + first..][..width];
             let bias = &epilogue.bias[first..first + width];
             for ((o, v), b) in out.iter_mut().zip(sums.as_flattened()).zip(bias) {
-                let v = v + b;
-                *o = if epilogue.relu6 { v.clamp(0.0, 6.0) } else { v };
+                *o = epilogue.activation.apply(v + b);
             }
         }
     }
@@ -242,38 +320,55 @@ mod tests {
     #[test]
     fn matches_burns_convolution() {
         let device = Backend::Ndarray.device().unwrap();
-        // Pixel counts with and without a partial tile; channel counts with
-        // and without a partial panel.
-        for (size, cin, cout) in [(4, 16, 24), (5, 3, 13), (3, 8, 7), (1, 5, 1)] {
-            let normal = Distribution::Normal(0.0, 2.0);
+        // (size, in, out, kernel, stride, padding): pixel counts with and
+        // without a partial tile, channel counts with and without a partial
+        // panel, 1×1 and 3×3, stride 1 and 2, symmetric and TensorFlow's
+        // asymmetric SAME padding (0 before, 1 after on an even input).
+        let cases: [(usize, usize, usize, usize, usize, usize); 6] = [
+            (4, 16, 24, 1, 1, 0),
+            (5, 3, 13, 1, 1, 0),
+            (1, 5, 1, 1, 1, 0),
+            (6, 3, 8, 3, 1, 1),
+            (7, 4, 9, 3, 2, 1),
+            (8, 3, 16, 3, 2, 0),
+        ];
+        let normal = Distribution::Normal(0.0, 2.0);
+        for (size, cin, cout, k, stride, pad) in cases {
+            let out = (size + 2 * pad).saturating_sub(k) / stride + 1;
+            let out = out.max(size.div_ceil(stride));
+            let shape = ConvShape {
+                kernel: k,
+                stride,
+                top: pad,
+                left: pad,
+                out_height: out,
+                out_width: out,
+            };
+            let after = ((out - 1) * stride + k).saturating_sub(size + pad);
             let x = Tensor::<4>::random([2, cin, size, size], normal, &device);
-            let weight = Tensor::<4>::random([cout, cin, 1, 1], normal, &device);
+            let weight = Tensor::<4>::random([cout, cin, k, k], normal, &device);
             let bias = Tensor::<1>::random([cout], normal, &device);
-            let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
-            for relu6 in [false, true] {
-                let reference = conv2d(
-                    x.clone(),
-                    weight.clone(),
-                    Some(bias.clone()),
-                    options.clone(),
-                );
-                let reference = if relu6 {
-                    reference.clamp(0.0, 6.0)
-                } else {
-                    reference
+            let options = ConvOptions::new([stride, stride], [0, 0], [1, 1], 1);
+            let padded = x.clone().pad((pad, after, pad, after), 0.0);
+            let reference = conv2d(padded, weight.clone(), Some(bias.clone()), options);
+            for activation in [Activation::None, Activation::Relu, Activation::Relu6] {
+                let expected = match activation {
+                    Activation::None => reference.clone(),
+                    Activation::Relu => reference.clone().clamp_min(0.0),
+                    Activation::Relu6 => reference.clone().clamp(0.0, 6.0),
                 };
-                let expected: Vec<f32> = reference.into_data().try_into_vec().unwrap();
+                let expected: Vec<f32> = expected.into_data().try_into_vec().unwrap();
                 let w: Vec<f32> = weight.clone().into_data().try_into_vec().unwrap();
                 let b: Vec<f32> = bias.clone().into_data().try_into_vec().unwrap();
-                let got: Vec<f32> = pointwise_conv(x.clone(), &w, &b, relu6)
+                let got: Vec<f32> = dense_conv(x.clone(), &w, &b, shape, activation)
                     .into_data()
                     .try_into_vec()
                     .unwrap();
-                assert_eq!(got.len(), expected.len());
+                assert_eq!(got.len(), expected.len(), "{size}² k{k} s{stride}");
                 for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
                     assert!(
                         (g - e).abs() < 1e-3,
-                        "{size}² {cin}→{cout} [{i}]: {g} vs {e}"
+                        "{size}² {cin}→{cout} k{k} s{stride} {activation:?} [{i}]: {g} vs {e}"
                     );
                 }
             }
