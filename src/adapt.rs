@@ -10,7 +10,9 @@
 //!
 //! A guard against making things worse: one image per class (of those with
 //! two or more) is held out of training, and the adapted head is kept only if
-//! the held-out images' top-1 among the classes does not drop.
+//! the held-out images' top-1 among the classes does not drop. When every
+//! class has a single image, one more augmented view of each, never trained
+//! on, is held out instead: a weaker check, and the report says which it was.
 //!
 //! The work is split into steps ([`Adaptation::extract`], [`Adaptation::step`])
 //! so that a caller on a browser's event loop can report progress and yield
@@ -106,7 +108,7 @@ pub struct AdaptReport {
     /// The loss of the first and of the last step.
     pub first_loss: f32,
     pub last_loss: f32,
-    /// The held-out check; `None` when no class had two images.
+    /// The held-out check.
     pub held_out: Option<HeldOut>,
     /// Whether the adapted head is worth keeping (held-out top-1 did not drop).
     pub kept: bool,
@@ -117,6 +119,9 @@ pub struct AdaptReport {
 #[serde(rename_all = "camelCase")]
 pub struct HeldOut {
     pub images: usize,
+    /// The held-out images are augmented views of the training images (every
+    /// class had one image), not images of their own.
+    pub views: bool,
     pub top1_before: f32,
     pub top1_after: f32,
 }
@@ -173,6 +178,8 @@ pub fn adapt(
 /// An adaptation in progress.
 pub struct Adaptation {
     options: AdaptOptions,
+    /// The held-out check uses augmented views (every class has one image).
+    held_out_views: bool,
     rng: SmallRng,
     /// Images whose features are still to compute, with their class.
     pending: Vec<(usize, DynamicImage, Role)>,
@@ -216,12 +223,17 @@ impl Adaptation {
         let config = camera_views();
         let mut pending = Vec::new();
         let mut images = 0;
+        let held_out_views = classes.iter().all(|c| c.len() < 2);
         for (class, class_images) in classes.iter().enumerate() {
             let held = (class_images.len() >= 2).then(|| class_images.len() - 1);
             for (i, image) in class_images.iter().enumerate() {
                 if Some(i) == held {
                     pending.push((class, image.clone(), Role::HeldOut));
                     continue;
+                }
+                if held_out_views {
+                    let view = augment(image, size, &config, &mut rng);
+                    pending.push((class, DynamicImage::ImageRgb8(view), Role::HeldOut));
                 }
                 pending.push((class, image.clone(), Role::Example));
                 images += 1;
@@ -234,6 +246,7 @@ impl Adaptation {
         pending.reverse();
         let device = embedder.device().clone();
         Ok(Self {
+            held_out_views,
             total: pending.len(),
             pending,
             rng,
@@ -309,6 +322,7 @@ impl Adaptation {
         } else {
             Some(HeldOut {
                 images: self.held_out.len(),
+                views: self.held_out_views,
                 top1_before: self.top1(&self.initial)?,
                 top1_after: self.top1(&head)?,
             })
@@ -527,12 +541,13 @@ mod tests {
             adapt(&e, &classes(3, 2), &bad, |_| ControlFlow::Continue(())),
             Err(Error::BadInput(_))
         ));
-        // Classes of one image each: no held-out check, and kept.
+        // Classes of one image each: the check holds out a view of each.
         let r = adapt(&e, &classes(3, 1), &quick(), |_| ControlFlow::Continue(()))
             .unwrap()
             .unwrap()
             .report;
-        assert!(r.held_out.is_none());
-        assert!(r.kept);
+        let held = r.held_out.expect("a held-out view per class");
+        assert_eq!((held.images, held.views), (3, true));
+        assert_eq!(r.images, 3);
     }
 }
