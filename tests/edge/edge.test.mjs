@@ -1,14 +1,15 @@
 // The npm package on the edge: examples/edge/ run on Cloudflare's workerd
 // (wrangler dev), Deno and Bun, each from its npm package. Two camera-like
 // captures of gallery photos come back as their class; a body that is not an
-// image is a 400 with BAD_IMAGE.
+// image is a 400 with BAD_IMAGE. Then the rest of the API in each runtime
+// (tests/edge/api/): the model as bytes, embed, enroll, search, export, import.
 import test, { before } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { RUNTIMES, edgeProject, capture, start, recognise } from './runtimes.mjs';
+import { RUNTIMES, edgeProject, capture, start, recognise, apiCheck } from './runtimes.mjs';
 
 let dir;
 const photos = {};
@@ -42,5 +43,19 @@ for (const runtime of Object.keys(RUNTIMES)) {
     } finally {
       server.stop();
     }
+  });
+
+  test(`${runtime} runs the API with the model as bytes: open, embed, enroll, search, export, import`, { timeout: 300_000 }, async () => {
+    const out = await apiCheck(runtime, dir);
+    console.log(`# ${runtime}: ${JSON.stringify(out)}`);
+    assert.equal(out.backend, 'cpu');
+    assert.equal(out.dim, 128);
+    assert.ok(Math.abs(out.norm - 1) < 1e-3, `unit length: ${out.norm}`);
+    assert.equal(out.classes, 2);
+    assert.deepEqual(out.top, ['chelsea', 'coffee']);
+    assert.ok(out.exportedBytes > 0);
+    assert.equal(out.copyClasses, 2);
+    assert.equal(out.copyTop, 'coffee');
+    assert.equal(out.bad, 'BAD_IMAGE');
   });
 }

@@ -39,6 +39,8 @@ export async function edgeProject({ extraClasses = 0 } = {}) {
   const { tarball } = await pack();
   const dir = await project(tarball);
   await cp(join(ROOT, 'examples/edge'), dir, { recursive: true });
+  await cp(join(ROOT, 'tests/edge/api'), join(dir, 'api'), { recursive: true });
+  for (const label of ['coffee', 'chelsea']) await cp(join(PHOTOS, `${label}.png`), join(dir, 'api', `${label}.png`));
   const { MetricAnn } = await import(pathToFileURL(join(dir, 'node_modules/metricann/node.js')).href);
   const ann = await MetricAnn.open({ model: 'objects' });
   for (const label of CLASSES) await ann.enroll(label, await readFile(join(PHOTOS, `${label}.png`)));
@@ -80,9 +82,9 @@ export function freePort() {
  * for wrangler, once it says it is ready.
  * Returns { url, process, log(), stop() }.
  */
-export async function start(runtime, dir, { timeoutMs = 120_000 } = {}) {
-  const port = await freePort();
-  const { cwd, command, args, ready } = RUNTIMES[runtime](dir, port);
+export async function start(runtime, dir, { timeoutMs = 120_000, ...how } = {}) {
+  const port = how.port ?? (await freePort());
+  const { cwd, command, args, ready } = how.command ? how : RUNTIMES[runtime](dir, port);
   const env = {
     ...process.env,
     PORT: String(port),
@@ -118,6 +120,30 @@ export async function start(runtime, dir, { timeoutMs = 120_000 } = {}) {
       await new Promise((r) => setTimeout(r, 200));
     }
   }
+}
+
+/**
+ * Runs api/check.js (open with the model's bytes, embed, enroll, search,
+ * export, import) on `runtime`; resolves with what it reported.
+ */
+export async function apiCheck(runtime, dir) {
+  const api = join(dir, 'api');
+  if (runtime === 'workerd') {
+    const port = await freePort();
+    const { command, args, ready } = RUNTIMES.workerd(dir, port);
+    const server = await start('workerd', dir, { cwd: api, command, args, ready, port });
+    try {
+      const response = await fetch(`${server.url}/`);
+      const text = await response.text();
+      if (!response.ok) throw new Error(`workerd api check: ${response.status} ${text.slice(0, 500)}\n${server.log()}`);
+      return JSON.parse(text);
+    } finally {
+      server.stop();
+    }
+  }
+  const args = runtime === 'deno' ? ['run', '--allow-read', '--allow-env', 'deno.js'] : ['bun.js'];
+  const out = execFileSync(join(BIN, runtime), args, { cwd: api, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return JSON.parse(out.trim().split('\n').at(-1));
 }
 
 /** POSTs `body` to the example's /recognise: { status, body }. */
