@@ -21,6 +21,7 @@
 use std::ops::ControlFlow;
 
 use ::image::DynamicImage;
+use ::image::imageops::FilterType;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -181,9 +182,12 @@ pub struct Adaptation {
     /// The held-out check uses augmented views (every class has one image).
     held_out_views: bool,
     rng: SmallRng,
-    /// Images whose features are still to compute, with their class.
-    pending: Vec<(usize, DynamicImage, Role)>,
+    /// The classes' images, scaled down to what the views need.
+    sources: Vec<DynamicImage>,
+    /// Features still to compute, last first: (class, source image, role).
+    pending: Vec<(usize, usize, Role)>,
     total: usize,
+    input_size: u32,
     /// Training features by class.
     train: Vec<Vec<Vec<f32>>>,
     /// Held-out features and their class.
@@ -218,29 +222,34 @@ impl Adaptation {
                 "adapting needs at least two classes with images".into(),
             ));
         }
-        let mut rng = SmallRng::seed_from_u64(options.seed);
-        let size = embedder.preprocessing().input_size;
-        let config = camera_views();
+        let input_size = embedder.preprocessing().input_size;
+        let mut sources = Vec::new();
         let mut pending = Vec::new();
         let mut images = 0;
         let held_out_views = classes.iter().all(|c| c.len() < 2);
         for (class, class_images) in classes.iter().enumerate() {
             let held = (class_images.len() >= 2).then(|| class_images.len() - 1);
             for (i, image) in class_images.iter().enumerate() {
+                let source = sources.len();
+                // Views crop down to a third of the image: twice the input
+                // size keeps their detail, and a phone photo's megapixels
+                // need not stay in memory.
+                let bound = input_size * 2;
+                sources.push(if image.width().max(image.height()) > bound {
+                    image.resize(bound, bound, FilterType::Triangle)
+                } else {
+                    image.clone()
+                });
                 if Some(i) == held {
-                    pending.push((class, image.clone(), Role::HeldOut));
+                    pending.push((class, source, Role::HeldOut));
                     continue;
                 }
                 if held_out_views {
-                    let view = augment(image, size, &config, &mut rng);
-                    pending.push((class, DynamicImage::ImageRgb8(view), Role::HeldOut));
+                    pending.push((class, source, Role::HeldOutView));
                 }
-                pending.push((class, image.clone(), Role::Example));
+                pending.push((class, source, Role::Example));
+                pending.extend((0..options.views).map(|_| (class, source, Role::View)));
                 images += 1;
-                for _ in 0..options.views {
-                    let view = augment(image, size, &config, &mut rng);
-                    pending.push((class, DynamicImage::ImageRgb8(view), Role::View));
-                }
             }
         }
         pending.reverse();
@@ -249,7 +258,9 @@ impl Adaptation {
             held_out_views,
             total: pending.len(),
             pending,
-            rng,
+            sources,
+            input_size,
+            rng: SmallRng::seed_from_u64(options.seed),
             options: options.clone(),
             train: vec![Vec::new(); classes.len()],
             held_out: Vec::new(),
@@ -268,15 +279,31 @@ impl Adaptation {
         self.pending.is_empty()
     }
 
-    /// Computes the features of up to `count` more images: (done, total).
+    /// Computes the features of up to `count` more images or views: (done,
+    /// total).
     pub fn extract(&mut self, embedder: &Embedder, count: usize) -> Result<(usize, usize)> {
         let take = count.min(self.pending.len());
         let batch: Vec<_> = (0..take).filter_map(|_| self.pending.pop()).collect();
-        let images: Vec<DynamicImage> = batch.iter().map(|(_, image, _)| image.clone()).collect();
+        let config = camera_views();
+        let images: Vec<DynamicImage> = batch
+            .iter()
+            .map(|&(_, source, role)| {
+                let image = &self.sources[source];
+                match role {
+                    Role::View | Role::HeldOutView => DynamicImage::ImageRgb8(augment(
+                        image,
+                        self.input_size,
+                        &config,
+                        &mut self.rng,
+                    )),
+                    Role::Example | Role::HeldOut => image.clone(),
+                }
+            })
+            .collect();
         let features = embedder.features(&images)?;
         for ((class, _, role), feature) in batch.into_iter().zip(features) {
             match role {
-                Role::HeldOut => self.held_out.push((class, feature)),
+                Role::HeldOut | Role::HeldOutView => self.held_out.push((class, feature)),
                 Role::Example => {
                     self.examples.push((class, feature.clone()));
                     self.train[class].push(feature);
@@ -404,6 +431,8 @@ enum Role {
     View,
     /// Held out of training, for the check.
     HeldOut,
+    /// An augmented view held out for the check (every class has one image).
+    HeldOutView,
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
