@@ -458,17 +458,11 @@ fn camera_views() -> AugmentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Backend;
-    use crate::image::Preprocessing;
-    use crate::model::{Architecture, Bundle, ResNetConfig};
+    use crate::embed::tiny_embedder;
     use ::image::{Rgb, RgbImage};
 
     fn embedder() -> Embedder {
-        let device = Backend::Ndarray.device().unwrap();
-        let config = Architecture::from(ResNetConfig::tiny(8));
-        let model = config.init(&device).unwrap();
-        let bundle = Bundle::from_model(&model, &config, &Preprocessing::new(24), None).unwrap();
-        Embedder::new(&bundle, device).unwrap()
+        tiny_embedder(24)
     }
 
     /// Class `c`: stripes of its own period and colour; `i` shifts them.

@@ -178,19 +178,27 @@ impl Embedder {
     }
 }
 
+/// A tiny glyph network of fresh weights (8-d embeddings) on the CPU, with
+/// `input_size` inputs: for tests of what sits on the embedder.
+#[cfg(test)]
+pub(crate) fn tiny_embedder(input_size: u32) -> Embedder {
+    use crate::backend::Backend;
+    use crate::model::{Architecture, ResNetConfig};
+    let device = Backend::Ndarray.device().unwrap();
+    let config = Architecture::from(ResNetConfig::tiny(8));
+    let model = config.init(&device).unwrap();
+    let preprocessing = Preprocessing::new(input_size);
+    let bundle = Bundle::from_model(&model, &config, &preprocessing, None).unwrap();
+    Embedder::new(&bundle, device).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Backend;
-    use crate::model::{Architecture, ResNetConfig};
     use ::image::{Rgb, RgbImage};
 
     fn embedder() -> Embedder {
-        let device = Backend::Ndarray.device().unwrap();
-        let config = Architecture::from(ResNetConfig::tiny(8));
-        let model = config.init(&device).unwrap();
-        let bundle = Bundle::from_model(&model, &config, &Preprocessing::new(16), None).unwrap();
-        Embedder::new(&bundle, device).unwrap()
+        tiny_embedder(16)
     }
 
     fn square(shade: u8, size: u32) -> DynamicImage {

@@ -11,15 +11,16 @@
 //! The module tree mirrors the PyTorch checkpoint (`_conv_stem`, `_blocks.N`,
 //! `_conv_head`, `_fc`), so the importer maps each tensor by a rename.
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::conv::{fold_into_conv, host_weights};
 use super::dense::{Activation, dense_conv};
-use super::depthwise::{ConvShape, depthwise_conv, host_floats};
+use super::depthwise::{ConvShape, depthwise_conv};
 use super::head::ProjectionHead;
 use crate::backend::runs_inference_on_cpu;
 use crate::{Error, Result};
@@ -203,12 +204,7 @@ impl ConvBnAct {
             out_height: h.div_ceil(self.stride),
             out_width: w.div_ceil(self.stride),
         };
-        let weight = host_floats(self.conv.weight.val());
-        let [out_channels, _, _, _] = self.conv.weight.dims();
-        let bias = match &self.conv.bias {
-            Some(bias) => host_floats(bias.val()),
-            None => vec![0.0; out_channels],
-        };
+        let (weight, bias) = host_weights(&self.conv);
         if self.is_depthwise() {
             return depthwise_conv(x, &weight, &bias, shape, self.activation);
         }
@@ -229,26 +225,6 @@ impl ConvBnAct {
         }
         self
     }
-}
-
-/// `conv` followed by `bn` (in inference mode) as one convolution: the
-/// weights of output channel `c` scaled by `gamma[c] / sqrt(var[c] + eps)` and
-/// a bias of `beta[c] - mean[c] * scale[c]`. One pass over the activations
-/// instead of five, for the same outputs (inference only: the running
-/// statistics are baked in).
-pub(super) fn fold_into_conv(conv: &Conv2d, bn: &BatchNorm) -> Conv2d {
-    let mut conv = conv.clone();
-    let scale = bn.gamma.val() / bn.running_var.value().add_scalar(bn.epsilon).sqrt();
-    let shift = bn.beta.val() - bn.running_mean.value() * scale.clone();
-    let shift = match &conv.bias {
-        Some(bias) => shift + bias.val() * scale.clone(),
-        None => shift,
-    };
-    let [out_channels, _, _, _] = conv.weight.dims();
-    let weight = conv.weight.val() * scale.reshape([out_channels, 1, 1, 1]);
-    conv.weight = Param::from_tensor(weight);
-    conv.bias = Some(Param::from_tensor(shift));
-    conv
 }
 
 /// TensorFlow's SAME padding of one axis: the output has `ceil(size / stride)`
@@ -430,7 +406,7 @@ impl EfficientNetEmbedder {
 mod tests {
     use super::*;
     use crate::backend::Backend;
-    use burn::module::RunningState;
+    use burn::module::{Param, RunningState};
     use burn::tensor::Distribution;
 
     #[test]

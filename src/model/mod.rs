@@ -7,6 +7,7 @@
 //! ([`efficientnet`]).
 
 pub mod bundle;
+pub mod conv;
 pub mod dense;
 pub mod depthwise;
 pub mod efficientnet;

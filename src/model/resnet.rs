@@ -8,9 +8,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::conv::{fold_into_conv, host_weights};
 use super::dense::{Activation, dense_conv};
-use super::depthwise::{ConvShape, host_floats};
-use super::efficientnet::fold_into_conv;
+use super::depthwise::ConvShape;
 use super::head::ProjectionHead;
 use crate::backend::runs_inference_on_cpu;
 use crate::{Error, Result};
@@ -140,7 +140,7 @@ impl ConvBn {
     /// The folded layer through [`dense_conv`], bias and ReLU included.
     fn forward_on_cpu(&self, x: Tensor<4>, relu_after: bool) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
-        let [out_channels, _, kernel, _] = self.conv.weight.dims();
+        let [_, _, kernel, _] = self.conv.weight.dims();
         let [stride, _] = self.conv.stride;
         let pad = kernel / 2;
         let shape = ConvShape {
@@ -151,11 +151,7 @@ impl ConvBn {
             out_height: (h + 2 * pad - kernel) / stride + 1,
             out_width: (w + 2 * pad - kernel) / stride + 1,
         };
-        let weight = host_floats(self.conv.weight.val());
-        let bias = match &self.conv.bias {
-            Some(bias) => host_floats(bias.val()),
-            None => vec![0.0; out_channels],
-        };
+        let (weight, bias) = host_weights(&self.conv);
         let activation = if relu_after {
             Activation::Relu
         } else {

@@ -19,6 +19,7 @@ use tracing::info;
 
 use metricann::adapt::{AdaptOptions, AdaptReport, Progress, adapt};
 use metricann::embed::Embedder;
+use metricann::index::distance::dot;
 use metricann::{Error, Result};
 
 use super::common::{embedder, print_report, spinner};
@@ -233,8 +234,4 @@ fn top1(embedder: &Embedder, enrolled: &[Vec<DynamicImage>], queries: &Queries) 
         })
         .count();
     Ok(right as f64 / queries.len().max(1) as f64)
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
