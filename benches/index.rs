@@ -224,6 +224,7 @@ fn stored_gallery(vectors: usize, auto: bool) -> (tempfile::TempDir, FsStore, Ga
         dim: DIM,
         fingerprint: "bench".into(),
         index: IndexConfig::default(),
+        head: None,
     })
     .expect("gallery");
     let mut rng = StdRng::seed_from_u64(2);

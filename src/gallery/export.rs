@@ -22,6 +22,9 @@ impl Gallery {
     /// class not yet in a page gets one.
     pub fn all_blobs(&self) -> Result<Vec<(String, Vec<u8>)>> {
         let mut out = self.index.blobs()?;
+        if let Some(head) = &self.head {
+            out.push((HEAD_BLOB.to_string(), head.encode()));
+        }
         let mut by_page: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         for (&id, c) in &self.classes {
             let page = if self.pages.contains(c.page) {

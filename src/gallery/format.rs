@@ -16,6 +16,10 @@ pub struct Manifest {
     pub pages: Vec<PageEntry>,
     /// Removed classes of which a listed page still holds a (stale) record.
     pub removed_classes: Vec<u64>,
+    /// The adapted head (blob `head`), when the vectors were not embedded
+    /// with the shipped model's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<HeadEntry>,
 }
 
 /// A format-1 manifest, read to migrate it.
@@ -246,6 +250,7 @@ pub(super) fn decode_manifest(bytes: &[u8]) -> Result<(Manifest, Vec<ClassEntry>
                 index: v1.index,
                 pages: Vec::new(),
                 removed_classes: Vec::new(),
+                head: None,
             };
             Ok((manifest, v1.classes))
         }

@@ -19,6 +19,7 @@
 //! | `seg-<seq>` | `SEGP` / `SEGF` | a sealed segment: a graph in the packed layout (`index::graph::packed`: fixed-width ids, vectors or int8 codes, links), or flat ids + vectors (postcard); graphs written before the packed layout (`SEGH`, `SEGQ`) are still read |
 //! | `grow-<seq>` | `GROW` | one chunk of the growing segment: the vectors of one enrollment |
 //! | `classes-<seq>` | `CLSP` | a page of class records (postcard list of: class id, label, vector ids, metadata as JSON text, images) |
+| `head` | `HEAD` | only after on-device adaptation: the projection head the vectors were embedded with, as little-endian `f32` ([`head`]); the manifest names the shipped model it adapts |
 //!
 //! Class records are log-structured ([`pages`]): a mutation writes the classes
 //! it changed into one new page, and pages merge by size tiers, so the
@@ -54,6 +55,7 @@ use pages::{PageEntry, Pages, page_blob};
 
 mod export;
 mod format;
+mod head;
 mod labels;
 mod open;
 mod owners;
@@ -61,6 +63,7 @@ pub mod pages;
 
 use format::*;
 pub use format::{ClassEntry, Manifest};
+pub use head::{AdaptedHead, HEAD_BLOB, HeadEntry, KIND_HEAD};
 pub mod reembed;
 
 pub use crate::blob::Damage;
@@ -91,7 +94,7 @@ pub const MAX_LABEL_BYTES: usize = 1024;
 pub const MIN_NEIGHBOURS: usize = 32;
 
 /// What a new gallery is made of.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GalleryConfig {
     /// Embedding dimension.
     pub dim: usize,
@@ -99,6 +102,8 @@ pub struct GalleryConfig {
     pub fingerprint: String,
     /// Index parameters.
     pub index: IndexConfig,
+    /// The adapted head the model embeds with, when it is not the shipped one.
+    pub head: Option<AdaptedHead>,
 }
 
 /// How [`Gallery::open`] treats damaged blobs.
@@ -206,6 +211,8 @@ struct Claims {
 pub struct Gallery {
     fingerprint: String,
     dim: usize,
+    /// The adapted head the vectors were embedded with, if any.
+    head: Option<AdaptedHead>,
     index: Index,
     classes: BTreeMap<u64, Class>,
     /// Label → class id.
@@ -254,7 +261,13 @@ impl Gallery {
         }
         let index = Index::new(config.dim, config.fingerprint.clone(), config.index)?;
         let mut gallery = Gallery::empty(config.fingerprint, config.dim, index);
-        let cs = gallery.finish(ChangeSet::new())?;
+        let mut cs = ChangeSet::new();
+        if let Some(head) = config.head {
+            head.validate()?;
+            cs.put(HEAD_BLOB, head.encode());
+            gallery.head = Some(head);
+        }
+        let cs = gallery.finish(cs)?;
         Ok((gallery, cs))
     }
 
@@ -263,6 +276,7 @@ impl Gallery {
         Gallery {
             fingerprint,
             dim,
+            head: None,
             index,
             classes: BTreeMap::new(),
             by_label: Labels::default(),
@@ -298,6 +312,12 @@ impl Gallery {
         &self.fingerprint
     }
 
+    /// The adapted head the vectors were embedded with; `None` when it is
+    /// the shipped model's own.
+    pub fn head(&self) -> Option<&AdaptedHead> {
+        self.head.as_ref()
+    }
+
     /// Embedding dimension.
     pub fn dim(&self) -> usize {
         self.dim
@@ -319,6 +339,7 @@ impl Gallery {
             index: self.index.manifest(),
             pages: self.pages.entries(),
             removed_classes: self.pages.removed(),
+            head: self.head.as_ref().map(AdaptedHead::entry),
         }
     }
 
@@ -775,6 +796,9 @@ impl Gallery {
             .collect();
         names.extend(self.pages.seqs().map(page_blob));
         names.extend(self.legacy.iter().map(|(n, _)| n.clone()));
+        if self.head.is_some() {
+            names.push(HEAD_BLOB.to_string());
+        }
         names.push(MANIFEST.to_string());
         names
     }

@@ -35,6 +35,7 @@ impl Gallery {
             legacy_names: FxHashMap::default(),
             max_legacy_seq: 0,
         };
+        opening.read_head(blobs, manifest.head.as_ref())?;
         opening.read_pages(blobs, &manifest.pages)?;
         opening.read_v1_classes(blobs, v1_classes)?;
         let mut removed = manifest.removed_classes;
@@ -193,6 +194,23 @@ impl Opening {
             }
             e => Err(e),
         }
+    }
+
+    /// The adapted head the manifest lists. Lost in skip mode, the gallery
+    /// holds vectors no model can match until it is re-embedded.
+    fn read_head(&mut self, blobs: &dyn BlobRead, entry: Option<&HeadEntry>) -> Result<()> {
+        let Some(entry) = entry else {
+            return Ok(());
+        };
+        let head = match blobs.read(HEAD_BLOB)? {
+            Some(bytes) => AdaptedHead::decode(entry, &bytes),
+            None => Err(Error::corrupt(HEAD_BLOB, "listed in the manifest but missing")),
+        };
+        match head {
+            Ok(head) => self.gallery.head = Some(head),
+            Err(e) => self.fail(HEAD_BLOB, e)?,
+        }
+        Ok(())
     }
 
     fn read_pages(&mut self, blobs: &dyn BlobRead, pages: &[PageEntry]) -> Result<()> {

@@ -145,6 +145,7 @@ mod tests {
                 merge_factor: 2,
                 ..Default::default()
             },
+            head: None,
         }
     }
 
@@ -369,5 +370,46 @@ mod tests {
             .finish()
             .unwrap_err();
         assert!(matches!(early, Error::Internal(_)), "{early:?}");
+    }
+
+    #[test]
+    fn an_adapted_head_travels_with_the_gallery_and_survives_damage_only_in_skip_mode() {
+        use crate::gallery::{AdaptedHead, HEAD_BLOB, OpenMode};
+        let head = AdaptedHead {
+            base_fingerprint: "model-a".into(),
+            weights: vec![0.25; 12],
+        };
+        let adapted = GalleryConfig {
+            head: Some(head.clone()),
+            ..config("model-a+head", 1024)
+        };
+        let (mut new, all) = animals().reembed(adapted, embed_all(3)).unwrap();
+        assert_eq!(new.head(), Some(&head));
+        let mut store = Blobs::default();
+        for (name, bytes) in all.puts {
+            store.0.insert(name, bytes);
+        }
+        assert!(store.0.contains_key(HEAD_BLOB));
+        // A later mutation's manifest still lists the head.
+        let more = new
+            .enroll("yak", &[model(3)(&[6])], None, vec![vec![6]])
+            .unwrap();
+        for (name, bytes) in more.puts {
+            store.0.insert(name, bytes);
+        }
+        let (back, _) = Gallery::open(&store, Some("model-a+head"), OpenMode::Strict).unwrap();
+        assert_eq!(back.head(), Some(&head));
+        assert!(back.blob_names().contains(&HEAD_BLOB.to_string()));
+        let (imported, _) = Gallery::import_bytes(&back.export_bytes().unwrap(), None).unwrap();
+        assert_eq!((imported.head(), imported.len()), (Some(&head), 4));
+
+        store.0.get_mut(HEAD_BLOB).unwrap()[20] ^= 1;
+        assert!(matches!(
+            Gallery::open(&store, None, OpenMode::Strict),
+            Err(Error::Corrupt { name, .. }) if name == HEAD_BLOB
+        ));
+        let (skipped, damage) = Gallery::open(&store, None, OpenMode::SkipDamaged).unwrap();
+        assert_eq!((skipped.head(), damage[0].blob.as_str()), (None, HEAD_BLOB));
+        assert_eq!(skipped.len(), 4, "the classes are still there to re-embed");
     }
 }

@@ -37,6 +37,7 @@ fn config(capacity: usize) -> GalleryConfig {
             merge_factor: 2,
             ..Default::default()
         },
+        head: None,
     }
 }
 

@@ -396,6 +396,7 @@ mod tests {
                 merge_factor: 2,
                 ..Default::default()
             },
+            head: None,
         }
     }
 

@@ -136,6 +136,7 @@ mod tests {
             dim: 4,
             fingerprint: "fp".into(),
             index: IndexConfig::default(),
+            head: None,
         }
     }
 

@@ -392,6 +392,7 @@ fn gallery_config(model: &Model) -> GalleryConfig {
         dim: model.embedder.dim(),
         fingerprint: model.embedder.fingerprint().to_string(),
         index: IndexConfig::default(),
+        head: None,
     }
 }
 

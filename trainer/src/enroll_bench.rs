@@ -176,6 +176,7 @@ fn build_base(
             growing_capacity: segment_size,
             ..IndexConfig::default()
         },
+        head: None,
     })?;
     let mut store = MemoryStore::new();
     store.apply(created)?;

@@ -134,6 +134,7 @@ pub fn gallery_eval(
         dim,
         fingerprint: fingerprint.to_string(),
         index: IndexConfig::default(),
+        head: None,
     })?;
     for &c in &evaluated {
         let examples: Vec<Vec<f32>> = splits[c].0.iter().map(|&i| vectors[i].clone()).collect();

@@ -155,6 +155,7 @@ pub(super) fn build_index(a: BuildIndexArgs) -> Result<()> {
             ef_construction: a.ef_construction,
             ..IndexConfig::default()
         },
+        head: None,
     })?;
     // Built in memory, then written in one atomic commit.
     let mut staging = MemoryStore::default();
