@@ -8,15 +8,24 @@
 //! classes and AdamW. The result is a metric, not a classifier: new classes
 //! still enroll without training, and an unknown still scores low.
 //!
+//! The head trains on the CPU whatever the backbone runs on: it is one small
+//! matrix, and a step is a few hundred microseconds there, less than one
+//! round trip to a GPU and back for the loss. The features, nearly all the
+//! work, come from the embedder's own device.
+//!
 //! A guard against making things worse: one image per class (of those with
 //! two or more) is held out of training, and the adapted head is kept only if
 //! the held-out images' top-1 among the classes does not drop. When every
 //! class has a single image, one more augmented view of each, never trained
-//! on, is held out instead: a weaker check, and the report says which it was.
+//! on, is held out instead. That check is weaker (a view of an image the head
+//! trained on is easy, and the shipped head often gets them all right
+//! already, so it cannot see harm), so there the head must do strictly better
+//! on the views to be kept; the report says which check it was.
 //!
-//! The work is split into steps ([`Adaptation::extract`], [`Adaptation::step`])
-//! so that a caller on a browser's event loop can report progress and yield
-//! between them; [`adapt`] runs them all.
+//! The work is split into steps ([`Adaptation::next_images`] with
+//! [`Adaptation::add_features`], [`Adaptation::step`]) so that a caller on a
+//! browser's event loop can compute features asynchronously, report progress
+//! and yield between them; [`adapt`] runs them all.
 
 use std::ops::ControlFlow;
 
@@ -30,6 +39,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::Backend;
 use crate::embed::Embedder;
 use crate::image::augment::{AugmentConfig, augment};
 use crate::model::loss::{LossKind, loss};
@@ -127,11 +137,17 @@ pub struct HeldOut {
     pub top1_after: f32,
 }
 
-/// The result: the new head (see [`Embedder::with_head`]) and the report.
+/// The result: the new head (see [`Embedder::with_head`]), the report, and
+/// the embeddings of the classes' images through the new head.
 #[derive(Debug)]
 pub struct Adapted {
-    pub head: ProjectionHead,
+    /// The weights, in [`ProjectionHead::to_floats`]'s layout.
+    pub head: Vec<f32>,
     pub report: AdaptReport,
+    /// `embeddings[class][image]`: what [`Embedder::with_head`] would embed
+    /// each given image as (up to rounding), from the features already
+    /// computed: re-embedding the gallery needs no backbone pass.
+    pub embeddings: Vec<Vec<Vec<f32>>>,
 }
 
 /// What [`adapt`] reports as it goes.
@@ -155,7 +171,8 @@ pub fn adapt(
     options: &AdaptOptions,
     mut on_progress: impl FnMut(Progress) -> ControlFlow<()>,
 ) -> Result<Option<Adapted>> {
-    let mut run = Adaptation::new(embedder, classes, options)?;
+    let base = embedder.head().map(|h| h.to_floats()).unwrap_or_default();
+    let mut run = Adaptation::new(embedder, &base, classes, options)?;
     while !run.features_done() {
         let (done, total) = run.extract(embedder, crate::embed::DEFAULT_BATCH)?;
         if on_progress(Progress::Features { done, total }).is_break() {
@@ -184,8 +201,12 @@ pub struct Adaptation {
     rng: SmallRng,
     /// The classes' images, scaled down to what the views need.
     sources: Vec<DynamicImage>,
-    /// Features still to compute, last first: (class, source image, role).
-    pending: Vec<(usize, usize, Role)>,
+    /// Each source's class and place in it.
+    origins: Vec<(usize, usize)>,
+    /// Features still to compute, last first: (source image, role).
+    pending: Vec<(usize, Role)>,
+    /// Those handed out by `next_images`, awaiting their features.
+    in_flight: Vec<(usize, Role)>,
     total: usize,
     input_size: u32,
     /// Training features by class.
@@ -194,6 +215,8 @@ pub struct Adaptation {
     held_out: Vec<(usize, Vec<f32>)>,
     /// The training images' own features, the classes' examples in the check.
     examples: Vec<(usize, Vec<f32>)>,
+    /// Every given image's own features, by class and place.
+    own: Vec<Vec<Vec<f32>>>,
     initial: ProjectionHead,
     head: ProjectionHead,
     optimizer: ModuleOptimizer,
@@ -204,18 +227,23 @@ pub struct Adaptation {
 
 impl Adaptation {
     /// Plans the work: which images are held out, which views to compute.
+    /// `base_head`: the embedder's head as [`ProjectionHead::to_floats`]
+    /// reads it (the caller reads it, as its device allows).
     pub fn new(
         embedder: &Embedder,
+        base_head: &[f32],
         classes: &[Vec<DynamicImage>],
         options: &AdaptOptions,
     ) -> Result<Self> {
         options.validate()?;
-        let head = embedder.head().ok_or_else(|| {
+        let like = embedder.head().ok_or_else(|| {
             Error::BadInput(
                 "this model has no projection head to adapt (its embeddings are its features)"
                     .into(),
             )
         })?;
+        let cpu = Backend::Ndarray.device()?;
+        let head = ProjectionHead::from_floats_on(&like, base_head, &cpu)?;
         let usable = classes.iter().filter(|c| !c.is_empty()).count();
         if usable < 2 {
             return Err(Error::BadInput(
@@ -224,6 +252,7 @@ impl Adaptation {
         }
         let input_size = embedder.preprocessing().input_size;
         let mut sources = Vec::new();
+        let mut origins = Vec::new();
         let mut pending = Vec::new();
         let mut images = 0;
         let held_out_views = classes.iter().all(|c| c.len() < 2);
@@ -240,35 +269,38 @@ impl Adaptation {
                 } else {
                     image.clone()
                 });
+                origins.push((class, i));
                 if Some(i) == held {
-                    pending.push((class, source, Role::HeldOut));
+                    pending.push((source, Role::HeldOut));
                     continue;
                 }
                 if held_out_views {
-                    pending.push((class, source, Role::HeldOutView));
+                    pending.push((source, Role::HeldOutView));
                 }
-                pending.push((class, source, Role::Example));
-                pending.extend((0..options.views).map(|_| (class, source, Role::View)));
+                pending.push((source, Role::Example));
+                pending.extend((0..options.views).map(|_| (source, Role::View)));
                 images += 1;
             }
         }
         pending.reverse();
-        let device = embedder.device().clone();
         Ok(Self {
             held_out_views,
             total: pending.len(),
             pending,
+            in_flight: Vec::new(),
             sources,
+            origins,
             input_size,
             rng: SmallRng::seed_from_u64(options.seed),
             options: options.clone(),
             train: vec![Vec::new(); classes.len()],
             held_out: Vec::new(),
             examples: Vec::new(),
-            initial: head.clone(),
-            head: head.fork(&training_device(&device)).train(),
+            own: classes.iter().map(|c| vec![Vec::new(); c.len()]).collect(),
+            head: head.clone().fork(&training_device(&cpu)).train(),
+            initial: head,
             optimizer: AdamWConfig::new().with_weight_decay(1e-4).init(),
-            device,
+            device: cpu,
             losses: Vec::new(),
             images,
         })
@@ -279,32 +311,54 @@ impl Adaptation {
         self.pending.is_empty()
     }
 
-    /// Computes the features of up to `count` more images or views: (done,
-    /// total).
+    /// Computes the features of up to `count` more images or views with
+    /// `embedder`: (done, total).
     pub fn extract(&mut self, embedder: &Embedder, count: usize) -> Result<(usize, usize)> {
-        let take = count.min(self.pending.len());
-        let batch: Vec<_> = (0..take).filter_map(|_| self.pending.pop()).collect();
-        let config = camera_views();
-        let images: Vec<DynamicImage> = batch
-            .iter()
-            .map(|&(_, source, role)| {
-                let image = &self.sources[source];
-                match role {
-                    Role::View | Role::HeldOutView => DynamicImage::ImageRgb8(augment(
-                        image,
-                        self.input_size,
-                        &config,
-                        &mut self.rng,
-                    )),
-                    Role::Example | Role::HeldOut => image.clone(),
-                }
-            })
-            .collect();
+        let images = self.next_images(count);
         let features = embedder.features(&images)?;
-        for ((class, _, role), feature) in batch.into_iter().zip(features) {
+        self.add_features(features)
+    }
+
+    /// The next up to `count` images or views whose features are needed, to
+    /// hand to [`Adaptation::add_features`] in the same order.
+    pub fn next_images(&mut self, count: usize) -> Vec<DynamicImage> {
+        let take = count.min(self.pending.len());
+        self.in_flight = (0..take).filter_map(|_| self.pending.pop()).collect();
+        let config = camera_views();
+        let mut images = Vec::with_capacity(take);
+        for &(source, role) in &self.in_flight {
+            let image = &self.sources[source];
+            images.push(match role {
+                Role::View | Role::HeldOutView => {
+                    DynamicImage::ImageRgb8(augment(image, self.input_size, &config, &mut self.rng))
+                }
+                Role::Example | Role::HeldOut => image.clone(),
+            });
+        }
+        images
+    }
+
+    /// The features of what [`Adaptation::next_images`] handed out: (done,
+    /// total).
+    pub fn add_features(&mut self, features: Vec<Vec<f32>>) -> Result<(usize, usize)> {
+        let batch = std::mem::take(&mut self.in_flight);
+        if features.len() != batch.len() {
+            return Err(Error::Internal(format!(
+                "adapt: {} features for {} images",
+                features.len(),
+                batch.len()
+            )));
+        }
+        for ((source, role), feature) in batch.into_iter().zip(features) {
+            let (class, place) = self.origins[source];
             match role {
-                Role::HeldOut | Role::HeldOutView => self.held_out.push((class, feature)),
+                Role::HeldOut => {
+                    self.own[class][place] = feature.clone();
+                    self.held_out.push((class, feature));
+                }
+                Role::HeldOutView => self.held_out.push((class, feature)),
                 Role::Example => {
+                    self.own[class][place] = feature.clone();
                     self.examples.push((class, feature.clone()));
                     self.train[class].push(feature);
                 }
@@ -316,7 +370,7 @@ impl Adaptation {
 
     /// One optimisation step on a batch of classes and their views; the loss.
     pub fn step(&mut self) -> Result<f32> {
-        if !self.features_done() {
+        if !self.features_done() || !self.in_flight.is_empty() {
             return Err(Error::Internal("adapt: step before the features".into()));
         }
         let (features, labels) = self.batch();
@@ -343,20 +397,33 @@ impl Adaptation {
     /// The adapted head and what was measured; the held-out check decides
     /// whether it is `kept`.
     pub fn finish(self) -> Result<Adapted> {
+        if !self.features_done() || !self.in_flight.is_empty() {
+            return Err(Error::Internal("adapt: finish before the features".into()));
+        }
         let head = self.head.valid();
         let held_out = if self.held_out.is_empty() {
             None
         } else {
+            let features: Vec<&Vec<f32>> = self.held_out.iter().map(|(_, f)| f).collect();
             Some(HeldOut {
                 images: self.held_out.len(),
                 views: self.held_out_views,
-                top1_before: self.top1(&self.initial)?,
-                top1_after: self.top1(&head)?,
+                top1_before: self.top1(&self.initial, &features)?,
+                top1_after: self.top1(&head, &features)?,
             })
         };
-        let kept = held_out
-            .as_ref()
-            .is_none_or(|h| h.top1_after >= h.top1_before);
+        let kept = held_out.as_ref().is_none_or(|h| {
+            if h.views {
+                h.top1_after > h.top1_before
+            } else {
+                h.top1_after >= h.top1_before
+            }
+        });
+        let mut embeddings = Vec::with_capacity(self.own.len());
+        for class in &self.own {
+            let rows: Vec<&Vec<f32>> = class.iter().collect();
+            embeddings.push(project(&head, &rows, &self.device)?);
+        }
         let report = AdaptReport {
             classes: self.train.iter().filter(|c| !c.is_empty()).count(),
             images: self.images,
@@ -367,7 +434,11 @@ impl Adaptation {
             held_out,
             kept,
         };
-        Ok(Adapted { head, report })
+        Ok(Adapted {
+            head: head.to_floats(),
+            report,
+            embeddings,
+        })
     }
 
     /// `classes_per_batch` classes with two views or more, `views_per_class`
@@ -390,24 +461,13 @@ impl Adaptation {
         (features, labels)
     }
 
-    /// Top-1 of the held-out features against the classes' examples through
-    /// `head`: the nearest example's class is the answer.
-    fn top1(&self, head: &ProjectionHead) -> Result<f32> {
-        let project = |rows: &[&Vec<f32>]| -> Result<Vec<Vec<f32>>> {
-            let dim = rows[0].len();
-            let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-            let x = Tensor::<2>::from_data(TensorData::new(flat, [rows.len(), dim]), &self.device);
-            let out = l2_normalize(head.forward(x));
-            let [_, width] = out.dims();
-            let flat = out
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .map_err(|e| Error::Internal(format!("adapt: {e:?}")))?;
-            Ok(flat.chunks(width).map(<[f32]>::to_vec).collect())
-        };
-        let gallery = project(&self.examples.iter().map(|(_, f)| f).collect::<Vec<_>>())?;
-        let queries = project(&self.held_out.iter().map(|(_, f)| f).collect::<Vec<_>>())?;
+    /// Top-1 of the held-out `queries` (in `held_out`'s order) against the
+    /// classes' examples through `head`: the nearest example's class is the
+    /// answer.
+    fn top1(&self, head: &ProjectionHead, queries: &[&Vec<f32>]) -> Result<f32> {
+        let examples: Vec<&Vec<f32>> = self.examples.iter().map(|(_, f)| f).collect();
+        let gallery = project(head, &examples, &self.device)?;
+        let queries = project(head, queries, &self.device)?;
         let mut right = 0;
         for (query, (class, _)) in queries.iter().zip(&self.held_out) {
             let best = gallery
@@ -420,6 +480,24 @@ impl Adaptation {
         }
         Ok(right as f32 / self.held_out.len() as f32)
     }
+}
+
+/// `rows` of features through `head` on `device`, as unit vectors.
+fn project(head: &ProjectionHead, rows: &[&Vec<f32>], device: &Device) -> Result<Vec<Vec<f32>>> {
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let dim = first.len();
+    let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+    let x = Tensor::<2>::from_data(TensorData::new(flat, [rows.len(), dim]), device);
+    let out = l2_normalize(head.forward(x));
+    let [_, width] = out.dims();
+    let flat = out
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Internal(format!("adapt: {e:?}")))?;
+    Ok(flat.chunks(width).map(<[f32]>::to_vec).collect())
 }
 
 /// What an image is to the adaptation.
@@ -522,12 +600,21 @@ mod tests {
         assert!(matches!(seen.last(), Some(Progress::Step { step: 30, .. })));
 
         let before = e.embed_one(&image(1, 0)).unwrap();
-        let with = e.with_head(adapted.head).unwrap();
+        let with = e.with_head(&adapted.head).unwrap();
         assert_ne!(with.fingerprint(), e.fingerprint());
         let after = with.embed_one(&image(1, 0)).unwrap();
         assert_eq!(after.len(), before.len());
         assert!((dot(&after, &after) - 1.0).abs() < 1e-4, "unit length");
         assert!(before.iter().zip(&after).any(|(a, b)| (a - b).abs() > 1e-3));
+        // The embeddings handed back are what the adapted model embeds, the
+        // held-out image's included.
+        assert_eq!(adapted.embeddings.len(), 4);
+        assert!(adapted.embeddings.iter().all(|c| c.len() == 3));
+        for (c, i) in [(1, 0), (2, 2)] {
+            let direct = with.embed_one(&image(c, i)).unwrap();
+            let given = &adapted.embeddings[c][i];
+            assert!(dot(&direct, given) > 0.9999, "class {c} image {i}");
+        }
     }
 
     #[test]
@@ -538,7 +625,6 @@ mod tests {
                 .unwrap()
                 .unwrap()
                 .head
-                .to_floats()
         };
         assert_eq!(run(), run());
         let mut calls = 0;
@@ -572,5 +658,6 @@ mod tests {
         let held = r.held_out.expect("a held-out view per class");
         assert_eq!((held.images, held.views), (3, true));
         assert_eq!(r.images, 3);
+        assert_eq!(r.kept, held.top1_after > held.top1_before, "views must improve");
     }
 }

@@ -12,7 +12,7 @@ use crate::{Error, Result};
 pub const DEFAULT_BATCH: usize = 32;
 
 /// Runs a bundle's model on one device.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Embedder {
     model: EmbeddingModel,
     device: Device,
@@ -102,13 +102,22 @@ impl Embedder {
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(DEFAULT_BATCH) {
             let features = self.model.features(self.input(chunk));
-            let [_, width] = features.dims();
-            let flat = features
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .map_err(|e| Error::Internal(format!("feature tensor: {e:?}")))?;
-            out.extend(flat.chunks(width).map(<[f32]>::to_vec));
+            out.extend(rows_of(features.into_data())?);
+        }
+        Ok(out)
+    }
+
+    /// [`Embedder::features`], read back without blocking (WebGPU).
+    pub async fn features_async(&self, images: &[DynamicImage]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(DEFAULT_BATCH) {
+            let data = self
+                .model
+                .features(self.input(chunk))
+                .into_data_async()
+                .await
+                .map_err(|e| Error::Internal(format!("reading features back: {e:?}")))?;
+            out.extend(rows_of(data)?);
         }
         Ok(out)
     }
@@ -119,20 +128,18 @@ impl Embedder {
         self.model.head()
     }
 
-    /// This model with another projection head: same backbone, new embeddings,
-    /// and a fingerprint of its own (derived from this one's and the head's
-    /// weights), so a gallery knows which vectors it holds.
-    pub fn with_head(&self, head: ProjectionHead) -> Result<Self> {
+    /// This model with another projection head (`weights` in
+    /// [`ProjectionHead::to_floats`]'s layout): same backbone, new
+    /// embeddings, and a fingerprint of its own (derived from this one's and
+    /// the weights), so a gallery knows which vectors it holds.
+    pub fn with_head(&self, weights: &[f32]) -> Result<Self> {
+        let like = self.head().ok_or_else(|| {
+            Error::BadInput("this model has no projection head to replace".into())
+        })?;
+        let head = ProjectionHead::from_floats(&like, weights)?;
         let [_, dim] = head.dims();
-        if self.head().map(|h| h.dims()) != Some(head.dims()) {
-            return Err(Error::BadInput(format!(
-                "a head of {:?} does not fit this model's ({:?})",
-                head.dims(),
-                self.head().map(|h| h.dims())
-            )));
-        }
         let mut bytes = self.fingerprint.as_bytes().to_vec();
-        bytes.extend(head.to_floats().iter().flat_map(|v| v.to_le_bytes()));
+        bytes.extend(weights.iter().flat_map(|v| v.to_le_bytes()));
         Ok(Self {
             model: self.model.clone().with_head(head),
             device: self.device.clone(),
@@ -176,6 +183,16 @@ impl Embedder {
         }
         Ok(flat.chunks(self.dim).map(<[f32]>::to_vec).collect())
     }
+}
+
+/// The rows of a `[n, width]` feature tensor's data.
+fn rows_of(data: TensorData) -> Result<Vec<Vec<f32>>> {
+    let width = data.shape().last().copied().unwrap_or(0).max(1);
+    let flat = data
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Internal(format!("feature tensor: {e:?}")))?;
+    Ok(flat.chunks(width).map(<[f32]>::to_vec).collect())
 }
 
 /// A tiny glyph network of fresh weights (8-d embeddings) on the CPU, with

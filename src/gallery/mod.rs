@@ -19,7 +19,7 @@
 //! | `seg-<seq>` | `SEGP` / `SEGF` | a sealed segment: a graph in the packed layout (`index::graph::packed`: fixed-width ids, vectors or int8 codes, links), or flat ids + vectors (postcard); graphs written before the packed layout (`SEGH`, `SEGQ`) are still read |
 //! | `grow-<seq>` | `GROW` | one chunk of the growing segment: the vectors of one enrollment |
 //! | `classes-<seq>` | `CLSP` | a page of class records (postcard list of: class id, label, vector ids, metadata as JSON text, images) |
-| `head` | `HEAD` | only after on-device adaptation: the projection head the vectors were embedded with, as little-endian `f32` ([`head`]); the manifest names the shipped model it adapts |
+//! | `head` | `HEAD` | only after on-device adaptation: the projection head the vectors were embedded with, as little-endian `f32` ([`head`]); the manifest names the shipped model it adapts |
 //!
 //! Class records are log-structured ([`pages`]): a mutation writes the classes
 //! it changed into one new page, and pages merge by size tiers, so the

@@ -4,7 +4,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{BatchNorm, Linear};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::{Error, Result};
 
@@ -58,9 +58,24 @@ impl ProjectionHead {
         out
     }
 
+    /// [`ProjectionHead::to_floats`], read back without blocking: the only
+    /// way on WebGPU in a browser.
+    pub async fn to_floats_async(&self) -> Result<Vec<f32>> {
+        let mut out = read_async(self.projection.weight.val()).await?;
+        if let Some(bias) = &self.projection.bias {
+            out.extend(read_async(bias.val()).await?);
+        }
+        Ok(out)
+    }
+
     /// A head of `[input, output]` from [`ProjectionHead::to_floats`]'s layout,
     /// on the device of `like` (another head, for its device and structure).
     pub fn from_floats(like: &ProjectionHead, floats: &[f32]) -> Result<Self> {
+        Self::from_floats_on(like, floats, &like.projection.weight.device())
+    }
+
+    /// [`ProjectionHead::from_floats`] on `device`.
+    pub fn from_floats_on(like: &ProjectionHead, floats: &[f32], device: &Device) -> Result<Self> {
         let [input, output] = like.dims();
         if floats.len() != input * output + output || floats.iter().any(|v| !v.is_finite()) {
             return Err(Error::corrupt(
@@ -72,19 +87,28 @@ impl ProjectionHead {
                 ),
             ));
         }
-        let device = like.projection.weight.device();
         let (weight, bias) = floats.split_at(input * output);
         let mut projection = like.projection.clone();
         projection.weight = Param::from_tensor(Tensor::from_data(
             TensorData::new(weight.to_vec(), [input, output]),
-            &device,
+            device,
         ));
         projection.bias = Some(Param::from_tensor(Tensor::from_data(
             TensorData::new(bias.to_vec(), [output]),
-            &device,
+            device,
         )));
         Ok(Self { projection })
     }
+}
+
+async fn read_async<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
+    let data = tensor
+        .into_data_async()
+        .await
+        .map_err(|e| Error::Internal(format!("reading the projection head back: {e:?}")))?;
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Internal(format!("projection head: {e:?}")))
 }
 
 fn read(data: TensorData) -> Vec<f32> {

@@ -117,7 +117,7 @@ pub fn bench_adapt(a: BenchAdaptArgs) -> Result<()> {
     bar.finish_and_clear();
     let training = features_done.elapsed().as_secs_f64();
     let features = (features_done - start).as_secs_f64();
-    let after = top1(&base.with_head(adapted.head)?, &enrolled, &queries)?;
+    let after = top1(&base.with_head(&adapted.head)?, &enrolled, &queries)?;
     let report = BenchAdaptReport {
         data: a.data.display().to_string(),
         classes: enrolled.len(),
