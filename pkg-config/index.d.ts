@@ -137,8 +137,59 @@ export interface Stats {
   model: string;
   /** The gallery holds another model's vectors (opened with allowModelMismatch). */
   stale: boolean;
+  /** The model embeds with the gallery's adapted head (adapt()). */
+  adapted: boolean;
   needsMaintenance: boolean;
   damaged: { blob: string; reason: string }[];
+}
+
+export interface AdaptOptions {
+  /** Optimisation steps (default 150). */
+  steps?: number;
+  /** Augmented camera-like views of each kept image, besides the image (default 6). */
+  views?: number;
+  /** AdamW's learning rate (default 1e-3). */
+  learningRate?: number;
+  /** Triplet margin on the unit sphere (default 0.2). */
+  margin?: number;
+  /** Classes per batch (default 32) and views of each (default 4). */
+  classesPerBatch?: number;
+  viewsPerClass?: number;
+  /** The same gallery and seed give the same head (default 0). */
+  seed?: number;
+  /** Called as features are computed, then every 10 training steps. */
+  onProgress?: (progress: AdaptProgress) => void;
+  /** Aborting rejects with an AbortError and leaves the gallery as it was. */
+  signal?: AbortSignal;
+}
+
+export type AdaptProgress =
+  | { phase: 'features'; done: number; total: number }
+  | { phase: 'training'; step: number; steps: number; loss: number };
+
+export interface AdaptResult {
+  /** The head was kept: the gallery is re-embedded with it and stores it. */
+  adapted: boolean;
+  /** Whether the held-out check let the head be kept (same as `adapted`). */
+  kept: boolean;
+  classes: number;
+  /** Images trained on (held-out ones excluded) and feature vectors (with their views). */
+  images: number;
+  views: number;
+  steps: number;
+  firstLoss: number;
+  lastLoss: number;
+  /**
+   * Top-1 among the gallery's classes of one held-out image per class (of the
+   * classes with two or more), with the shipped head and the adapted one. When
+   * every class has one image, `views` is true: an augmented view of each was
+   * held out, and the head is kept only if it does strictly better on them.
+   */
+  heldOut: { images: number; views: boolean; top1Before: number; top1After: number } | null;
+  featureSeconds: number;
+  trainingSeconds: number;
+  /** The gallery's fingerprint afterwards (the adapted model's when kept). */
+  fingerprint: string;
 }
 
 export interface VectorEntry {
@@ -168,6 +219,16 @@ export interface MetricAnnApi {
   export(options?: { format?: 'blob' | 'bytes' }): Promise<Blob | Uint8Array>;
   /** Rebuild every class from its kept images with the current model (one transaction). */
   reembed(): Promise<{ classes: number; vectors: number }>;
+  /**
+   * Adapt the model to the gallery's classes on the device: its projection head
+   * is retrained on the kept images (every class must have kept them) with a
+   * metric loss, and kept only if held-out top-1 does not drop; then it is
+   * stored with the gallery (IndexedDB, export) and the gallery re-embedded
+   * with it, in one transaction. New classes still enroll without training.
+   */
+  adapt(options?: AdaptOptions): Promise<AdaptResult>;
+  /** Go back to the shipped head (re-embedding the kept images); resolves to whether the model was adapted. */
+  resetAdaptation(): Promise<boolean>;
   /** Run pending index sealing/merging now; resolves to whether there was any. */
   maintain(): Promise<boolean>;
   /**
@@ -209,6 +270,8 @@ export declare class MetricAnn implements MetricAnnApi {
   stats(): Promise<Stats>;
   export(options?: { format?: 'blob' | 'bytes' }): Promise<Blob | Uint8Array>;
   reembed(): Promise<{ classes: number; vectors: number }>;
+  adapt(options?: AdaptOptions): Promise<AdaptResult>;
+  resetAdaptation(): Promise<boolean>;
   maintain(): Promise<boolean>;
   quantize(): Promise<Stats>;
   optimize(): Promise<Stats>;

@@ -72,6 +72,12 @@ function metricannError(code, message) {
   return err;
 }
 
+/** What an aborted `adapt` rejects with: the signal's reason, else an AbortError. */
+function abortError(signal) {
+  if (signal?.reason !== undefined) return signal.reason;
+  return new DOMException('the adaptation was aborted', 'AbortError');
+}
+
 function convert(e) {
   if (typeof WebAssembly !== 'undefined' && e instanceof WebAssembly.RuntimeError) {
     let panic = null;
@@ -202,6 +208,17 @@ export class MetricAnn {
     return call(() => this.#live().reembed());
   }
 
+  async adapt(options = {}) {
+    if (options?.signal?.aborted) throw abortError(options.signal);
+    const result = await call(() => this.#live().adapt(options));
+    if (result === null) throw abortError(options.signal);
+    return result;
+  }
+
+  resetAdaptation() {
+    return call(() => this.#live().resetAdaptation());
+  }
+
   maintain() {
     return call(() => this.#live().maintain());
   }
@@ -254,6 +271,14 @@ class RemoteMetricAnn {
   }
   #call(method, ...args) {
     return this.#send({ target: this.#handle, method, args });
+  }
+  adapt(options = {}) {
+    const { onProgress, signal, ...rest } = options ?? {};
+    const msg = { target: this.#handle, method: 'adapt', args: [{ ...rest, wantProgress: typeof onProgress === 'function' }] };
+    return this.#send(msg, onProgress, signal);
+  }
+  resetAdaptation() {
+    return this.#call('resetAdaptation');
   }
   async embed(image) {
     return this.#call('embed', await transferable(image));
@@ -325,6 +350,7 @@ export function createWorker(options = {}) {
     }
     pending.delete(msg.id);
     if (msg.ok) p.resolve(msg.value);
+    else if (msg.error.name === 'AbortError') p.reject(abortError(p.signal));
     else {
       const err = metricannError(msg.error.code ?? 'INTERNAL', msg.error.message);
       if (msg.error.blob) err.blob = msg.error.blob;
@@ -336,10 +362,15 @@ export function createWorker(options = {}) {
     for (const p of pending.values()) p.reject(err);
     pending.clear();
   });
-  const send = (msg, onProgress) =>
+  const send = (msg, onProgress, signal) =>
     new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(abortError(signal));
+        return;
+      }
       const id = next++;
-      pending.set(id, { resolve, reject, onProgress });
+      pending.set(id, { resolve, reject, onProgress, signal });
+      signal?.addEventListener('abort', () => worker.postMessage({ abort: id }), { once: true });
       const transfer = [];
       const collect = (x) => {
         if (typeof ImageBitmap !== 'undefined' && x instanceof ImageBitmap) transfer.push(x);

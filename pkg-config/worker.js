@@ -3,6 +3,8 @@ import { MetricAnn } from './index.js';
 
 const instances = new Map();
 let nextHandle = 1;
+/** Running adapt() calls by message id, to abort them. */
+const aborts = new Map();
 
 async function dispatch(id, target, method, args) {
   if (target === null || target === undefined) {
@@ -24,10 +26,25 @@ async function dispatch(id, target, method, args) {
   }
   if (method === 'close') instances.delete(target);
   if (typeof ann[method] !== 'function') throw new Error(`unknown method ${method}`);
+  if (method === 'adapt') {
+    const { wantProgress, ...opts } = args[0] ?? {};
+    const controller = new AbortController();
+    aborts.set(id, controller);
+    if (wantProgress) opts.onProgress = (progress) => self.postMessage({ id, progress });
+    try {
+      return await ann.adapt({ ...opts, signal: controller.signal });
+    } finally {
+      aborts.delete(id);
+    }
+  }
   return ann[method](...args);
 }
 
 self.addEventListener('message', async (event) => {
+  if (typeof event.data?.abort === 'number') {
+    aborts.get(event.data.abort)?.abort();
+    return;
+  }
   const { id, target, method, args } = event.data ?? {};
   if (typeof id !== 'number') return;
   try {
@@ -37,7 +54,7 @@ self.addEventListener('message', async (event) => {
     self.postMessage({
       id,
       ok: false,
-      error: { code: e?.code ?? 'INTERNAL', message: e?.message ?? String(e), blob: e?.blob },
+      error: { name: e?.name, code: e?.code ?? 'INTERNAL', message: e?.message ?? String(e), blob: e?.blob },
     });
   }
 });

@@ -16,8 +16,10 @@
 //! Files by idea: [`options`] reads JS arguments, [`input`] images, [`model`]
 //! (with [`fetch`]) loads the model, [`open`] starts a [`session`], whose
 //! [`session::Session::mutate`] the mutations go through (re-embedding, which
-//! replaces the gallery whole, has its own).
+//! replaces the gallery whole, has its own), and [`adapt`] adapts the model
+//! to the gallery's classes.
 
+mod adapt;
 mod fetch;
 mod input;
 mod js;
@@ -306,6 +308,32 @@ impl MetricAnn {
                     }))
                 })
                 .await
+        })
+    }
+
+    /// Adapts the model's projection head to the gallery's classes, from
+    /// their kept images (see the TypeScript declarations for the options);
+    /// when the held-out check keeps it, the head is stored with the gallery
+    /// and the gallery re-embedded with it, in one transaction. Resolves to
+    /// what was measured, or null when `options.signal` aborted it.
+    pub fn adapt(&self, options: JsValue) -> Promise {
+        self.call(move |shared| async move {
+            let call = adapt::AdaptCall::parse(&options)?;
+            let result = shared.with(async |s| s.adapt(&call).await).await?;
+            match result {
+                Some(report) => to_value(&report),
+                None => Ok(JsValue::NULL),
+            }
+        })
+    }
+
+    /// Goes back to the shipped model's head: the gallery re-embedded with
+    /// it from its kept images. Resolves to whether it was adapted.
+    #[wasm_bindgen(js_name = resetAdaptation)]
+    pub fn reset_adaptation(&self) -> Promise {
+        self.call(move |shared| async move {
+            let undone = shared.with(async |s| s.reset_adaptation().await).await?;
+            Ok(JsValue::from_bool(undone))
         })
     }
 

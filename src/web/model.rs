@@ -14,12 +14,18 @@ use super::js::bytes_of;
 use super::options::{opt, opt_string};
 use crate::backend::Backend;
 use crate::embed::Embedder;
+use crate::gallery::AdaptedHead;
 use crate::model::Bundle;
 use crate::{Error, Result};
 
 /// The model and where it runs.
 pub(super) struct Model {
+    /// What embeds now: the shipped model, or it with the gallery's adapted head.
     pub(super) embedder: Embedder,
+    /// The shipped model.
+    pub(super) base: Embedder,
+    /// The head `embedder` uses when it is not the shipped one.
+    pub(super) adapted: Option<AdaptedHead>,
     pub(super) backend: Backend,
     /// Why `auto` did not pick WebGPU, when it did not.
     pub(super) fallback: Option<String>,
@@ -42,8 +48,11 @@ pub(super) async fn load_model(options: &JsValue) -> Result<Model> {
     let bundle = Bundle::from_bytes(&name, &bytes)?;
     let wanted = opt_string(options, "backend")?.unwrap_or_else(|| "auto".into());
     let (backend, device, fallback) = device_for(&wanted).await?;
+    let embedder = Embedder::new(&bundle, device)?;
     let mut model = Model {
-        embedder: Embedder::new(&bundle, device)?,
+        base: embedder.clone(),
+        embedder,
+        adapted: None,
         backend,
         fallback,
         name,
@@ -53,6 +62,27 @@ pub(super) async fn load_model(options: &JsValue) -> Result<Model> {
         warm_up(&mut model, &bundle, &wanted).await?;
     }
     Ok(model)
+}
+
+impl Model {
+    /// Embeds with `head` when it adapts this model (a gallery's head), and
+    /// with the shipped head otherwise.
+    pub(super) fn use_head(&mut self, head: Option<&AdaptedHead>) -> Result<()> {
+        match head {
+            Some(h) if h.base_fingerprint == self.base.fingerprint() => {
+                if self.adapted.as_ref() != Some(h) {
+                    self.embedder = self.base.with_head(&h.weights)?;
+                    self.adapted = Some(h.clone());
+                }
+            }
+            _ => {
+                if self.adapted.take().is_some() {
+                    self.embedder = self.base.clone();
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The bundle's name (its URL, or "model") and bytes: fetched from a URL with
@@ -120,6 +150,7 @@ async fn warm_up(model: &mut Model, bundle: &Bundle, wanted: &str) -> Result<()>
         model.fallback = Some(format!("the WebGPU warm-up failed: {e}"));
         model.backend = Backend::Ndarray;
         model.embedder = Embedder::new(bundle, Backend::Ndarray.device()?)?;
+        model.base = model.embedder.clone();
     }
     Ok(())
 }

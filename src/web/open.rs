@@ -27,7 +27,7 @@ pub(super) async fn open(options: &JsValue) -> Result<Session> {
     };
     let (model, store, lock, loaded) = load_with_store(options, &name).await?;
     let (gallery, damage) = stored_or_new(&store, &lock, loaded, &model, &name, opts.mode).await?;
-    let session = Session {
+    let mut session = Session {
         model,
         gallery,
         store: Some(store),
@@ -36,6 +36,7 @@ pub(super) async fn open(options: &JsValue) -> Result<Session> {
         mode: opts.mode,
         damage,
     };
+    session.sync_head()?;
     settle_model(session, &opts).await
 }
 
@@ -121,9 +122,17 @@ pub(super) async fn import(data: &JsValue, options: &JsValue) -> Result<Session>
     let overwrite = opt_bool(options, "overwrite")?;
     let name = opt_string(options, "gallery")?;
     let bytes = bytes_of(data, "the gallery export").await?;
-    let model = load_model(options).await?;
-    let (mut gallery, changes) = Gallery::import_bytes(&bytes, Some(model.embedder.fingerprint()))?;
+    let mut model = load_model(options).await?;
+    let (mut gallery, changes) = Gallery::import_bytes(&bytes, None)?;
     gallery.set_auto_maintain(false);
+    model.use_head(gallery.head())?;
+    if gallery.fingerprint() != model.embedder.fingerprint() {
+        return Err(Error::ModelMismatch {
+            what: "gallery".into(),
+            expected: model.embedder.fingerprint().to_string(),
+            found: gallery.fingerprint().to_string(),
+        });
+    }
     let Some(name) = name else {
         return Ok(Session::in_memory(model, gallery, OpenMode::Strict));
     };

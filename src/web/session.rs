@@ -166,12 +166,17 @@ impl Session {
         })?;
         self.gallery = gallery;
         self.damage = damage;
-        Ok(())
+        self.sync_head()
+    }
+
+    /// Embeds with the gallery's adapted head, when it has one for this model.
+    pub(super) fn sync_head(&mut self) -> Result<()> {
+        self.model.use_head(self.gallery.head())
     }
 
     /// Makes sure this context may write (taking the lock if another context
     /// released it) before anything is changed in memory.
-    async fn ensure_writable(&mut self) -> Result<()> {
+    pub(super) async fn ensure_writable(&mut self) -> Result<()> {
         if self.lock.may_write() {
             return Ok(());
         }
@@ -191,7 +196,7 @@ impl Session {
 
     /// Makes a mutation durable. On failure the in-memory gallery is re-read
     /// from the store, so that it matches what is stored.
-    async fn commit(&mut self, changes: ChangeSet, replace_all: bool) -> Result<()> {
+    pub(super) async fn commit(&mut self, changes: ChangeSet, replace_all: bool) -> Result<()> {
         let Some(store) = &self.store else {
             return Ok(());
         };
@@ -256,6 +261,7 @@ impl Session {
             "dim": self.gallery.dim(),
             "fingerprint": self.gallery.fingerprint(),
             "modelFingerprint": self.model.embedder.fingerprint(),
+            "adapted": self.model.adapted.is_some(),
             "model": self.model.name,
             "threshold": self.model.threshold,
             "stale": self.stale(),
@@ -387,12 +393,12 @@ fn bad_records(bad: &[BadRecord], mode: OpenMode) -> Result<Vec<Damage>> {
 }
 
 /// The gallery config of `model`'s embeddings.
-fn gallery_config(model: &Model) -> GalleryConfig {
+pub(super) fn gallery_config(model: &Model) -> GalleryConfig {
     GalleryConfig {
         dim: model.embedder.dim(),
         fingerprint: model.embedder.fingerprint().to_string(),
         index: IndexConfig::default(),
-        head: None,
+        head: model.adapted.clone(),
     }
 }
 

@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { HERE, PKG, MODELS, FIXTURES, serve, listFixture, launch, watch, cosine, BASE_ARGS, WEBGPU_ARGS } from './lib.mjs';
 
 const CLASSES = Object.entries(await listFixture()).slice(0, 20);
+/** Eight classes of three renderings each (other fonts than CLASSES' first). */
+const ADAPT_CLASSES = CLASSES.slice(0, 8).map(([label, urls]) => [label, urls.slice(1, 4)]);
+const ADAPT = { steps: 30, views: 2 };
 const MODEL = '/models/default.bundle';
 const OTHER = '/models/other.bundle';
 
@@ -254,6 +257,130 @@ async function suite(t, context, origin, backend) {
     assert.equal(res.reopened.ok, true);
   });
 
+  await t.test(`[${backend}] adapt(): progress, abort, the held-out check; the adapted head is stored, survives a reload and an export; resetAdaptation() goes back`, async () => {
+    const ag = `adapt-${backend}`;
+    const run = await page.evaluate(
+      async ([ag, model, backend, classes, settings]) => {
+        const ann = await h.MetricAnn.open({ model, gallery: ag, backend });
+        for (const [label, urls] of classes) {
+          const images = [];
+          for (const u of urls) images.push(await h.input(u));
+          await ann.enroll(label, images, { keepImages: true });
+        }
+        const before = await ann.stats();
+        const controller = new AbortController();
+        const aborted = await h.attempt(() =>
+          ann.adapt({ ...settings, signal: controller.signal, onProgress: () => controller.abort() }),
+        );
+        const afterAbort = await ann.stats();
+        const progress = [];
+        const result = await ann.adapt({ ...settings, onProgress: (p) => progress.push(p) });
+        const stats = await ann.stats();
+        const tops = [];
+        for (const [, urls] of classes) tops.push((await ann.search(await h.input(urls[0]))).matches[0].label);
+        const query = Array.from(await ann.embed(await h.input(classes[0][1][0])));
+        await ann.close();
+        return { before, aborted, afterAbort, progress, result, stats, tops, query };
+      },
+      [ag, MODEL, backend, ADAPT_CLASSES, ADAPT],
+    );
+    const { before, result, stats } = run;
+    console.log(`# [${backend}] adapt: ${JSON.stringify(result)}`);
+    assert.equal(run.aborted.ok, false);
+    assert.equal(run.aborted.error.name, 'AbortError', JSON.stringify(run.aborted));
+    assert.equal(run.afterAbort.fingerprint, before.fingerprint, 'an aborted adaptation changes nothing');
+    assert.equal(run.afterAbort.adapted, false);
+    assert.deepEqual(run.progress[0], { phase: 'features', done: run.progress[0].done, total: run.progress[0].total });
+    assert.deepEqual(run.progress.at(-1), { phase: 'training', step: 30, steps: 30, loss: run.progress.at(-1).loss });
+    assert.equal(run.progress.filter((p) => p.phase === 'features').at(-1).done, 8 * (1 + 2 * (1 + 2)), 'held-out images, then each training image and its 2 views');
+    assert.equal(result.steps, 30);
+    assert.equal(result.classes, 8);
+    assert.equal(result.images, 16, 'one image per class held out');
+    assert.deepEqual([result.heldOut.images, result.heldOut.views], [8, false]);
+    assert.equal(result.kept, result.heldOut.top1After >= result.heldOut.top1Before);
+    assert.equal(result.adapted, result.kept);
+    assert.ok(result.adapted, 'this gallery adapts (a fixed seed: the same head every run)');
+    assert.equal(stats.adapted, true);
+    assert.equal(stats.stale, false);
+    assert.notEqual(stats.fingerprint, before.fingerprint, 'the adapted model has a fingerprint of its own');
+    assert.equal(stats.fingerprint, stats.modelFingerprint);
+    assert.equal(result.fingerprint, stats.fingerprint);
+    assert.equal(stats.classes, 8);
+    assert.equal(stats.vectors, 24, 'every kept image re-embedded, the held-out ones too');
+    assert.deepEqual(run.tops, ADAPT_CLASSES.map(([label]) => label));
+
+    await reload(page);
+    const again = await page.evaluate(
+      async ([ag, model, backend, classes]) => {
+        const storedAdapted = await h.storedKinds(ag);
+        const ann = await h.MetricAnn.open({ model, gallery: ag, backend });
+        const stats = await ann.stats();
+        const query = Array.from(await ann.embed(await h.input(classes[0][1][0])));
+        const copy = await h.MetricAnn.import(await ann.export(), { model, backend });
+        const copied = await copy.stats();
+        const copyTop = (await copy.search(await h.input(classes[1][1][0]))).matches[0].label;
+        await copy.close();
+        const reset = await ann.resetAdaptation();
+        const plain = await ann.stats();
+        const resetAgain = await ann.resetAdaptation();
+        const top = (await ann.search(await h.input(classes[2][1][0]))).matches[0].label;
+        await ann.close();
+        const reopened = await h.MetricAnn.open({ model, gallery: ag, backend });
+        const reopenedStats = await reopened.stats();
+        await reopened.close();
+        const storedPlain = await h.storedKinds(ag);
+        await h.MetricAnn.deleteGallery(ag);
+        return { storedAdapted, stats, query, copied, copyTop, reset, plain, resetAgain, top, reopenedStats, storedPlain };
+      },
+      [ag, MODEL, backend, ADAPT_CLASSES],
+    );
+    assert.ok('head' in again.storedAdapted, `the head is a record of the gallery: ${Object.keys(again.storedAdapted)}`);
+    assert.ok(!('head' in again.storedPlain), 'resetAdaptation() deletes it');
+    assert.equal(again.stats.adapted, true, 'the head is read back with the gallery');
+    assert.equal(again.stats.fingerprint, stats.fingerprint);
+    assert.equal(again.stats.stale, false);
+    assert.ok(cosine(again.query, run.query) > 0.9999, 'queries embed as before the reload');
+    assert.equal(again.copied.adapted, true, 'an export carries the head');
+    assert.equal(again.copied.fingerprint, stats.fingerprint);
+    assert.equal(again.copyTop, ADAPT_CLASSES[1][0]);
+    assert.equal(again.reset, true);
+    assert.equal(again.plain.adapted, false);
+    assert.equal(again.plain.fingerprint, before.fingerprint, 'back to the shipped model');
+    assert.equal(again.plain.vectors, 24);
+    assert.equal(again.resetAgain, false);
+    assert.equal(again.top, ADAPT_CLASSES[2][0]);
+    assert.equal(again.reopenedStats.adapted, false);
+  });
+
+  await t.test(`[${backend}] adapt() with one image per class checks on augmented views; a gallery without kept images is refused`, async () => {
+    const res = await page.evaluate(
+      async ([model, backend, classes, settings]) => {
+        const ann = await h.MetricAnn.open({ model, backend });
+        for (const [label, urls] of classes) await ann.enroll(label, await h.input(urls[0]), { keepImages: true });
+        const result = await ann.adapt(settings);
+        const stats = await ann.stats();
+        const bare = await h.MetricAnn.open({ model, backend });
+        for (const [label, urls] of classes.slice(0, 2)) await bare.enroll(label, await h.input(urls[0]));
+        const refused = await h.attempt(() => bare.adapt(settings));
+        const one = await h.MetricAnn.open({ model, backend });
+        await one.enroll(classes[0][0], await h.input(classes[0][1][0]), { keepImages: true });
+        const tooFew = await h.attempt(() => one.adapt(settings));
+        const badSteps = await h.attempt(() => one.adapt({ steps: 0 }));
+        for (const a of [ann, bare, one]) await a.close();
+        return { result, stats, refused, tooFew, badSteps };
+      },
+      [MODEL, backend, ADAPT_CLASSES.slice(0, 4), ADAPT],
+    );
+    const held = res.result.heldOut;
+    assert.deepEqual([held.images, held.views], [4, true]);
+    assert.equal(res.result.kept, held.top1After > held.top1Before, 'a views-only check must improve');
+    assert.equal(res.stats.adapted, res.result.kept);
+    assert.equal(res.refused.error.code, 'BAD_INPUT');
+    assert.match(res.refused.error.message, /keepImages/);
+    assert.equal(res.tooFew.error.code, 'BAD_INPUT');
+    assert.equal(res.badSteps.error.code, 'BAD_INPUT');
+  });
+
   await t.test(`[${backend}] optimize() then quantize(): one int8 graph in IndexedDB, smaller in memory, still found after a reload`, async () => {
     const qg = `quant-${backend}`;
     const N = 1300; // past the growing segment's 1,024: one sealed graph
@@ -342,16 +469,32 @@ async function suite(t, context, origin, backend) {
         for (const [i, [label, urls]] of classes.entries()) await ann.enroll(label, await h.input(urls[0], i ? 'img' : 'canvas'));
         const top = (await ann.search(await h.input(classes[1][1][0], 'img'))).matches[0].label;
         const err = await h.attempt(() => ann.remove('nope'));
+        for (const [label, urls] of classes) await ann.enroll(`${label}-kept`, [await h.input(urls[1]), await h.input(urls[2])], { keepImages: true });
+        await ann.remove(classes[0][0]);
+        await ann.remove(classes[1][0]);
+        await ann.remove(classes[2][0]);
+        const controller = new AbortController();
+        const pending = ann.adapt({ steps: 10, views: 1, signal: controller.signal });
+        controller.abort();
+        const aborted = await h.attempt(() => pending);
+        const progress = [];
+        const adapted = await ann.adapt({ steps: 10, views: 1, onProgress: (p) => progress.push(p.phase) });
         const stats = await ann.stats();
+        const reset = await ann.resetAdaptation();
         await ann.close();
         remote.terminate();
-        return { top, err, backend: stats.backend };
+        return { top, err, backend: stats.backend, aborted, adapted, progress, adaptedStats: stats.adapted, reset };
       },
       [MODEL, backend, CLASSES.slice(0, 3)],
     );
     assert.equal(res.top, CLASSES[1][0]);
     assert.equal(res.err.error.code, 'NOT_FOUND');
     assert.equal(res.backend, backend);
+    assert.equal(res.aborted.error.name, 'AbortError', JSON.stringify(res.aborted));
+    assert.equal(res.adapted.steps, 10);
+    assert.ok(res.progress.includes('features') && res.progress.at(-1) === 'training', res.progress.join());
+    assert.equal(res.adaptedStats, res.adapted.adapted);
+    assert.equal(res.reset, res.adapted.adapted);
   });
 
   const embeddings = await page.evaluate(

@@ -1,9 +1,15 @@
 // Gallery: the enrolled classes (thumbnail, name, picture count), rename,
-// delete, export and import of the whole gallery, and storage use.
+// delete, export and import of the whole gallery, storage use, and "Improve
+// recognition" (the model adapted to the classes on the device).
 import { $, h, toast, describe, confirmDialog, formatBytes, plural } from './ui.js';
+
+/** Share of the progress bar the features take (the training is quick). */
+const FEATURES_SHARE = 0.95;
 
 export class Gallery {
   #app;
+  /** The AbortController of a running adaptation. */
+  #adapting = null;
 
   constructor(app) {
     this.#app = app;
@@ -15,6 +21,9 @@ export class Gallery {
       if (file) this.import(file);
     });
     $('rename-cancel').addEventListener('click', () => $('rename-dialog').close('cancel'));
+    $('adapt-run').addEventListener('click', () => this.adapt());
+    $('adapt-cancel').addEventListener('click', () => this.#adapting?.abort());
+    $('adapt-reset').addEventListener('click', () => this.resetAdaptation());
     $('persist').addEventListener('click', async () => {
       const granted = await navigator.storage?.persist?.();
       toast(granted ? 'The browser will keep your gallery.' : 'The browser did not agree to keep it (it may later, as you use the app).');
@@ -55,7 +64,83 @@ export class Gallery {
       : 'Loading…';
     $('export').disabled = !this.#app.engine.ann || classes.length === 0;
     $('import').disabled = !this.#app.engine.ann || !writable;
+    this.renderAdapt();
     this.storage();
+  }
+
+  renderAdapt() {
+    const { classes, stats, writable } = this.#app;
+    const running = this.#adapting !== null;
+    const usable = classes.length >= 2 && classes.every((c) => c.hasImages);
+    $('adapt-run').disabled = running || !writable || !usable || !this.#app.engine.ann;
+    $('adapt-cancel').hidden = !running;
+    $('adapt-reset').hidden = running || !stats?.adapted;
+    $('adapt-reset').disabled = !writable;
+    $('adapt-progress').hidden = !running;
+    if (running) return;
+    $('adapt-status').textContent = stats?.adapted
+      ? 'The model is adapted to your classes (on this device). Improve again after enrolling more.'
+      : classes.length < 2
+        ? 'Teaches the model your classes from their pictures, on this device. Needs two classes or more.'
+        : 'Teaches the model your classes from their pictures, on this device (a minute or less).';
+  }
+
+  async adapt() {
+    const controller = new AbortController();
+    this.#adapting = controller;
+    this.#app.busy = true;
+    const bar = $('adapt-progress');
+    const status = $('adapt-status');
+    bar.value = 0;
+    status.textContent = 'Looking at your pictures…';
+    this.renderAdapt();
+    $('adapt-cancel').focus();
+    try {
+      const result = await this.#app.engine.ann.adapt({
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.phase === 'features') {
+            bar.value = (FEATURES_SHARE * p.done) / p.total;
+            status.textContent = `Looking at your pictures… ${Math.round((100 * p.done) / p.total)} %`;
+          } else {
+            bar.value = FEATURES_SHARE + ((1 - FEATURES_SHARE) * p.step) / p.steps;
+            status.textContent = `Training… step ${p.step} of ${p.steps}`;
+          }
+        },
+      });
+      this.#adapting = null;
+      await this.#app.refresh();
+      status.textContent = outcome(result);
+      toast(result.adapted ? 'Recognition improved for your classes.' : 'The model was left as it was.', result.adapted ? 'success' : 'info');
+    } catch (err) {
+      this.#adapting = null;
+      this.renderAdapt();
+      if (err.name === 'AbortError') status.textContent = 'Cancelled: nothing changed.';
+      else toast(`Could not improve recognition: ${describe(err)}`, 'error', 8000);
+    } finally {
+      this.#adapting = null;
+      this.#app.busy = false;
+      $('adapt-run').focus();
+    }
+  }
+
+  async resetAdaptation() {
+    const ok = await confirmDialog({
+      title: 'Undo the improvement?',
+      text: 'The model goes back to how it shipped, and your classes are recognised with it again.',
+      ok: 'Undo',
+    });
+    if (!ok) return;
+    this.#app.busy = true;
+    try {
+      await this.#app.engine.ann.resetAdaptation();
+      await this.#app.refresh();
+      toast('The model is back to how it shipped.', 'success');
+    } catch (err) {
+      toast(`Could not undo: ${describe(err)}`, 'error', 6000);
+    } finally {
+      this.#app.busy = false;
+    }
   }
 
   async storage() {
@@ -173,6 +258,18 @@ export class Gallery {
       this.#app.busy = false;
     }
   }
+}
+
+/** What an adaptation measured, in words. */
+function outcome(result) {
+  const pct = (x) => `${Math.round(100 * x)} %`;
+  const held = result.heldOut;
+  if (!held) return result.adapted ? 'Adapted to your classes.' : 'Not adapted: the model was left as it was.';
+  const what = held.views ? 'altered copies of your pictures' : 'pictures set aside for the check';
+  const figures = `${pct(held.top1Before)} → ${pct(held.top1After)} recognised`;
+  return result.adapted
+    ? `Adapted to your classes: on ${what}, ${figures}.`
+    : `Not adapted: on ${what} it did not do better (${figures}), so the model was left as it was.`;
 }
 
 function when(iso) {
