@@ -641,6 +641,32 @@ def run_jobs(pool, jobs, desc):
     return total
 
 
+def emoji_splits(a, ecl):
+    """The emoji classes of train, val and eval, as main() draws them."""
+    evable = [k for k in sorted(ecl, key=lambda k: order_key(a.seed, "emoji-eval", k)) if EMOJI_EVAL_DESIGN in ecl[k]]
+    ev = evable[:a.eval]
+    rest = [k for k in ecl if k not in set(ev)]
+    tr, va, _ = split_classes(a.seed, "emoji", rest, 0, 0.1, a.emoji_train)
+    return tr, va, ev, evable
+
+
+def adapt_emoji(a):
+    es = EmojiSource(a.src)
+    ecl = es.classes()
+    tr, va, ev, evable = emoji_splits(a, ecl)
+    used = set(tr) | set(va) | set(ev)
+    keys = [k for k in evable if k not in used][:a.adapt_emoji]
+    if len(keys) < a.adapt_emoji:
+        print(f"objects-data: only {len(keys)} unused emoji classes have an {EMOJI_EVAL_DESIGN} design", flush=True)
+    tmp = a.out + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    with ProcessPoolExecutor(a.jobs) as pool:
+        n = run_jobs(pool, [("emoji", (a.src, tmp, "eval", k, ecl[k], a.seed)) for k in keys], "emoji adapt")
+    print(f"objects-data: {len(keys)} emoji classes, {n} images in {a.out}/eval/emoji", flush=True)
+    shutil.rmtree(a.out, ignore_errors=True)
+    os.rename(tmp, a.out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--src", required=True)
@@ -653,9 +679,14 @@ def main():
     ap.add_argument("--drawing-quality", type=int, default=90, help="JPEG quality of drawings and emoji")
     ap.add_argument("--eval", type=int, default=100, help="eval classes per source (photos: about)")
     ap.add_argument("--manifest", help="TSV of pinned packages (spec, registry) for SOURCES.md")
+    ap.add_argument("--adapt-emoji", type=int, metavar="N",
+                    help="instead: only OUT/eval/emoji, N more eval-style emoji classes that none of "
+                         "train, val and eval holds (the on-device adaptation benchmark's larger galleries)")
     a = ap.parse_args()
     global DRAWING_Q
     DRAWING_Q = a.drawing_quality
+    if a.adapt_emoji:
+        return adapt_emoji(a)
     out = a.out
     tmp = out + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -672,10 +703,7 @@ def main():
     es = EmojiSource(a.src)
     ecl = es.classes()
     available["emoji"] = len(ecl)
-    evable = [k for k in sorted(ecl, key=lambda k: order_key(a.seed, "emoji-eval", k)) if EMOJI_EVAL_DESIGN in ecl[k]]
-    ev = evable[:a.eval]
-    rest = [k for k in ecl if k not in set(ev)]
-    tr, va, _ = split_classes(a.seed, "emoji", rest, 0, 0.1, a.emoji_train)
+    tr, va, ev, _ = emoji_splits(a, ecl)
     for split, keys in (("train", tr), ("val", va), ("eval", ev)):
         add("emoji", split, [("emoji", (a.src, tmp, split, k, ecl[k], a.seed)) for k in keys], f"emoji {split}")
 

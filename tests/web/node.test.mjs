@@ -11,7 +11,11 @@ import { MetricAnn, ERROR_CODES } from 'metricann';
 import { readFile } from 'node:fs/promises';
 const [model, other, ...images] = process.argv.slice(2);
 const pairs = [];
-for (let i = 0; i < images.length; i += 2) pairs.push([images[i], images[i + 1]]);
+const seconds = [];
+for (let i = 0; i < images.length; i += 3) {
+  pairs.push([images[i], images[i + 1]]);
+  seconds.push(images[i + 2]);
+}
 const out = { codes: ERROR_CODES };
 const ann = await MetricAnn.open({ model, backend: 'auto' });
 for (const [label, file] of pairs) await ann.enroll(label, await readFile(file), { metadata: { file } });
@@ -36,6 +40,22 @@ const missing = await MetricAnn.open({ model: '/no/such/model.bundle' }).catch((
 out.missing = missing;
 const bad = await copy.search(new Uint8Array([1, 2, 3])).catch((e) => ({ code: e.code, message: e.message }));
 out.bad = bad;
+out.unkept = await copy.adapt().catch((e) => ({ code: e.code, message: e.message }));
+// Adapting in Node: two kept images a class, an in-memory gallery.
+const kept = await MetricAnn.open({ model });
+for (const [i, [label, file]] of pairs.entries()) {
+  await kept.enroll(label, [await readFile(file), await readFile(seconds[i])], { keepImages: true });
+}
+const phases = new Set();
+out.adapt = await kept.adapt({ steps: 20, views: 1, onProgress: (p) => phases.add(p.phase) });
+out.adaptPhases = [...phases];
+out.adaptStats = await kept.stats();
+out.adaptTop = (await kept.search(await readFile(pairs[2][1]))).matches[0].label;
+const adaptedCopy = await MetricAnn.import(await kept.export({ format: 'bytes' }), { model });
+out.adaptedCopy = await adaptedCopy.stats();
+const aborter = new AbortController();
+aborter.abort();
+out.aborted = await kept.adapt({ signal: aborter.signal }).catch((e) => ({ name: e.name }));
 console.log(JSON.stringify(out));
 `;
 
@@ -47,7 +67,8 @@ test('the packed package installs and runs in Node.js', async () => {
   }
   const dir = await project(tarball, { 'check.mjs': SCRIPT });
   const classes = Object.entries(await listFixture()).slice(0, 5);
-  const args = classes.flatMap(([label, urls]) => [label, join(FIXTURES, decodeURIComponent(urls[0].replace('/fixtures/', '')))]);
+  const file = (url) => join(FIXTURES, decodeURIComponent(url.replace('/fixtures/', '')));
+  const args = classes.flatMap(([label, urls]) => [label, file(urls[0]), file(urls[1])]);
   const stdout = execFileSync(process.execPath, ['check.mjs', join(MODELS, 'default.bundle'), join(MODELS, 'other.bundle'), ...args], {
     cwd: dir,
     encoding: 'utf8',
@@ -70,6 +91,17 @@ test('the packed package installs and runs in Node.js', async () => {
   assert.equal(out.missing.code, 'NOT_FOUND');
   assert.equal(out.bad.code, 'BAD_IMAGE');
   assert.ok(out.codes.includes('QUOTA_EXCEEDED'));
+  console.log(`# node adapt: ${JSON.stringify(out.adapt)}`);
+  assert.equal(out.unkept.code, 'BAD_INPUT', 'adapting needs kept images');
+  assert.deepEqual(out.adaptPhases, ['features', 'training']);
+  assert.deepEqual([out.adapt.steps, out.adapt.classes, out.adapt.heldOut.images], [20, 5, 5]);
+  assert.equal(out.adapt.kept, out.adapt.heldOut.top1After >= out.adapt.heldOut.top1Before);
+  assert.equal(out.adaptStats.adapted, out.adapt.adapted);
+  assert.equal(out.adaptStats.fingerprint, out.adaptStats.modelFingerprint);
+  assert.equal(out.adaptTop, classes[2][0]);
+  assert.equal(out.adaptedCopy.adapted, out.adapt.adapted, 'the export carries the head');
+  assert.equal(out.adaptedCopy.fingerprint, out.adaptStats.fingerprint);
+  assert.equal(out.aborted.name, 'AbortError');
 });
 
 const SHIPPED = `
