@@ -373,6 +373,34 @@ test('the demo app (www/) in headless Chromium with a fake camera', { timeout: 6
       await snapshot(page, 'camera-photo-1280x800.png');
     });
 
+    await t.test('"Improve recognition" adapts the model to the gallery with a progress bar; the live view recognises with it; undo goes back', async () => {
+      const page = context.pages()[0];
+      await go(page, 'Gallery');
+      const run = page.getByRole('button', { name: 'Improve recognition' });
+      assert.equal(await run.isEnabled(), true, 'every class kept its pictures');
+      await run.click();
+      await page.locator('#adapt-progress').waitFor({ state: 'visible' });
+      await page.waitForFunction(() => /^(Adapted|Not adapted)/.test(document.getElementById('adapt-status').textContent), null, {
+        timeout: 180_000,
+      });
+      const status = await page.locator('#adapt-status').textContent();
+      console.log(`# demo adapt: ${status}`);
+      assert.match(status, /\d+ % → \d+ % recognised/, 'the held-out check is reported');
+      assert.equal(await page.locator('#adapt-progress').isVisible(), false);
+      const adapted = status.startsWith('Adapted');
+      assert.equal(await page.locator('#adapt-reset').isVisible(), adapted);
+      await go(page, 'Camera');
+      assert.equal((await live(page, (r) => r.state === 'match', 'a match after adapting')).top, FILMED_FILE.label);
+      if (adapted) {
+        await go(page, 'Gallery');
+        await page.getByRole('button', { name: 'Undo the improvement' }).click();
+        await page.getByRole('dialog').getByRole('button', { name: 'Undo' }).click();
+        await page.locator('#adapt-reset').waitFor({ state: 'hidden' });
+        await go(page, 'Camera');
+        assert.equal((await live(page, (r) => r.state === 'match', 'a match after undoing')).top, FILMED_FILE.label);
+      }
+    });
+
     await t.test('switching the model re-embeds the kept pictures; switching back recognises again', async () => {
       const page = context.pages()[0];
       await page.locator('#model-select').selectOption('glyphs');
