@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--binary", default=str(ROOT / "target/release/metricann"), help="the metricann CLI")
+    p.add_argument("--binary", help="the metricann CLI (default: target/release/metricann, built first)")
     p.add_argument("--model", default=str(ROOT / "www/models/objects.bundle"), help="model bundle")
     p.add_argument("--data", default=str(ROOT / "target/objects-data/eval"), help="evaluation folders, one per source")
     p.add_argument("--sources", default="photo,emoji,clipart,stamp", help="comma-separated sources")
@@ -38,6 +38,10 @@ def main():
     p.add_argument("--shots", default="1,3", help="comma-separated enrolled images per class")
     p.add_argument("--out", default=str(ROOT / "bench/results/adapt-native.json"), help="results file")
     a = p.parse_args()
+    if a.binary is None:
+        # A stale binary would measure old code: cargo rebuilds what changed.
+        subprocess.run(["cargo", "build", "--release", "-p", "metricann-trainer"], check=True, cwd=ROOT)
+        a.binary = str(ROOT / "target/release/metricann")
     runs = [(s, int(n), int(k)) for s in a.sources.split(",") for n in a.classes.split(",") for k in a.shots.split(",")]
     results = []
     for source, classes, shots in tqdm(runs, desc="bench-adapt"):

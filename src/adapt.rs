@@ -172,7 +172,7 @@ pub fn adapt(
     mut on_progress: impl FnMut(Progress) -> ControlFlow<()>,
 ) -> Result<Option<Adapted>> {
     let base = embedder.head().map(|h| h.to_floats()).unwrap_or_default();
-    let mut run = Adaptation::new(embedder, &base, classes, options)?;
+    let mut run = Adaptation::new(embedder, &base, classes.to_vec(), options)?;
     while !run.features_done() {
         let (done, total) = run.extract(embedder, crate::embed::DEFAULT_BATCH)?;
         if on_progress(Progress::Features { done, total }).is_break() {
@@ -232,7 +232,7 @@ impl Adaptation {
     pub fn new(
         embedder: &Embedder,
         base_head: &[f32],
-        classes: &[Vec<DynamicImage>],
+        classes: Vec<Vec<DynamicImage>>,
         options: &AdaptOptions,
     ) -> Result<Self> {
         options.validate()?;
@@ -256,19 +256,13 @@ impl Adaptation {
         let mut pending = Vec::new();
         let mut images = 0;
         let held_out_views = classes.iter().all(|c| c.len() < 2);
-        for (class, class_images) in classes.iter().enumerate() {
+        let own = classes.iter().map(|c| vec![Vec::new(); c.len()]).collect();
+        let class_count = classes.len();
+        for (class, class_images) in classes.into_iter().enumerate() {
             let held = (class_images.len() >= 2).then(|| class_images.len() - 1);
-            for (i, image) in class_images.iter().enumerate() {
+            for (i, image) in class_images.into_iter().enumerate() {
                 let source = sources.len();
-                // Views crop down to a third of the image: twice the input
-                // size keeps their detail, and a phone photo's megapixels
-                // need not stay in memory.
-                let bound = input_size * 2;
-                sources.push(if image.width().max(image.height()) > bound {
-                    image.resize(bound, bound, FilterType::Triangle)
-                } else {
-                    image.clone()
-                });
+                sources.push(scaled_for_views(image, input_size));
                 origins.push((class, i));
                 if Some(i) == held {
                     pending.push((source, Role::HeldOut));
@@ -293,10 +287,10 @@ impl Adaptation {
             input_size,
             rng: SmallRng::seed_from_u64(options.seed),
             options: options.clone(),
-            train: vec![Vec::new(); classes.len()],
+            train: vec![Vec::new(); class_count],
             held_out: Vec::new(),
             examples: Vec::new(),
-            own: classes.iter().map(|c| vec![Vec::new(); c.len()]).collect(),
+            own,
             head: head.clone().fork(&training_device(&cpu)).train(),
             initial: head,
             optimizer: AdamWConfig::new().with_weight_decay(1e-4).init(),
@@ -498,6 +492,18 @@ fn project(head: &ProjectionHead, rows: &[&Vec<f32>], device: &Device) -> Result
         .try_into_vec::<f32>()
         .map_err(|e| Error::Internal(format!("adapt: {e:?}")))?;
     Ok(flat.chunks(width).map(<[f32]>::to_vec).collect())
+}
+
+/// `image` as small as the views need: they crop down to a third of it, so
+/// twice the model's input size keeps their detail, and a phone photo's
+/// megapixels need not stay in memory while the features are computed.
+pub fn scaled_for_views(image: DynamicImage, input_size: u32) -> DynamicImage {
+    let bound = input_size * 2;
+    if image.width().max(image.height()) > bound {
+        image.resize(bound, bound, FilterType::Triangle)
+    } else {
+        image
+    }
 }
 
 /// What an image is to the adaptation.

@@ -15,7 +15,7 @@ use wasm_bindgen::prelude::*;
 
 use super::options::{check_options, opt};
 use super::session::{Session, gallery_config};
-use crate::adapt::{AdaptOptions, Adaptation};
+use crate::adapt::{AdaptOptions, Adaptation, scaled_for_views};
 use crate::backend::Backend;
 use crate::gallery::{AdaptedHead, GalleryConfig};
 use crate::store::idb;
@@ -107,8 +107,7 @@ impl Session {
             Some(head) => head.to_floats_async().await?,
             None => Vec::new(),
         };
-        let mut run = Adaptation::new(&base, &base_head, &classes, &call.options)?;
-        drop(classes);
+        let mut run = Adaptation::new(&base, &base_head, classes, &call.options)?;
         let started = js_sys::Date::now();
         let batch = if self.model.backend == Backend::Wgpu {
             crate::embed::DEFAULT_BATCH
@@ -169,9 +168,11 @@ impl Session {
         Ok(true)
     }
 
-    /// Every class's label and kept images, decoded; BAD_INPUT when a class
-    /// kept none (it could not be re-embedded with the adapted head).
+    /// Every class's label and kept images, decoded and scaled down to what
+    /// the adaptation needs one by one; BAD_INPUT when a class kept none (it
+    /// could not be re-embedded with the adapted head).
     fn kept_classes(&self) -> Result<(Vec<String>, Vec<Vec<DynamicImage>>)> {
+        let input_size = self.model.base.preprocessing().input_size;
         let mut labels = Vec::new();
         let mut classes = Vec::new();
         for class in self.gallery.classes() {
@@ -189,7 +190,8 @@ impl Session {
                 .enumerate()
                 .map(|(i, bytes)| {
                     let name = format!("kept image {i} of class {:?}", class.label);
-                    crate::image::decode(&name, bytes)
+                    let image = crate::image::decode(&name, bytes)?;
+                    Ok(scaled_for_views(image, input_size))
                 })
                 .collect::<Result<Vec<_>>>()?;
             labels.push(class.label);
