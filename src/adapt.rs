@@ -664,6 +664,10 @@ mod tests {
         let held = r.held_out.expect("a held-out view per class");
         assert_eq!((held.images, held.views), (3, true));
         assert_eq!(r.images, 3);
-        assert_eq!(r.kept, held.top1_after > held.top1_before, "views must improve");
+        assert_eq!(
+            r.kept,
+            held.top1_after > held.top1_before,
+            "views must improve"
+        );
     }
 }

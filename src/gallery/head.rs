@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::blob;
+use crate::embed::Embedder;
 use crate::{Error, Result};
 
 /// Blob kind of an adapted head.
@@ -74,6 +75,15 @@ impl AdaptedHead {
         }
     }
 
+    /// `base` with this head, when the head adapts `base` (`None` when it
+    /// adapts another model).
+    pub fn apply(&self, base: &Embedder) -> Result<Option<Embedder>> {
+        if self.base_fingerprint != base.fingerprint() {
+            return Ok(None);
+        }
+        base.with_head(&self.weights).map(Some)
+    }
+
     /// Refuses a head that could not have come from adaptation.
     pub(super) fn validate(&self) -> Result<()> {
         if self.base_fingerprint.trim().is_empty()
@@ -120,5 +130,42 @@ mod tests {
         ));
         assert!(nan.validate().is_err());
         assert!(head.validate().is_ok());
+    }
+
+    #[test]
+    fn applies_to_the_model_it_adapts_only() {
+        use crate::gallery::{Gallery, GalleryConfig};
+        use crate::index::IndexConfig;
+        let base = crate::embed::tiny_embedder(24);
+        let mut weights = base.head().unwrap().to_floats();
+        weights[0] += 0.5;
+        let head = AdaptedHead {
+            base_fingerprint: base.fingerprint().to_string(),
+            weights,
+        };
+        let adapted = head.apply(&base).unwrap().expect("it adapts this model");
+        assert_ne!(adapted.fingerprint(), base.fingerprint());
+        let other = AdaptedHead {
+            base_fingerprint: "another model".into(),
+            ..head.clone()
+        };
+        assert!(other.apply(&base).unwrap().is_none());
+
+        let config = |fingerprint: &str, head: Option<AdaptedHead>| GalleryConfig {
+            dim: base.dim(),
+            fingerprint: fingerprint.into(),
+            index: IndexConfig::default(),
+            head,
+        };
+        let (gallery, _) = Gallery::create(config(adapted.fingerprint(), Some(head))).unwrap();
+        let chosen = gallery.embedder_for(&base).unwrap();
+        assert_eq!(chosen.fingerprint(), adapted.fingerprint());
+        let (plain, _) = Gallery::create(config(base.fingerprint(), None)).unwrap();
+        assert_eq!(plain.embedder_for(&base).unwrap().fingerprint(), base.fingerprint());
+        let (foreign, _) = Gallery::create(config(adapted.fingerprint(), Some(other))).unwrap();
+        assert!(matches!(
+            foreign.embedder_for(&base),
+            Err(Error::ModelMismatch { .. })
+        ));
     }
 }

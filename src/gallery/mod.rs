@@ -318,6 +318,25 @@ impl Gallery {
         self.head.as_ref()
     }
 
+    /// What embeds queries for this gallery, given the shipped model `base`:
+    /// `base` with the gallery's adapted head when it has one for `base`, else
+    /// `base`; [`Error::ModelMismatch`] when that is not the model the
+    /// gallery's vectors come from.
+    pub fn embedder_for(&self, base: &crate::embed::Embedder) -> Result<crate::embed::Embedder> {
+        let embedder = match &self.head {
+            Some(head) => head.apply(base)?.unwrap_or_else(|| base.clone()),
+            None => base.clone(),
+        };
+        if embedder.fingerprint() != self.fingerprint {
+            return Err(Error::ModelMismatch {
+                what: "gallery".into(),
+                expected: embedder.fingerprint().to_string(),
+                found: self.fingerprint.clone(),
+            });
+        }
+        Ok(embedder)
+    }
+
     /// Embedding dimension.
     pub fn dim(&self) -> usize {
         self.dim

@@ -204,7 +204,10 @@ impl Opening {
         };
         let head = match blobs.read(HEAD_BLOB)? {
             Some(bytes) => AdaptedHead::decode(entry, &bytes),
-            None => Err(Error::corrupt(HEAD_BLOB, "listed in the manifest but missing")),
+            None => Err(Error::corrupt(
+                HEAD_BLOB,
+                "listed in the manifest but missing",
+            )),
         };
         match head {
             Ok(head) => self.gallery.head = Some(head),

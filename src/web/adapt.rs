@@ -128,7 +128,9 @@ impl Session {
         for step in 1..=steps {
             let loss = run.step()?;
             if step % STEPS_PER_REPORT == 0 || step == steps {
-                call.report(json!({ "phase": "training", "step": step, "steps": steps, "loss": loss }));
+                call.report(
+                    json!({ "phase": "training", "step": step, "steps": steps, "loss": loss }),
+                );
                 if yield_or_abort(call).await {
                     return Ok(None);
                 }
@@ -138,7 +140,8 @@ impl Session {
         let trained = js_sys::Date::now();
         let kept = adapted.report.kept;
         if kept {
-            self.adopt(&labels, adapted.embeddings, &adapted.head).await?;
+            self.adopt(&labels, adapted.embeddings, &adapted.head)
+                .await?;
         }
         let mut result = serde_json::to_value(&adapted.report)
             .map_err(|e| Error::Internal(format!("adapt report: {e}")))?;

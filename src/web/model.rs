@@ -68,17 +68,17 @@ impl Model {
     /// Embeds with `head` when it adapts this model (a gallery's head), and
     /// with the shipped head otherwise.
     pub(super) fn use_head(&mut self, head: Option<&AdaptedHead>) -> Result<()> {
-        match head {
-            Some(h) if h.base_fingerprint == self.base.fingerprint() => {
-                if self.adapted.as_ref() != Some(h) {
-                    self.embedder = self.base.with_head(&h.weights)?;
-                    self.adapted = Some(h.clone());
-                }
+        if head == self.adapted.as_ref() {
+            return Ok(());
+        }
+        match head.map(|h| h.apply(&self.base)).transpose()?.flatten() {
+            Some(adapted) => {
+                self.embedder = adapted;
+                self.adapted = head.cloned();
             }
-            _ => {
-                if self.adapted.take().is_some() {
-                    self.embedder = self.base.clone();
-                }
+            None => {
+                self.embedder = self.base.clone();
+                self.adapted = None;
             }
         }
         Ok(())

@@ -285,7 +285,10 @@ pub(super) fn search(a: SearchArgs) -> Result<()> {
     } else {
         OpenMode::Strict
     };
-    let gallery = open_gallery(&a.index, Some(embedder.fingerprint()), mode)
+    let gallery = open_gallery(&a.index, None, mode).map_err(|e| name_in(&a.index, e))?;
+    // A gallery adapted on the device embeds queries with its own head.
+    let embedder = gallery
+        .embedder_for(&embedder)
         .map_err(|e| name_in(&a.index, e))?;
     let mut results = Vec::new();
     for path in &a.images {
@@ -346,7 +349,10 @@ fn name_in(dir: &Path, e: Error) -> Error {
 pub(super) fn update(a: UpdateArgs) -> Result<()> {
     let embedder = embedder(&a.model, &a.backend)?;
     let mut store = FsStore::open(&a.index)?;
-    let (mut gallery, _) = Gallery::open(&store, Some(embedder.fingerprint()), OpenMode::Strict)
+    let (mut gallery, _) =
+        Gallery::open(&store, None, OpenMode::Strict).map_err(|e| name_in(&a.index, e))?;
+    let embedder = gallery
+        .embedder_for(&embedder)
         .map_err(|e| name_in(&a.index, e))?;
     let folder = open_folder(&a.new_data)?;
     check_every_image_readable(&folder, &a.new_data)?;
