@@ -161,7 +161,10 @@ mod tests {
         let chosen = gallery.embedder_for(&base).unwrap();
         assert_eq!(chosen.fingerprint(), adapted.fingerprint());
         let (plain, _) = Gallery::create(config(base.fingerprint(), None)).unwrap();
-        assert_eq!(plain.embedder_for(&base).unwrap().fingerprint(), base.fingerprint());
+        assert_eq!(
+            plain.embedder_for(&base).unwrap().fingerprint(),
+            base.fingerprint()
+        );
         let (foreign, _) = Gallery::create(config(adapted.fingerprint(), Some(other))).unwrap();
         assert!(matches!(
             foreign.embedder_for(&base),
