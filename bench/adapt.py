@@ -36,8 +36,12 @@ def main():
     p.add_argument("--sources", default="photo,emoji,clipart,stamp", help="comma-separated sources")
     p.add_argument("--classes", default="20,100", help="comma-separated class counts")
     p.add_argument("--shots", default="1,3", help="comma-separated enrolled images per class")
-    p.add_argument("--out", default=str(ROOT / "bench/results/adapt-native.json"), help="results file")
+    p.add_argument("--loss", default="triplet", choices=["triplet", "proxy"], help="the metric loss")
+    p.add_argument("--out", help="results file (default bench/results/adapt-native.json, -proxy for the proxy loss)")
     a = p.parse_args()
+    if a.out is None:
+        suffix = "" if a.loss == "triplet" else f"-{a.loss}"
+        a.out = str(ROOT / f"bench/results/adapt-native{suffix}.json")
     if a.binary is None:
         # A stale binary would measure old code: cargo rebuilds what changed.
         subprocess.run(["cargo", "build", "--release", "-p", "metricann-trainer"], check=True, cwd=ROOT)
@@ -46,7 +50,7 @@ def main():
     results = []
     for source, classes, shots in tqdm(runs, desc="bench-adapt"):
         cmd = [a.binary, "bench-adapt", "--model", a.model, "--data", f"{a.data}/{source}",
-               "--classes", str(classes), "--shots", str(shots), "--json"]
+               "--classes", str(classes), "--shots", str(shots), "--loss", a.loss, "--json"]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         report = json.loads(out.strip().splitlines()[-1])
         report["source"] = source

@@ -157,6 +157,8 @@ export interface AdaptOptions {
   viewsPerClass?: number;
   /** The same gallery and seed give the same head (default 0). */
   seed?: number;
+  /** 'triplet' (batch-hard, the default) or 'proxy' (normalised softmax over one proxy per class). */
+  loss?: 'triplet' | 'proxy';
   /** Called as features are computed, then every 10 training steps. */
   onProgress?: (progress: AdaptProgress) => void;
   /** Aborting rejects with an AbortError and leaves the gallery as it was. */

@@ -31,8 +31,9 @@ use std::ops::ControlFlow;
 
 use ::image::DynamicImage;
 use ::image::imageops::FilterType;
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -65,6 +66,31 @@ pub struct AdaptOptions {
     /// Seed of the augmentation and the batches: the same inputs and seed
     /// give the same head.
     pub seed: u64,
+    /// The metric loss.
+    pub loss: AdaptLoss,
+}
+
+/// The metric loss the head is retrained with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AdaptLoss {
+    /// Batch-hard triplet over the views of `classes_per_batch` classes.
+    #[default]
+    Triplet,
+    /// Normalised softmax over one proxy per class (Zhai & Wu 2019): the
+    /// proxies start at the classes' mean embeddings and train with the head.
+    Proxy,
+}
+
+/// The proxy loss's inverse temperature (Zhai & Wu's 0.05).
+const PROXY_SCALE: f32 = 20.0;
+
+/// What a step trains: the head, and with [`AdaptLoss::Proxy`] one proxy per
+/// class with training images (created at the first step).
+#[derive(Module, Debug)]
+struct Trainee {
+    head: ProjectionHead,
+    proxies: Option<Param<Tensor<2>>>,
 }
 
 impl Default for AdaptOptions {
@@ -77,6 +103,7 @@ impl Default for AdaptOptions {
             classes_per_batch: 32,
             views_per_class: 4,
             seed: 0,
+            loss: AdaptLoss::Triplet,
         }
     }
 }
@@ -218,7 +245,10 @@ pub struct Adaptation {
     /// Every given image's own features, by class and place.
     own: Vec<Vec<Vec<f32>>>,
     initial: ProjectionHead,
-    head: ProjectionHead,
+    trainee: Trainee,
+    /// Each class's proxy (the proxy loss): classes without training images
+    /// have none.
+    proxy_of: Vec<Option<usize>>,
     optimizer: ModuleOptimizer,
     device: Device,
     losses: Vec<f32>,
@@ -291,7 +321,13 @@ impl Adaptation {
             held_out: Vec::new(),
             examples: Vec::new(),
             own,
-            head: head.clone().fork(&training_device(&cpu)).train(),
+            trainee: Trainee {
+                head: head.clone(),
+                proxies: None,
+            }
+            .fork(&training_device(&cpu))
+            .train(),
+            proxy_of: Vec::new(),
             initial: head,
             optimizer: AdamWConfig::new().with_weight_decay(1e-4).init(),
             device: cpu,
@@ -371,16 +407,27 @@ impl Adaptation {
         let dim = features.len() / labels.len();
         let device = training_device(&self.device);
         let x = Tensor::<2>::from_data(TensorData::new(features, [labels.len(), dim]), &device);
-        let head = self.head.clone();
-        let l = loss(
-            LossKind::TripletHard,
-            l2_normalize(head.forward(x)),
-            &labels,
-            self.options.margin,
-        );
+        if self.options.loss == AdaptLoss::Proxy && self.trainee.proxies.is_none() {
+            self.init_proxies()?;
+        }
+        let trainee = self.trainee.clone();
+        let embeddings = l2_normalize(trainee.head.forward(x));
+        let l = match (&trainee.proxies, self.options.loss) {
+            (Some(proxies), AdaptLoss::Proxy) => {
+                self.proxy_loss(embeddings, proxies.val(), &labels, &device)
+            }
+            _ => loss(
+                LossKind::TripletHard,
+                embeddings,
+                &labels,
+                self.options.margin,
+            ),
+        };
         let value = l.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(l.backward(), &head);
-        self.head = self.optimizer.step(self.options.learning_rate, head, grads);
+        let grads = GradientsParams::from_grads(l.backward(), &trainee);
+        self.trainee = self
+            .optimizer
+            .step(self.options.learning_rate, trainee, grads);
         if !value.is_finite() {
             return Err(Error::Internal("adapt: the loss is not finite".into()));
         }
@@ -394,7 +441,7 @@ impl Adaptation {
         if !self.features_done() || !self.in_flight.is_empty() {
             return Err(Error::Internal("adapt: finish before the features".into()));
         }
-        let head = self.head.valid();
+        let head = self.trainee.valid().head;
         let held_out = if self.held_out.is_empty() {
             None
         } else {
@@ -433,6 +480,58 @@ impl Adaptation {
             report,
             embeddings,
         })
+    }
+
+    /// One proxy per class with training images: the mean of its training
+    /// images' embeddings through the shipped head, on the unit sphere.
+    fn init_proxies(&mut self) -> Result<()> {
+        let mut sums: Vec<Option<Vec<f32>>> = vec![None; self.train.len()];
+        let features: Vec<&Vec<f32>> = self.examples.iter().map(|(_, f)| f).collect();
+        let embedded = project(&self.initial, &features, &self.device)?;
+        for ((class, _), e) in self.examples.iter().zip(embedded) {
+            let sum = sums[*class].get_or_insert_with(|| vec![0.0; e.len()]);
+            sum.iter_mut().zip(&e).for_each(|(s, x)| *s += x);
+        }
+        let mut rows = Vec::new();
+        self.proxy_of = sums
+            .into_iter()
+            .map(|sum| {
+                sum.map(|sum| {
+                    let norm = dot(&sum, &sum).sqrt().max(1e-12);
+                    rows.extend(sum.iter().map(|x| x / norm));
+                    rows.len() / sum.len() - 1
+                })
+            })
+            .collect();
+        let count = self.proxy_of.iter().flatten().count();
+        let dim = rows.len() / count.max(1);
+        let device = training_device(&self.device);
+        let proxies = Tensor::<2>::from_data(TensorData::new(rows, [count, dim]), &device);
+        self.trainee.proxies = Some(Param::from_tensor(proxies));
+        Ok(())
+    }
+
+    /// Normalised softmax cross-entropy of `embeddings` against the proxies.
+    fn proxy_loss(
+        &self,
+        embeddings: Tensor<2>,
+        proxies: Tensor<2>,
+        labels: &[usize],
+        device: &Device,
+    ) -> Tensor<1> {
+        let [count, _] = proxies.dims();
+        let logits = embeddings
+            .matmul(l2_normalize(proxies).transpose())
+            .mul_scalar(PROXY_SCALE);
+        let mut one_hot = vec![0.0f32; labels.len() * count];
+        for (row, class) in labels.iter().enumerate() {
+            if let Some(proxy) = self.proxy_of[*class] {
+                one_hot[row * count + proxy] = 1.0;
+            }
+        }
+        let one_hot =
+            Tensor::<2>::from_data(TensorData::new(one_hot, [labels.len(), count]), device);
+        (log_softmax(logits, 1) * one_hot).sum_dim(1).mean().neg()
     }
 
     /// `classes_per_batch` classes with two views or more, `views_per_class`
@@ -641,6 +740,30 @@ mod tests {
         .unwrap();
         assert!(cancelled.is_none());
         assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn the_proxy_loss_trains_the_head_too() {
+        let e = embedder();
+        let options = AdaptOptions {
+            loss: AdaptLoss::Proxy,
+            ..quick()
+        };
+        let adapted = adapt(&e, &classes(4, 3), &options, |_| ControlFlow::Continue(()))
+            .unwrap()
+            .unwrap();
+        let r = &adapted.report;
+        assert_eq!(r.steps, 30);
+        assert!(
+            r.last_loss < r.first_loss,
+            "{} → {}",
+            r.first_loss,
+            r.last_loss
+        );
+        let triplet = adapt(&e, &classes(4, 3), &quick(), |_| ControlFlow::Continue(()))
+            .unwrap()
+            .unwrap();
+        assert_ne!(adapted.head, triplet.head, "another loss, another head");
     }
 
     #[test]

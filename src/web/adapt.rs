@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use super::options::{check_options, opt};
+use super::options::{check_options, opt, opt_string};
 use super::session::{Session, gallery_config};
 use crate::adapt::{AdaptOptions, Adaptation, scaled_for_views};
 use crate::backend::Backend;
@@ -67,6 +67,9 @@ impl AdaptCall {
                 let whole = n.fract() == 0.0 && (0.0..9.0e15).contains(&n);
                 settings.insert(key.into(), if whole { json!(n as u64) } else { json!(n) });
             }
+        }
+        if let Some(loss) = opt_string(options, "loss")? {
+            settings.insert("loss".into(), json!(loss));
         }
         let options: AdaptOptions = serde_json::from_value(Value::Object(settings))
             .map_err(|e| Error::BadInput(format!("adapt: {e}")))?;

@@ -17,7 +17,7 @@ use image::DynamicImage;
 use serde::Serialize;
 use tracing::info;
 
-use metricann::adapt::{AdaptOptions, AdaptReport, Progress, adapt};
+use metricann::adapt::{AdaptLoss, AdaptOptions, AdaptReport, Progress, adapt};
 use metricann::embed::Embedder;
 use metricann::index::distance::dot;
 use metricann::{Error, Result};
@@ -50,6 +50,9 @@ pub struct BenchAdaptArgs {
     /// Seed of the views and batches.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Metric loss: triplet (batch-hard) or proxy (normalised softmax over class proxies).
+    #[arg(long, default_value = "triplet", value_parser = ["triplet", "proxy"])]
+    pub loss: String,
     /// Backend: ndarray (CPU) or wgpu.
     #[arg(long, default_value = "ndarray")]
     pub backend: String,
@@ -90,6 +93,11 @@ pub fn bench_adapt(a: BenchAdaptArgs) -> Result<()> {
         views: a.views,
         learning_rate: a.lr,
         seed: a.seed,
+        loss: if a.loss == "proxy" {
+            AdaptLoss::Proxy
+        } else {
+            AdaptLoss::Triplet
+        },
         ..AdaptOptions::default()
     };
     let bar = spinner(0, "adapting", a.json);
