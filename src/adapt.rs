@@ -199,7 +199,11 @@ pub fn adapt(
     mut on_progress: impl FnMut(Progress) -> ControlFlow<()>,
 ) -> Result<Option<Adapted>> {
     let base = embedder.head().map(|h| h.to_floats()).unwrap_or_default();
-    let mut run = Adaptation::new(embedder, &base, classes.to_vec(), options)?;
+    let sources = classes
+        .iter()
+        .map(|c| c.iter().cloned().map(Source::Image).collect())
+        .collect();
+    let mut run = Adaptation::new(embedder, &base, sources, options)?;
     while !run.features_done() {
         let (done, total) = run.extract(embedder, crate::embed::DEFAULT_BATCH)?;
         if on_progress(Progress::Features { done, total }).is_break() {
@@ -226,8 +230,11 @@ pub struct Adaptation {
     /// The held-out check uses augmented views (every class has one image).
     held_out_views: bool,
     rng: SmallRng,
-    /// The classes' images, scaled down to what the views need.
-    sources: Vec<DynamicImage>,
+    /// The classes' images, taken (and decoded) as their turn comes.
+    sources: Vec<Option<Source>>,
+    /// The image whose features are being computed, decoded and scaled down
+    /// to what the views need: (source, image).
+    current: Option<(usize, DynamicImage)>,
     /// Each source's class and place in it.
     origins: Vec<(usize, usize)>,
     /// Features still to compute, last first: (source image, role).
@@ -262,7 +269,7 @@ impl Adaptation {
     pub fn new(
         embedder: &Embedder,
         base_head: &[f32],
-        classes: Vec<Vec<DynamicImage>>,
+        classes: Vec<Vec<Source>>,
         options: &AdaptOptions,
     ) -> Result<Self> {
         options.validate()?;
@@ -292,7 +299,7 @@ impl Adaptation {
             let held = (class_images.len() >= 2).then(|| class_images.len() - 1);
             for (i, image) in class_images.into_iter().enumerate() {
                 let source = sources.len();
-                sources.push(scaled_for_views(image, input_size));
+                sources.push(Some(image));
                 origins.push((class, i));
                 if Some(i) == held {
                     pending.push((source, Role::HeldOut));
@@ -313,6 +320,7 @@ impl Adaptation {
             pending,
             in_flight: Vec::new(),
             sources,
+            current: None,
             origins,
             input_size,
             rng: SmallRng::seed_from_u64(options.seed),
@@ -344,20 +352,24 @@ impl Adaptation {
     /// Computes the features of up to `count` more images or views with
     /// `embedder`: (done, total).
     pub fn extract(&mut self, embedder: &Embedder, count: usize) -> Result<(usize, usize)> {
-        let images = self.next_images(count);
+        let images = self.next_images(count)?;
         let features = embedder.features(&images)?;
         self.add_features(features)
     }
 
     /// The next up to `count` images or views whose features are needed, to
     /// hand to [`Adaptation::add_features`] in the same order.
-    pub fn next_images(&mut self, count: usize) -> Vec<DynamicImage> {
+    pub fn next_images(&mut self, count: usize) -> Result<Vec<DynamicImage>> {
         let take = count.min(self.pending.len());
         self.in_flight = (0..take).filter_map(|_| self.pending.pop()).collect();
         let config = camera_views();
         let mut images = Vec::with_capacity(take);
-        for &(source, role) in &self.in_flight {
-            let image = &self.sources[source];
+        for i in 0..self.in_flight.len() {
+            let (source, role) = self.in_flight[i];
+            self.decode_source(source)?;
+            let Some((_, image)) = &self.current else {
+                return Err(Error::Internal("adapt: no current source".into()));
+            };
             images.push(match role {
                 Role::View | Role::HeldOutView => {
                     DynamicImage::ImageRgb8(augment(image, self.input_size, &config, &mut self.rng))
@@ -365,7 +377,24 @@ impl Adaptation {
                 Role::Example | Role::HeldOut => image.clone(),
             });
         }
-        images
+        Ok(images)
+    }
+
+    /// Makes source `source` the current one, decoded once: a source's
+    /// features are computed one after another (`pending` holds them in a
+    /// row), so only one is held decoded at a time.
+    fn decode_source(&mut self, source: usize) -> Result<()> {
+        if self.current.as_ref().map(|(s, _)| *s) != Some(source) {
+            let taken = self.sources[source]
+                .take()
+                .ok_or_else(|| Error::Internal(format!("adapt: source {source} taken twice")))?;
+            let image = match taken {
+                Source::Image(image) => image,
+                Source::Encoded { name, bytes } => crate::image::decode(&name, &bytes)?,
+            };
+            self.current = Some((source, scaled_for_views(image, self.input_size)));
+        }
+        Ok(())
     }
 
     /// The features of what [`Adaptation::next_images`] handed out: (done,
@@ -593,6 +622,15 @@ fn project(head: &ProjectionHead, rows: &[&Vec<f32>], device: &Device) -> Result
     Ok(flat.chunks(width).map(<[f32]>::to_vec).collect())
 }
 
+/// An image to adapt to: decoded, or encoded (a gallery's kept images),
+/// decoded only when its turn comes, so that a large gallery's images are
+/// never all decoded at once.
+#[derive(Clone, Debug)]
+pub enum Source {
+    Image(DynamicImage),
+    Encoded { name: String, bytes: Vec<u8> },
+}
+
 /// `image` as small as the views need: they crop down to a third of it, so
 /// twice the model's input size keeps their detail, and a phone photo's
 /// megapixels need not stay in memory while the features are computed.
@@ -740,6 +778,49 @@ mod tests {
         .unwrap();
         assert!(cancelled.is_none());
         assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn encoded_sources_give_the_head_decoded_ones_do() {
+        let e = embedder();
+        let base = e.head().unwrap().to_floats();
+        let run = |sources: Vec<Vec<Source>>| {
+            let mut run = Adaptation::new(&e, &base, sources, &quick()).unwrap();
+            while !run.features_done() {
+                run.extract(&e, 5).unwrap();
+            }
+            for _ in 0..quick().steps {
+                run.step().unwrap();
+            }
+            run.finish().unwrap().head
+        };
+        let png = |c, i| {
+            let mut bytes = std::io::Cursor::new(Vec::new());
+            image(c, i)
+                .write_to(&mut bytes, ::image::ImageFormat::Png)
+                .unwrap();
+            Source::Encoded {
+                name: format!("{c}/{i}"),
+                bytes: bytes.into_inner(),
+            }
+        };
+        let decoded = (0..3)
+            .map(|c| (0..2).map(|i| Source::Image(image(c, i))).collect())
+            .collect();
+        let encoded = (0..3)
+            .map(|c| (0..2).map(|i| png(c, i)).collect())
+            .collect();
+        assert_eq!(run(decoded), run(encoded));
+
+        let broken = vec![
+            vec![Source::Encoded {
+                name: "broken".into(),
+                bytes: vec![1, 2, 3],
+            }],
+            vec![Source::Image(image(1, 0))],
+        ];
+        let mut bad = Adaptation::new(&e, &base, broken, &quick()).unwrap();
+        assert!(matches!(bad.extract(&e, 5), Err(Error::BadImage { .. })));
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! the work yields to the event loop, reports progress and looks at the
 //! abort signal.
 
-use ::image::DynamicImage;
 use js_sys::{Function, Reflect};
 use serde_json::{Value, json};
 use wasm_bindgen::JsCast;
@@ -15,7 +14,7 @@ use wasm_bindgen::prelude::*;
 
 use super::options::{check_options, opt, opt_string};
 use super::session::{Session, gallery_config};
-use crate::adapt::{AdaptOptions, Adaptation, scaled_for_views};
+use crate::adapt::{AdaptOptions, Adaptation, Source};
 use crate::backend::Backend;
 use crate::gallery::{AdaptedHead, GalleryConfig};
 use crate::store::idb;
@@ -118,7 +117,7 @@ impl Session {
             8
         };
         while !run.features_done() {
-            let images = run.next_images(batch);
+            let images = run.next_images(batch)?;
             let features = base.features_async(&images).await?;
             let (done, total) = run.add_features(features)?;
             call.report(json!({ "phase": "features", "done": done, "total": total }));
@@ -174,11 +173,10 @@ impl Session {
         Ok(true)
     }
 
-    /// Every class's label and kept images, decoded and scaled down to what
-    /// the adaptation needs one by one; BAD_INPUT when a class kept none (it
-    /// could not be re-embedded with the adapted head).
-    fn kept_classes(&self) -> Result<(Vec<String>, Vec<Vec<DynamicImage>>)> {
-        let input_size = self.model.base.preprocessing().input_size;
+    /// Every class's label and kept images (encoded: the adaptation decodes
+    /// them one at a time); BAD_INPUT when a class kept none (it could not be
+    /// re-embedded with the adapted head).
+    fn kept_classes(&self) -> Result<(Vec<String>, Vec<Vec<Source>>)> {
         let mut labels = Vec::new();
         let mut classes = Vec::new();
         for class in self.gallery.classes() {
@@ -194,12 +192,11 @@ impl Session {
                 .class_images(&class.label)?
                 .iter()
                 .enumerate()
-                .map(|(i, bytes)| {
-                    let name = format!("kept image {i} of class {:?}", class.label);
-                    let image = crate::image::decode(&name, bytes)?;
-                    Ok(scaled_for_views(image, input_size))
+                .map(|(i, bytes)| Source::Encoded {
+                    name: format!("kept image {i} of class {:?}", class.label),
+                    bytes: bytes.clone(),
                 })
-                .collect::<Result<Vec<_>>>()?;
+                .collect();
             labels.push(class.label);
             classes.push(images);
         }
