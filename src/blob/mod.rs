@@ -62,12 +62,29 @@ fn checksum(body: &[u8]) -> u64 {
 
 /// Frames `payload` as a blob of the given `kind`.
 pub fn seal(kind: [u8; 4], payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + TRAILER_LEN);
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&kind);
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    let mut out = start_frame(payload.len());
     out.extend_from_slice(payload);
+    finish_frame(kind, out)
+}
+
+/// A buffer to write a payload into after a frame header's worth of room,
+/// for [`finish_frame`]: a payload of hundreds of megabytes (a large graph)
+/// is then framed where it was written instead of copied.
+pub fn start_frame(payload_hint: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + payload_hint + TRAILER_LEN);
+    out.resize(HEADER_LEN, 0);
+    out
+}
+
+/// Frames what follows the room [`start_frame`] left as a blob of `kind`.
+pub fn finish_frame(kind: [u8; 4], mut out: Vec<u8>) -> Vec<u8> {
+    let payload = (out.len() - HEADER_LEN) as u64;
+    let mut header = [0u8; HEADER_LEN];
+    header[..4].copy_from_slice(&MAGIC);
+    header[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[6..10].copy_from_slice(&kind);
+    header[10..].copy_from_slice(&payload.to_le_bytes());
+    out[..HEADER_LEN].copy_from_slice(&header);
     let sum = checksum(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out

@@ -9,6 +9,10 @@ use super::*;
 pub struct IndexConfig {
     /// Vectors in the growing segment before it is sealed into a graph.
     pub growing_capacity: usize,
+    /// HNSW `M`: links per node on the upper layers, twice that on layer 0.
+    /// More links cost memory and build time and raise the recall a given
+    /// `ef` reaches; stored with each graph, so graphs of different `M` mix.
+    pub m: usize,
     /// HNSW `efConstruction`.
     pub ef_construction: usize,
     /// HNSW `ef` at query time (baked into each sealed graph when it is built;
@@ -29,6 +33,7 @@ impl Default for IndexConfig {
     fn default() -> Self {
         Self {
             growing_capacity: 1024,
+            m: DEFAULT_M,
             ef_construction: 100,
             ef_search: 64,
             neighbors: NeighborSelection::default(),
@@ -39,40 +44,26 @@ impl Default for IndexConfig {
     }
 }
 
-/// How a node's graph neighbours are chosen while a HNSW graph is built
-/// (instant-distance's `Builder::select_heuristic`). Only the build reads it: a
-/// graph is searched the same way whichever built it.
+/// The `M` new graphs get unless the configuration says otherwise.
+pub const DEFAULT_M: usize = 16;
+
+/// How a node's graph neighbours are chosen while a HNSW graph is built. Only
+/// the build reads it: a graph is searched the same way whichever built it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NeighborSelection {
-    /// instant-distance's default: the HNSW paper's diversity heuristic, then the
-    /// pruned candidates fill the rest of the list (`keep_pruned`), so every node
-    /// has 2M = 64 layer-0 links. The heuristic is re-run on a neighbour's list
-    /// each time a new node links to it.
+    /// The HNSW paper's diversity heuristic (hnswlib's): a candidate is linked
+    /// only when it is closer to the node than to every neighbour already
+    /// linked. Fewer, more useful links, so both building and searching
+    /// visit fewer nodes.
     #[default]
-    DiverseFill,
-    /// The diversity heuristic alone (what hnswlib does): fewer, more useful
-    /// links, so both building and searching visit fewer nodes.
     Diverse,
-    /// The nearest candidates, no heuristic: the cheapest build, the weakest
-    /// graph on clustered data.
+    /// The diversity heuristic, then the candidates it pruned fill the rest of
+    /// the list, so every list is full: more links, a little more recall at a
+    /// given `ef` on hard data, slower.
+    DiverseFill,
+    /// The nearest candidates, no heuristic: the weakest graph on clustered data.
     Nearest,
-}
-
-impl NeighborSelection {
-    pub(crate) fn heuristic(self) -> Option<instant_distance::Heuristic> {
-        match self {
-            NeighborSelection::DiverseFill => Some(instant_distance::Heuristic {
-                extend_candidates: false,
-                keep_pruned: true,
-            }),
-            NeighborSelection::Diverse => Some(instant_distance::Heuristic {
-                extend_candidates: false,
-                keep_pruned: false,
-            }),
-            NeighborSelection::Nearest => None,
-        }
-    }
 }
 
 impl std::str::FromStr for NeighborSelection {
@@ -133,6 +124,14 @@ impl IndexConfig {
                 "index growing_capacity {} is too large (at most {})",
                 self.growing_capacity,
                 1 << 24
+            )));
+        }
+        if !graph::M_RANGE.contains(&self.m) {
+            return Err(Error::BadInput(format!(
+                "index m must be in {}..={}, got {}",
+                graph::M_RANGE.start(),
+                graph::M_RANGE.end(),
+                self.m
             )));
         }
         if self.ef_construction < 1 {

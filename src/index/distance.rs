@@ -5,8 +5,7 @@
 //! `1 − score` (0 for identical directions, 2 for opposite ones).
 //!
 //! [`dot`] is the one kernel everything uses (the growing segment's exact scan,
-//! flat segments, and the [`Point`](super::Point) distance instant-distance calls
-//! while building and searching graphs). It picks, per target:
+//! flat segments, and the graphs' build and search). It picks, per target:
 //!
 //! - **x86-64**: an explicit AVX2 + FMA kernel (`std::arch`) when the CPU has
 //!   both, detected once at run time and cached in an atomic; otherwise

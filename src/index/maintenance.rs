@@ -3,6 +3,13 @@
 //! (on another thread or a worker) and swapped in by `finish_maintenance`.
 
 use super::*;
+use graph::Graph;
+
+/// The share of an index's vectors one graph must hold for
+/// [`Index::start_optimize`] to insert the rest into it rather than rebuild:
+/// the inserted points take no upper layer above the graph's top, which is
+/// harmless for a quarter more points (the tests measure it).
+pub const EXTEND_SHARE: f64 = 0.75;
 
 /// A step of index maintenance (sealing the growing segment, or merging or
 /// compacting sealed ones) taken out of the index by
@@ -11,6 +18,9 @@ pub struct MaintenanceJob {
     pub(super) name: String,
     pub(super) seed: u64,
     pub(super) input: Flat,
+    /// A graph the input is inserted into instead of building one over the
+    /// input alone (see [`Index::start_optimize`]).
+    pub(super) base: Option<Graph>,
     /// Tombstoned ids left out of the input; their tombstones go with it.
     pub(super) dropped: Vec<u64>,
     pub(super) replaces: Vec<String>,
@@ -29,7 +39,9 @@ pub struct BuiltSegment {
     /// The segment's ids, sorted here rather than in the swap: at a million
     /// vectors the sort takes tens of milliseconds, and the swap holds the index.
     pub(super) sorted_ids: Vec<u64>,
-    pub(super) bytes: Vec<u8>,
+    /// The encoded segment; `None` when the swap encodes it (see
+    /// [`MaintenanceJob::build_unencoded`]).
+    pub(super) bytes: Option<Vec<u8>>,
     pub(super) dropped: Vec<u64>,
     pub(super) replaces: Vec<String>,
     pub(super) growing: usize,
@@ -38,24 +50,44 @@ pub struct BuiltSegment {
 impl MaintenanceJob {
     /// Vectors the new segment will hold.
     pub fn len(&self) -> usize {
-        self.input.len()
+        self.input.len() + self.base.as_ref().map_or(0, Graph::len)
     }
 
     /// Whether every input vector was deleted (the job then only drops blobs).
     pub fn is_empty(&self) -> bool {
-        self.input.len() == 0
+        self.len() == 0
+    }
+
+    /// Whether the job inserts into an existing graph rather than building one.
+    pub fn is_incremental(&self) -> bool {
+        self.base.is_some()
     }
 
     /// Builds and encodes the segment: the slow part, which needs nothing
     /// from the index.
     pub fn build(self) -> Result<BuiltSegment> {
-        let (seg, bytes) = if self.input.len() == 0 {
-            (None, Vec::new())
+        let (fingerprint, dim) = (self.fingerprint.clone(), self.dim);
+        let mut built = self.build_unencoded()?;
+        if let Some(seg) = &built.seg {
+            built.bytes = Some(seg.encode(&fingerprint, dim)?);
+        }
+        Ok(built)
+    }
+
+    /// Builds the segment and leaves encoding it to the swap: where nothing
+    /// searches meanwhile (the index's own `maintain`, `seal`, `optimize`),
+    /// the swap first lets go of the vectors the segment replaces, so the
+    /// encoded bytes never sit beside both copies of them.
+    pub(super) fn build_unencoded(self) -> Result<BuiltSegment> {
+        let seg = if self.is_empty() {
+            None
         } else {
-            let seg = Sealed::build(self.input, self.dim, &self.config, self.seed)?;
-            let bytes = seg.encode(&self.fingerprint, self.dim)?;
-            (Some(seg), bytes)
+            Some(match self.base {
+                Some(graph) => Sealed::extend(graph, self.input, &self.config, self.seed)?,
+                None => Sealed::build(self.input, self.dim, &self.config, self.seed)?,
+            })
         };
+        let bytes = None;
         let sorted_ids = seg.as_ref().map(Sealed::sorted_ids).unwrap_or_default();
         Ok(BuiltSegment {
             name: self.name,
@@ -97,7 +129,7 @@ impl Index {
         let mut cs = ChangeSet::new();
         let mut did = false;
         while let Some(job) = self.start_maintenance() {
-            cs.extend(self.finish_maintenance(job.build()?)?);
+            cs.extend(self.finish_maintenance(job.build_unencoded()?)?);
             did = true;
         }
         Ok(did.then_some(cs))
@@ -109,7 +141,7 @@ impl Index {
         let Some(job) = self.start_seal()? else {
             return Ok(None);
         };
-        let mut cs = self.finish_maintenance(job.build()?)?;
+        let mut cs = self.finish_maintenance(job.build_unencoded()?)?;
         if let Some(more) = self.maintain()? {
             cs.extend(more);
         }
@@ -172,6 +204,11 @@ impl Index {
     /// searches faster than the tiers' several, and is built once instead of
     /// once per tier. `None` when the index is already one segment with
     /// nothing deleted; an error when a job is already out.
+    ///
+    /// When one float graph with nothing deleted and the configured `M` holds
+    /// at least [`EXTEND_SHARE`] of the vectors, the others are inserted into
+    /// it instead ([`MaintenanceJob::is_incremental`]): inserting the few costs
+    /// a fraction of rebuilding the many, and gives as good a graph.
     pub fn start_optimize(&mut self) -> Result<Option<MaintenanceJob>> {
         if let Some(job) = &self.job {
             return Err(Error::BadInput(format!(
@@ -187,13 +224,39 @@ impl Index {
         // and with the seed the graph, is the same on every run.
         let mut order: Vec<usize> = (0..self.sealed.len()).collect();
         order.sort_by_key(|&i| seq_of(&self.sealed[i].entry.name));
+        let base = self.extension_base();
+        order.retain(|&i| Some(i) != base);
         let (mut input, mut replaces) = self.gather(&order);
         replaces.extend(self.chunks.iter().map(|c| c.name.clone()));
         self.frozen_chunks = self.chunks.len();
         input.ids.extend_from_slice(&self.growing.ids);
         input.data.extend_from_slice(&self.growing.data);
         let growing = self.growing.len();
-        Ok(Some(self.job_over(input, replaces, growing)))
+        let mut job = self.job_over(input, replaces, growing);
+        if let Some(i) = base {
+            let Sealed::Hnsw(graph) = &self.sealed[i].seg else {
+                unreachable!("extension_base names a graph");
+            };
+            job.base = Some(graph.clone());
+            job.replaces.push(self.sealed[i].entry.name.clone());
+        }
+        Ok(Some(job))
+    }
+
+    /// The sealed segment [`Index::start_optimize`] inserts the rest into, if
+    /// one qualifies.
+    fn extension_base(&self) -> Option<usize> {
+        let total: usize =
+            self.sealed.iter().map(SealedEntry::live).sum::<usize>() + self.growing.len();
+        let (i, s) = self
+            .sealed
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, s)| s.live())?;
+        let qualifies = matches!(&s.seg, Sealed::Hnsw(g) if !g.is_quantized() && g.m() == self.config.m)
+            && s.deleted == 0
+            && s.live() as f64 >= EXTEND_SHARE * total as f64;
+        qualifies.then_some(i)
     }
 
     /// Rebuilds the whole index into one graph now (see
@@ -202,7 +265,7 @@ impl Index {
         let Some(job) = self.start_optimize()? else {
             return Ok(None);
         };
-        self.finish_maintenance(job.build()?).map(Some)
+        self.finish_maintenance(job.build_unencoded()?).map(Some)
     }
 
     pub(super) fn seal_job(&mut self) -> MaintenanceJob {
@@ -225,22 +288,14 @@ impl Index {
         replaces: Vec<String>,
         growing: usize,
     ) -> MaintenanceJob {
-        let mut live = Flat::default();
-        let mut dropped = Vec::new();
-        for (id, v) in input.iter(self.dim) {
-            if self.tombstones.contains(&id) {
-                dropped.push(id);
-            } else {
-                live.ids.push(id);
-                live.data.extend_from_slice(v);
-            }
-        }
+        let (live, dropped) = without_tombstoned(input, self.dim, &self.tombstones);
         let (name, seq) = self.next_name("seg");
         self.job = Some(name.clone());
         MaintenanceJob {
             name,
             seed: self.config.seed.wrapping_add(seq),
             input: live,
+            base: None,
             dropped,
             replaces,
             growing,
@@ -268,6 +323,12 @@ impl Index {
                 self.growing_ids.remove(&id);
             }
             self.growing.data.drain(..n * self.dim);
+            // The sealed vectors' memory goes with them (a bulk load's
+            // growing segment can be hundreds of megabytes).
+            if self.growing.ids.capacity() > 2 * self.growing.ids.len().max(64) {
+                self.growing.ids.shrink_to_fit();
+                self.growing.data.shrink_to_fit();
+            }
             self.chunks.retain(|c| !built.replaces.contains(&c.name));
             self.frozen_chunks = 0;
         }
@@ -282,6 +343,10 @@ impl Index {
         let Some(seg) = built.seg else {
             return Ok(cs);
         };
+        let bytes = match built.bytes {
+            Some(bytes) => bytes,
+            None => seg.encode(&self.fingerprint, self.dim)?,
+        };
         let sorted_ids = built.sorted_ids;
         let deleted = self
             .tombstones
@@ -292,9 +357,9 @@ impl Index {
             name: built.name.clone(),
             kind: seg.kind(),
             vectors: seg.len() as u64,
-            bytes: built.bytes.len() as u64,
+            bytes: bytes.len() as u64,
         };
-        cs.put(built.name, built.bytes);
+        cs.put(built.name, bytes);
         self.sealed.push(SealedEntry {
             entry,
             seg,
@@ -303,4 +368,32 @@ impl Index {
         });
         Ok(cs)
     }
+}
+
+/// `input` less its tombstoned vectors, compacted in place (a seal's input is
+/// the whole growing segment: a second copy of it would be the build's
+/// largest allocation), and the ids left out.
+fn without_tombstoned(mut input: Flat, dim: usize, tombstones: &BTreeSet<u64>) -> (Flat, Vec<u64>) {
+    let mut dropped = Vec::new();
+    if tombstones.is_empty() {
+        return (input, dropped);
+    }
+    let mut kept = 0;
+    for row in 0..input.ids.len() {
+        let id = input.ids[row];
+        if tombstones.contains(&id) {
+            dropped.push(id);
+            continue;
+        }
+        if kept != row {
+            input.ids[kept] = id;
+            input
+                .data
+                .copy_within(row * dim..(row + 1) * dim, kept * dim);
+        }
+        kept += 1;
+    }
+    input.ids.truncate(kept);
+    input.data.truncate(kept * dim);
+    (input, dropped)
 }

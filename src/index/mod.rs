@@ -1,15 +1,16 @@
 //! The log-structured vector index.
 //!
-//! instant-distance builds a HNSW graph once and cannot insert or delete, so the
-//! index is log-structured, the way Lucene, Qdrant and Milvus are:
+//! A HNSW graph can take new points but not lose them, and a large graph's blob
+//! is too big to rewrite for each insert, so the index is log-structured, the
+//! way Lucene, Qdrant and Milvus are:
 //!
 //! - a **growing segment**: a flat array searched exactly. [`Index::add`] appends
 //!   to it and returns a small *chunk* blob (`grow-<seq>`) holding just the added
 //!   vectors, so an insert is durable as soon as that chunk and the manifest are
 //!   stored;
 //! - **sealed segments** (`seg-<seq>`): when the growing segment reaches
-//!   [`IndexConfig::growing_capacity`] it is sealed into an instant-distance HNSW
-//!   graph; sealed segments are merged by size tiers (tier *t* holds segments of
+//!   [`IndexConfig::growing_capacity`] it is sealed into a HNSW graph
+//!   ([`graph`]); sealed segments are merged by size tiers (tier *t* holds segments of
 //!   about `capacity · merge_factor^t` vectors; `merge_factor` segments of one
 //!   tier merge into one of the next), so each vector is rebuilt O(log n) times;
 //! - **tombstones** for deleted ids, applied at query time and dropped when the
@@ -44,8 +45,8 @@ use crate::blob::{BlobRead, ChangeSet, Damage};
 use crate::{Error, Result};
 use segment::{Flat, Sealed, TopK};
 
-pub use config::{IndexConfig, NeighborSelection, Quantization};
-pub use maintenance::{BuiltSegment, MaintenanceJob};
+pub use config::{DEFAULT_M, IndexConfig, NeighborSelection, Quantization};
+pub use maintenance::{BuiltSegment, EXTEND_SHARE, MaintenanceJob};
 pub use manifest::{IndexManifest, SegmentEntry, SegmentKind};
 pub use segment::FLAT_MAX;
 
@@ -116,32 +117,50 @@ impl std::fmt::Debug for Index {
     }
 }
 
-/// Checks a vector's length and values; returns it unit-length.
-fn checked_unit(v: &[f32], dim: usize, what: &str) -> Result<Vec<f32>> {
+/// Checks a vector's length and values; puts it, unit-length, in `out`.
+fn checked_unit_into(v: &[f32], dim: usize, what: &str, out: &mut Vec<f32>) -> Result<()> {
+    out.clear();
+    push_unit(v, dim, out).map_err(|why| Error::BadInput(format!("{what} {why}")))
+}
+
+/// Appends `v` made unit-length to `out`, or says what is wrong with it.
+fn push_unit(v: &[f32], dim: usize, out: &mut Vec<f32>) -> std::result::Result<(), String> {
     if v.len() != dim {
-        return Err(Error::BadInput(format!(
-            "{what} has {} values, the index dimension is {dim}",
+        return Err(format!(
+            "has {} values, the index dimension is {dim}",
             v.len()
-        )));
+        ));
     }
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(Error::BadInput(format!(
-            "{what} has a non-finite value ({}) at position {i}",
-            v[i]
-        )));
+        return Err(format!("has a non-finite value ({}) at position {i}", v[i]));
     }
     // Norm in f64: a vector of huge-but-finite values must not overflow to inf.
     let n2: f64 = v.iter().map(|&x| x as f64 * x as f64).sum();
     if n2 == 0.0 || !n2.is_finite() {
-        return Err(Error::BadInput(format!(
-            "{what} has zero length and no direction"
-        )));
+        return Err("has zero length and no direction".into());
     }
     if (n2 - 1.0).abs() <= 1e-6 {
-        return Ok(v.to_vec());
+        out.extend_from_slice(v);
+    } else {
+        let inv = 1.0 / n2.sqrt();
+        out.extend(v.iter().map(|&x| (x as f64 * inv) as f32));
     }
-    let inv = 1.0 / n2.sqrt();
-    Ok(v.iter().map(|&x| (x as f64 * inv) as f32).collect())
+    Ok(())
+}
+
+/// What a search reuses from one query to the next on its thread, so that a
+/// search allocates nothing once its thread has run one: the query made unit
+/// (and quantised, for int8 graphs), a graph's candidates and the top-K.
+#[derive(Default)]
+struct Scratch {
+    query: Vec<f32>,
+    codes: Vec<i8>,
+    found: Vec<(f32, u64)>,
+    top: TopK,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
 impl Index {
@@ -485,7 +504,8 @@ impl Index {
         }
         let mut data = Vec::with_capacity(ids.len() * self.dim);
         for (i, v) in vectors.iter().enumerate() {
-            data.extend(checked_unit(v, self.dim, &format!("vector {i}"))?);
+            push_unit(v, self.dim, &mut data)
+                .map_err(|why| Error::BadInput(format!("vector {i} {why}")))?;
         }
         let (name, _) = self.next_name("grow");
         let first_new = self.chunks.len();
@@ -497,7 +517,11 @@ impl Index {
         });
         self.growing.ids.extend_from_slice(ids);
         self.growing_ids.extend(ids.iter().copied());
-        self.growing.data.extend(data);
+        if self.growing.data.is_empty() {
+            self.growing.data = data;
+        } else {
+            self.growing.data.extend(data);
+        }
         // Chunks written before this call that a merge replaced are deleted;
         // the new chunk itself is never written when it is merged at once.
         let mut cs = ChangeSet::new();
@@ -574,10 +598,6 @@ impl Index {
         ids.iter().filter(|&&id| self.tombstone(id)).count()
     }
 
-    fn query(&self, query: &[f32]) -> Result<Vec<f32>> {
-        checked_unit(query, self.dim, "query")
-    }
-
     /// Changes the `ef` every sealed graph is searched with by default, and the
     /// one future graphs are built with. The `ef` is stored with each graph, so a
     /// caller that persists the index must write its blobs again for it to
@@ -598,44 +618,83 @@ impl Index {
     /// The `k` live vectors most similar to `query` (HNSW for sealed segments),
     /// best first. Wrong dimension, non-finite or zero queries are `BadInput`.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
-        self.search_impl(query, k, None, false)
+        let mut out = Vec::with_capacity(k.min(4096));
+        self.search_into(query, k, None, &mut out)?;
+        Ok(out)
     }
 
     /// Like [`Index::search`] with HNSW's `ef` (the candidate list's length, the
     /// recall/speed trade-off) chosen for this query; `ef` below `k` is raised to `k`.
     pub fn search_ef(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<Hit>> {
-        if ef < 1 {
-            return Err(Error::BadInput(format!("ef must be at least 1, got {ef}")));
+        let mut out = Vec::with_capacity(k.min(4096));
+        self.search_into(query, k, Some(ef), &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`Index::search_ef`] (`ef` `None`: each graph's own), into `out`
+    /// (cleared first). A caller that keeps `out` from one query to the next
+    /// searches without allocating: everything else the search needs is kept
+    /// per thread.
+    pub fn search_into(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        out: &mut Vec<Hit>,
+    ) -> Result<()> {
+        if ef == Some(0) {
+            return Err(Error::BadInput("ef must be at least 1, got 0".into()));
         }
-        self.search_impl(query, k, Some(ef), false)
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => self.search_with(query, k, ef, false, &mut scratch, out),
+            Err(_) => self.search_with(query, k, ef, false, &mut Scratch::default(), out),
+        })
     }
 
     /// Like [`Index::search`], by brute force over every vector: the ground truth
     /// that recall is measured against.
     pub fn search_exact(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
-        self.search_impl(query, k, None, true)
+        let mut out = Vec::new();
+        self.search_with(query, k, None, true, &mut Scratch::default(), &mut out)?;
+        Ok(out)
     }
 
-    fn search_impl(
+    fn search_with(
         &self,
         query: &[f32],
         k: usize,
         ef: Option<usize>,
         exact: bool,
-    ) -> Result<Vec<Hit>> {
-        let q = self.query(query)?;
-        let mut top = TopK::new(k);
+        scratch: &mut Scratch,
+        out: &mut Vec<Hit>,
+    ) -> Result<()> {
+        out.clear();
+        let Scratch {
+            query: q,
+            codes,
+            found,
+            top,
+        } = scratch;
+        checked_unit_into(query, self.dim, "query", q)?;
         if k == 0 {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        self.growing.scan(self.dim, &q, &self.tombstones, &mut top);
+        codes.clear();
+        if self.sealed.iter().any(|s| s.seg.is_quantized()) {
+            codes.resize(self.dim, 0);
+            distance::quantize_i8(q, codes);
+        }
+        let query = segment::Query { unit: q, codes };
+        top.reset(k);
+        self.growing.scan(self.dim, q, &self.tombstones, top);
         for s in &self.sealed {
             if s.live() > 0 {
                 s.seg
-                    .search(self.dim, &q, k, ef, exact, &self.tombstones, &mut top);
+                    .search(&query, k, ef, exact, &self.tombstones, found, top);
             }
         }
-        Ok(top.into_hits())
+        top.drain_into(out);
+        Ok(())
     }
 
     /// The segments, sealed first, then the growing one (if it holds anything).

@@ -3,7 +3,7 @@
 //! A *flat* segment (the growing segment, its persisted chunks, and sealed
 //! segments too small to deserve a graph) is `ids` plus one contiguous `f32`
 //! array, scanned with the SIMD dot product. A *HNSW* segment is a [`Graph`]:
-//! built by instant-distance, searched in this crate's layout.
+//! built and searched in this crate's own layout ([`graph`](super::graph)).
 //!
 //! A graph built with `IndexConfig::quantization` = int8 is quantised right
 //! after it is built and stored as codes (segment kind `hnsw-int8`): flat
@@ -12,8 +12,9 @@
 //!
 //! Both are persisted inside a [`blob`](crate::blob) frame, together with the
 //! model fingerprint and the dimension, so a segment is self-describing: flat
-//! ones with postcard, graphs in the [`packed`] layout (blob kind `SEGP`;
-//! graphs stored before it, `SEGH` and `SEGQ`, are still read).
+//! ones with postcard, graphs in the [`packed`] layout (blob kind `SEGM`;
+//! graphs stored before it, `SEGP`, `SEGH` and `SEGQ`, all with `M` = 32, are
+//! still read).
 //! Decoding never trusts the bytes: every neighbour reference of a graph is
 //! checked to be in range before anything searches it.
 
@@ -24,15 +25,19 @@ use serde::{Deserialize, Serialize};
 
 use super::distance;
 use super::graph::legacy::{QuantizedLayout, read_stored};
-use super::graph::{BuildParams, Graph, Scored, packed};
+use super::graph::{BuildParams, Graph, LEGACY_M, Scored, packed};
 use super::{Hit, IndexConfig, Quantization, SegmentKind};
 use crate::blob;
 use crate::blob::wire::Reader;
 use crate::{Error, Result};
 
 /// Blob kind of a sealed graph segment, float or int8, in the packed layout
-/// ([`packed`](super::graph::packed)): the only graph kind this build writes.
-pub const KIND_PACKED_GRAPH: [u8; 4] = *b"SEGP";
+/// with its `M` ([`packed`](super::graph::packed)): the only graph kind this
+/// build writes.
+pub const KIND_PACKED_GRAPH: [u8; 4] = *b"SEGM";
+/// Blob kind of the packed layout without `M` (every such graph has `M` = 32),
+/// written before `M` became a parameter; still read, never written.
+pub const KIND_PACKED_GRAPH_M32: [u8; 4] = *b"SEGP";
 /// Blob kind of a sealed float graph in instant-distance's serialized layout,
 /// written before the packed one; still read, never written.
 pub const KIND_LEGACY_FLOAT_GRAPH: [u8; 4] = *b"SEGH";
@@ -49,18 +54,33 @@ pub const KIND_GROWING_CHUNK: [u8; 4] = *b"GROW";
 /// `ef_search` ≥ 64 nodes anyway), is exact, and costs nothing to build.
 pub const FLAT_MAX: usize = 64;
 
+/// A query as the segments take it: unit length, and its `i8` codes when
+/// some graph is quantised (empty otherwise), quantised once for all graphs.
+pub(crate) struct Query<'a> {
+    pub unit: &'a [f32],
+    pub codes: &'a [i8],
+}
+
 /// Keeps the `k` best (score, id) pairs seen: higher score first, lower id on ties.
+#[derive(Default)]
 pub(crate) struct TopK {
     k: usize,
     heap: BinaryHeap<Reverse<Scored<u64>>>,
 }
 
 impl TopK {
+    #[cfg(test)]
     pub(crate) fn new(k: usize) -> Self {
-        Self {
-            k,
-            heap: BinaryHeap::with_capacity(k.min(4096) + 1),
-        }
+        let mut top = TopK::default();
+        top.reset(k);
+        top
+    }
+
+    /// Empties it for a search of the `k` best, keeping its storage.
+    pub(crate) fn reset(&mut self, k: usize) {
+        self.k = k;
+        self.heap.clear();
+        self.heap.reserve(k.min(4096) + 1);
     }
 
     #[inline]
@@ -79,16 +99,22 @@ impl TopK {
         }
     }
 
-    pub(crate) fn into_hits(self) -> Vec<Hit> {
-        let mut items: Vec<Scored<u64>> = self.heap.into_iter().map(|Reverse(r)| r).collect();
-        items.sort_unstable_by(|a, b| b.cmp(a));
-        items
-            .into_iter()
-            .map(|r| Hit {
-                id: r.id,
-                score: r.score,
-            })
-            .collect()
+    /// Moves the pairs into `out`, best first, and leaves it empty.
+    pub(crate) fn drain_into(&mut self, out: &mut Vec<Hit>) {
+        let start = out.len();
+        out.extend(self.heap.drain().map(|Reverse(r)| Hit {
+            id: r.id,
+            score: r.score,
+        }));
+        out[start..]
+            .sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn into_hits(mut self) -> Vec<Hit> {
+        let mut out = Vec::new();
+        self.drain_into(&mut out);
+        out
     }
 }
 
@@ -139,13 +165,38 @@ impl Sealed {
             return Ok(Sealed::Flat(flat));
         }
         let params = BuildParams {
+            m: config.m,
             ef_construction: config.ef_construction,
             ef_search: config.ef_search,
-            heuristic: config.neighbors.heuristic(),
+            neighbors: config.neighbors,
             seed,
         };
-        let mut graph = Graph::build(&flat.ids, &flat.data, dim, &params)
+        let mut graph = Graph::build(flat.ids, flat.data, dim, &params)
             .map_err(|e| Error::Internal(format!("building a HNSW segment: {e}")))?;
+        if config.quantization == Quantization::Int8 {
+            graph.quantize();
+        }
+        Ok(Sealed::Hnsw(graph))
+    }
+
+    /// Inserts `more` into `graph` ([`Graph::extend`]), quantising the result
+    /// when the configuration says so.
+    pub(crate) fn extend(
+        mut graph: Graph,
+        more: Flat,
+        config: &IndexConfig,
+        seed: u64,
+    ) -> Result<Sealed> {
+        let params = BuildParams {
+            m: graph.m(),
+            ef_construction: config.ef_construction,
+            ef_search: graph.ef_search(),
+            neighbors: config.neighbors,
+            seed,
+        };
+        graph
+            .extend(more.ids, more.data, &params)
+            .map_err(|e| Error::Internal(format!("inserting into a HNSW segment: {e}")))?;
         if config.quantization == Quantization::Int8 {
             graph.quantize();
         }
@@ -193,55 +244,63 @@ impl Sealed {
         ids
     }
 
+    pub(crate) fn is_quantized(&self) -> bool {
+        matches!(self, Sealed::Hnsw(graph) if graph.is_quantized())
+    }
+
     /// Searches into `top`. `exact` scans every vector; otherwise a HNSW segment
     /// is searched through its graph with `ef` = `ef` (or the graph's own when
     /// `None`), raised to `k`, and raised again while tombstones leave fewer
-    /// than `k` live results.
+    /// than `k` live results. `found` is the graph's candidate buffer.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn search(
         &self,
-        dim: usize,
-        query: &[f32],
+        query: &Query,
         k: usize,
         ef: Option<usize>,
         exact: bool,
         tombstones: &BTreeSet<u64>,
+        found: &mut Vec<(f32, u64)>,
         top: &mut TopK,
     ) {
-        match self {
-            Sealed::Flat(flat) => flat.scan(dim, query, tombstones, top),
-            Sealed::Hnsw(graph) => {
-                if exact {
-                    graph.for_each(|id, v| {
-                        if !tombstones.contains(&id) {
-                            top.push(id, distance::dot(query, v));
-                        }
-                    });
-                    return;
+        let graph = match self {
+            Sealed::Flat(flat) => {
+                let dim = query.unit.len();
+                return flat.scan(dim, query.unit, tombstones, top);
+            }
+            Sealed::Hnsw(graph) => graph,
+        };
+        if exact {
+            graph.for_each(|id, v| {
+                if !tombstones.contains(&id) {
+                    top.push(id, distance::dot(query.unit, v));
                 }
-                let mut ef = ef.unwrap_or(graph.ef_search()).max(k);
-                let mut found = Vec::with_capacity(ef);
-                loop {
-                    graph.search(query, ef, &mut found);
-                    let live = found
-                        .iter()
-                        .filter(|(_, id)| !tombstones.contains(id))
-                        .count();
-                    if live >= k || found.len() < ef || ef >= graph.len() {
-                        break;
-                    }
-                    ef = (ef * 2).min(graph.len());
-                }
-                let mut live = 0;
-                for &(score, id) in &found {
-                    if live == k {
-                        break;
-                    }
-                    if !tombstones.contains(&id) {
-                        top.push(id, score);
-                        live += 1;
-                    }
-                }
+            });
+            return;
+        }
+        let mut ef = ef.unwrap_or(graph.ef_search()).max(k);
+        loop {
+            graph.search_coded(query.unit, query.codes, ef, found);
+            if tombstones.is_empty() {
+                break;
+            }
+            let live = found
+                .iter()
+                .filter(|(_, id)| !tombstones.contains(id))
+                .count();
+            if live >= k || found.len() < ef || ef >= graph.len() {
+                break;
+            }
+            ef = (ef * 2).min(graph.len());
+        }
+        let mut live = 0;
+        for &(score, id) in found.iter() {
+            if live == k {
+                break;
+            }
+            if tombstones.is_empty() || !tombstones.contains(&id) {
+                top.push(id, score);
+                live += 1;
             }
         }
     }
@@ -251,9 +310,9 @@ impl Sealed {
         match self {
             Sealed::Flat(flat) => encode_flat(KIND_FLAT_SEGMENT, fingerprint, dim, flat),
             Sealed::Hnsw(graph) => {
-                let mut payload = Vec::new();
-                packed::write(graph, fingerprint, &mut payload);
-                Ok(blob::seal(KIND_PACKED_GRAPH, &payload))
+                let mut framed = blob::start_frame(0);
+                packed::write(graph, fingerprint, &mut framed);
+                Ok(blob::finish_frame(KIND_PACKED_GRAPH, framed))
             }
         }
     }
@@ -364,10 +423,16 @@ fn decode_graph(
     bytes: &[u8],
 ) -> Result<(String, usize, Sealed)> {
     let corrupt = |e: String| Error::corrupt(name, format!("undecodable: {e}"));
-    if blob::peek_kind(bytes) != Some(legacy) {
-        let payload = blob::open(name, KIND_PACKED_GRAPH, bytes)?;
+    let kind = blob::peek_kind(bytes);
+    if kind != Some(legacy) {
+        let (kind, m) = if kind == Some(KIND_PACKED_GRAPH_M32) {
+            (KIND_PACKED_GRAPH_M32, Some(LEGACY_M))
+        } else {
+            (KIND_PACKED_GRAPH, None)
+        };
+        let payload = blob::open(name, kind, bytes)?;
         let mut r = Reader::new(payload);
-        let found = packed::read(&mut r).map_err(corrupt)?;
+        let found = packed::read(&mut r, m).map_err(corrupt)?;
         r.finish().map_err(|e| corrupt(e.into()))?;
         if found.graph.is_quantized() != quantized {
             let (listed, stored) = if quantized {
@@ -411,7 +476,12 @@ fn checked_dim(name: &str, dim: u64) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::NeighborSelection;
     use crate::index::test_data::unit_vectors;
+
+    fn query(unit: &[f32]) -> Query<'_> {
+        Query { unit, codes: &[] }
+    }
 
     fn flat(n: usize, dim: usize) -> Flat {
         Flat {
@@ -464,7 +534,15 @@ mod tests {
         );
         for (i, q) in f.data.chunks_exact(dim).enumerate().step_by(13) {
             let mut top = TopK::new(1);
-            back.search(dim, q, 1, None, false, &BTreeSet::new(), &mut top);
+            back.search(
+                &query(q),
+                1,
+                None,
+                false,
+                &BTreeSet::new(),
+                &mut Vec::new(),
+                &mut top,
+            );
             let hits = top.into_hits();
             assert_eq!(hits[0].id, f.ids[i]);
             assert!((hits[0].score - 1.0).abs() < 1e-5);
@@ -518,7 +596,15 @@ mod tests {
         for (i, q) in f.data.chunks_exact(dim).enumerate().step_by(17) {
             for exact in [false, true] {
                 let mut top = TopK::new(1);
-                back.search(dim, q, 1, None, exact, &BTreeSet::new(), &mut top);
+                back.search(
+                    &query(q),
+                    1,
+                    None,
+                    exact,
+                    &BTreeSet::new(),
+                    &mut Vec::new(),
+                    &mut top,
+                );
                 assert_eq!(top.into_hits()[0].id, f.ids[i]);
             }
         }
@@ -536,7 +622,7 @@ mod tests {
         ] {
             for exact in [false, true] {
                 let mut top = TopK::new(5);
-                s.search(dim, &q, 5, None, exact, &dead, &mut top);
+                s.search(&query(&q), 5, None, exact, &dead, &mut Vec::new(), &mut top);
                 let hits = top.into_hits();
                 assert_eq!(hits.len(), 5);
                 assert!(hits.iter().all(|h| h.id != f.ids[0]));
@@ -581,9 +667,14 @@ mod tests {
     /// Re-frames a HNSW payload after `edit` changed it, so that only the
     /// structural validation (not the checksum) can catch the problem.
     fn reframe(bytes: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        reframe_as(bytes, KIND_PACKED_GRAPH, edit)
+    }
+
+    /// [`reframe`] into a blob of kind `kind`.
+    fn reframe_as(bytes: &[u8], kind: [u8; 4], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
         let mut payload = blob::open("x", KIND_PACKED_GRAPH, bytes).unwrap().to_vec();
         edit(&mut payload);
-        blob::seal(KIND_PACKED_GRAPH, &payload)
+        blob::seal(kind, &payload)
     }
 
     #[test]
@@ -592,12 +683,13 @@ mod tests {
         // A graph of 10 points: every node has empty neighbour slots.
         let f = flat(10, dim);
         let params = BuildParams {
+            m: 16,
             ef_construction: 100,
             ef_search: 64,
-            heuristic: None,
+            neighbors: NeighborSelection::Nearest,
             seed: 5,
         };
-        let s = Sealed::Hnsw(Graph::build(&f.ids, &f.data, dim, &params).unwrap());
+        let s = Sealed::Hnsw(Graph::build(f.ids.clone(), f.data.clone(), dim, &params).unwrap());
         let bytes = s.encode("fp", dim).unwrap();
         assert!(Sealed::decode("seg-4", SegmentKind::Hnsw, &bytes).is_ok());
         // The links come last, 3 bytes each; with 10 points every byte of a
@@ -661,9 +753,12 @@ mod tests {
     fn graphs_stored_before_the_packed_layout_still_read() {
         let dim = 8;
         let f = flat(120, dim);
-        let Sealed::Hnsw(float) =
-            Sealed::build(f.clone(), dim, &IndexConfig::default(), 4).unwrap()
-        else {
+        // The legacy layouts have M 32 and no field for another.
+        let config = IndexConfig {
+            m: LEGACY_M,
+            ..IndexConfig::default()
+        };
+        let Sealed::Hnsw(float) = Sealed::build(f.clone(), dim, &config, 4).unwrap() else {
             panic!("120 vectors get a graph");
         };
         let mut quantized = float.clone();
@@ -709,6 +804,15 @@ mod tests {
         let err = Sealed::decode("seg-8", SegmentKind::Hnsw, &other)
             .err()
             .unwrap();
-        assert!(err.to_string().contains("\"SEGP\""), "{err}");
+        assert!(err.to_string().contains("\"SEGM\""), "{err}");
+        // The packed layout without M reads as M 32.
+        let packed = Sealed::Hnsw(float.clone()).encode("fp", dim).unwrap();
+        let old = reframe_as(&packed, KIND_PACKED_GRAPH_M32, |p| {
+            // fingerprint (1 + 2 bytes), dim, ef_search, n, vector type, width: then M.
+            assert_eq!(p[8], LEGACY_M as u8);
+            p.remove(8);
+        });
+        let (_, _, back) = Sealed::decode("seg-9", SegmentKind::Hnsw, &old).unwrap();
+        assert!(matches!(&back, Sealed::Hnsw(g) if *g == float));
     }
 }

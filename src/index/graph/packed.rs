@@ -18,6 +18,7 @@
 //! | points `n` | varint |
 //! | vectors | `u8`: 0 = `f32`, 1 = `i8` codes with a scale each |
 //! | link width | `u8`: 3 or 4 |
+//! | `M` | varint (absent in `SEGP`, whose graphs all have `M` = 32) |
 //! | upper layers | varint count, then each layer's node count (varint) |
 //! | ids | `n` × `u64` |
 //! | vectors | `n·dim` × `f32`, or `n` × `f32` scales then `n·dim` × `i8` |
@@ -27,7 +28,7 @@
 //! Every size is checked against the bytes left before anything is allocated,
 //! and the graph goes through [`Graph::checked`] like every other.
 
-use super::{Graph, INVALID, M, M0, Vectors};
+use super::{Graph, INVALID, Vectors};
 use crate::blob::wire::{Reader, WireError};
 
 const VECTORS_F32: u8 = 0;
@@ -41,7 +42,8 @@ fn link_bytes(n: usize) -> usize {
     if n < MAX_POINTS_U24 { 3 } else { 4 }
 }
 
-/// Appends `graph` in the packed layout, after its fingerprint and dimension.
+/// Appends `graph` in the packed layout (with its `M`), after its fingerprint
+/// and dimension.
 pub(crate) fn write(graph: &Graph, fingerprint: &str, out: &mut Vec<u8>) {
     let n = graph.ids.len();
     let width = link_bytes(n);
@@ -61,9 +63,10 @@ pub(crate) fn write(graph: &Graph, fingerprint: &str, out: &mut Vec<u8>) {
         Vectors::I8 { .. } => VECTORS_I8,
     });
     out.push(width as u8);
+    put_varint(out, graph.m as u64);
     put_varint(out, graph.upper.len() as u64);
     for layer in &graph.upper {
-        put_varint(out, (layer.len() / M) as u64);
+        put_varint(out, (layer.len() / graph.m) as u64);
     }
     for id in &graph.ids {
         out.extend_from_slice(&id.to_le_bytes());
@@ -97,8 +100,9 @@ pub(crate) struct Packed {
     pub graph: Graph,
 }
 
-/// Reads what [`write`] wrote, checking every size and link.
-pub(crate) fn read(r: &mut Reader) -> Result<Packed, String> {
+/// Reads what [`write`] wrote, checking every size and link. `m` is `Some`
+/// for the layout without its `M` (`SEGP`): the `M` every such graph has.
+pub(crate) fn read(r: &mut Reader, m: Option<usize>) -> Result<Packed, String> {
     let fingerprint = r.str("fingerprint")?.to_string();
     let dim = r.u64("dimension")?;
     let dim = usize::try_from(dim)
@@ -113,10 +117,20 @@ pub(crate) fn read(r: &mut Reader) -> Result<Packed, String> {
     if width != link_bytes(n) {
         return Err(format!("{width}-byte links for {n} points"));
     }
+    let m = match m {
+        Some(m) => m,
+        None => {
+            let m = r.u64("M")?;
+            usize::try_from(m)
+                .ok()
+                .filter(|m| super::M_RANGE.contains(m))
+                .ok_or_else(|| format!("M {m} is outside {:?}", super::M_RANGE))?
+        }
+    };
     let layers = r.len("upper layers", 1)?;
     let mut counts = Vec::with_capacity(layers);
     for _ in 0..layers {
-        counts.push(r.len("upper layer", M * width)?);
+        counts.push(r.len("upper layer", m * width)?);
     }
     let ids = fixed(r, "ids", n, 8, |b| {
         u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
@@ -147,14 +161,14 @@ pub(crate) fn read(r: &mut Reader) -> Result<Packed, String> {
         t => return Err(format!("unknown vector type {t}")),
     };
     let slots = n
-        .checked_mul(M0)
+        .checked_mul(2 * m)
         .ok_or_else(|| format!("{n} points: too many links"))?;
     let zero = links(r, "layer 0", slots, width)?;
     let upper = counts
         .into_iter()
-        .map(|nodes| links(r, "upper layer", nodes * M, width))
+        .map(|nodes| links(r, "upper layer", nodes * m, width))
         .collect::<Result<Vec<_>, _>>()?;
-    let graph = Graph::checked(dim, ef_search, vectors, ids, zero, upper)?;
+    let graph = Graph::checked(dim, m, ef_search, vectors, ids, zero, upper)?;
     Ok(Packed {
         fingerprint,
         dim,
@@ -187,13 +201,10 @@ fn links(r: &mut Reader, what: &str, count: usize, width: usize) -> Result<Vec<u
         .checked_mul(3)
         .ok_or_else(|| WireError::from(format!("{what}: {count} values")))?;
     let raw = r.raw(what, bytes)?;
-    // Four links from three aligned-size words: one load per word instead of
-    // one per byte (at a million points this loop reads 64 million links).
     // Four links from three words: one load per word instead of one per
     // byte (at a million points this reads 64 million links). Collected as
     // quads (no zeroing first, no capacity check per link), then viewed as
-    // links without a copy; a layer's length is a multiple of four (M, 2M),
-    // so the tail is for completeness.
+    // links without a copy; the tail holds what an odd `M` leaves.
     let (body, tail) = raw.split_at(count / 4 * 12);
     let quads: Vec<[u32; 4]> = body
         .chunks_exact(12)
@@ -242,6 +253,10 @@ mod tests {
     use super::*;
 
     fn graph(n: usize, dim: usize) -> Graph {
+        graph_m(n, dim, 7)
+    }
+
+    fn graph_m(n: usize, dim: usize, m: usize) -> Graph {
         let mut s = 0x2545_f491_4f6c_dd1d_u64;
         let data: Vec<f32> = (0..n * dim)
             .map(|_| {
@@ -253,12 +268,13 @@ mod tests {
             .collect();
         let ids: Vec<u64> = (0..n as u64).map(|i| i * 3 + 1).collect();
         let params = BuildParams {
+            m,
             ef_construction: 40,
             ef_search: 50,
-            heuristic: None,
+            neighbors: crate::index::NeighborSelection::Nearest,
             seed: 2,
         };
-        Graph::build(&ids, &data, dim, &params).unwrap()
+        Graph::build(ids, data, dim, &params).unwrap()
     }
 
     #[test]
@@ -306,7 +322,7 @@ mod tests {
         for g in [&float, &quantized] {
             let bytes = packed(g);
             let mut r = Reader::new(&bytes);
-            let back = read(&mut r).unwrap();
+            let back = read(&mut r, None).unwrap();
             r.finish().unwrap();
             assert_eq!((back.fingerprint.as_str(), back.dim), ("fp-1", 12));
             assert_eq!(&back.graph, g);
@@ -327,13 +343,13 @@ mod tests {
         let bytes = packed(&g);
         for cut in 0..bytes.len() {
             let mut r = Reader::new(&bytes[..cut]);
-            let whole = read(&mut r).and_then(|_| r.finish().map_err(String::from));
+            let whole = read(&mut r, None).and_then(|_| r.finish().map_err(String::from));
             assert!(whole.is_err(), "cut at {cut}");
         }
         let mut longer = bytes.clone();
         longer.push(0);
         let mut r = Reader::new(&longer);
-        read(&mut r).unwrap();
+        read(&mut r, None).unwrap();
         assert!(r.finish().is_err());
     }
 
@@ -345,18 +361,38 @@ mod tests {
         let tag = 5 + 3;
         let mut bad = bytes.clone();
         bad[tag] = 7;
-        let e = read(&mut Reader::new(&bad)).err().unwrap();
+        let e = read(&mut Reader::new(&bad), None).err().unwrap();
         assert!(e.contains("unknown vector type 7"), "{e}");
         let mut bad = bytes.clone();
         bad[tag + 1] = 4;
-        let e = read(&mut Reader::new(&bad)).err().unwrap();
+        let e = read(&mut Reader::new(&bad), None).err().unwrap();
         assert!(e.contains("4-byte links for 40 points"), "{e}");
         // A point count the bytes cannot hold is refused before allocating.
         let mut bad = bytes[..7].to_vec();
         bad.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
         bad.extend_from_slice(&bytes[8..]);
-        let e = read(&mut Reader::new(&bad)).err().unwrap();
+        let e = read(&mut Reader::new(&bad), None).err().unwrap();
         assert!(e.contains("points: length"), "{e}");
+    }
+
+    #[test]
+    fn the_layout_without_m_reads_as_m_32() {
+        let g = graph_m(200, 8, 32);
+        let bytes = packed(&g);
+        // fingerprint (1 + 4 bytes), dim, ef_search, n (two bytes), vector
+        // type, width: then M, one byte.
+        let at = 5 + 1 + 1 + 2 + 2;
+        assert_eq!(bytes[at], 32);
+        let mut old = bytes.clone();
+        old.remove(at);
+        let mut r = Reader::new(&old);
+        assert_eq!(read(&mut r, Some(32)).unwrap().graph, g);
+        r.finish().unwrap();
+        // An M out of range is refused before its layers are read.
+        let mut bad = bytes.clone();
+        bad[at] = 65;
+        let e = read(&mut Reader::new(&bad), None).err().unwrap();
+        assert!(e.contains("M 65 is outside"), "{e}");
     }
 
     #[test]

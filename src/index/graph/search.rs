@@ -9,24 +9,44 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::visited::Visited;
-use super::{Graph, INVALID, M, M0, Scored, Vectors};
+use super::{Graph, INVALID, M_RANGE, Scored, Vectors};
 use crate::index::distance;
 
 impl Graph {
     /// The (about) `ef` points most similar to `query`, best first, as
     /// (score, id) pairs; `query` has the graph's dimension.
+    #[cfg(test)]
     pub(crate) fn search(&self, query: &[f32], ef: usize, out: &mut Vec<(f32, u64)>) {
+        self.search_coded(query, &[], ef, out);
+    }
+
+    /// Like `search`, with the query's codes ([`distance::quantize_i8`]) when
+    /// the caller already has them; empty, a quantised graph makes them.
+    pub(crate) fn search_coded(
+        &self,
+        query: &[f32],
+        codes: &[i8],
+        ef: usize,
+        out: &mut Vec<(f32, u64)>,
+    ) {
         out.clear();
         if self.ids.is_empty() {
             return;
         }
         STATE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut state) => self.search_with(query, ef.max(1), &mut state, out),
-            Err(_) => self.search_with(query, ef.max(1), &mut State::default(), out),
+            Ok(mut state) => self.search_with(query, codes, ef.max(1), &mut state, out),
+            Err(_) => self.search_with(query, codes, ef.max(1), &mut State::default(), out),
         });
     }
 
-    fn search_with(&self, query: &[f32], ef: usize, state: &mut State, out: &mut Vec<(f32, u64)>) {
+    fn search_with(
+        &self,
+        query: &[f32],
+        codes_given: &[i8],
+        ef: usize,
+        state: &mut State,
+        out: &mut Vec<(f32, u64)>,
+    ) {
         let dim = self.dim;
         match &self.vectors {
             Vectors::F32(data) => {
@@ -40,12 +60,18 @@ impl Graph {
             }
             Vectors::I8 { codes, scales } => {
                 let mut query_codes = std::mem::take(&mut state.query_codes);
-                query_codes.resize(dim, 0);
                 // The query's own scale is one positive factor on every walk
                 // score: it changes no comparison, so it is left out.
-                distance::quantize_i8(query, &mut query_codes);
+                if codes_given.len() != dim {
+                    query_codes.resize(dim, 0);
+                    distance::quantize_i8(query, &mut query_codes);
+                }
                 let scorer = CodeScorer {
-                    query: &query_codes,
+                    query: if codes_given.len() == dim {
+                        codes_given
+                    } else {
+                        &query_codes
+                    },
                     codes,
                     scales,
                     dim,
@@ -65,13 +91,14 @@ impl Graph {
     /// Greedy descent through the upper layers, then the layer-0 search; leaves
     /// the `ef` best points in `state.results`.
     fn walk<S: Scorer>(&self, scorer: &S, ef: usize, state: &mut State) {
+        let m = self.m;
         let mut entry = 0u32;
         let mut best = scorer.score(0);
         for layer in self.upper.iter().rev() {
             loop {
-                let start = entry as usize * M;
+                let start = entry as usize * m;
                 let mut moved = false;
-                for &p in &layer[start..start + M] {
+                for &p in &layer[start..start + m] {
                     if p == INVALID {
                         break;
                     }
@@ -115,17 +142,23 @@ impl Graph {
         };
         candidates.push(first);
         results.push(Reverse(first));
-        let mut fresh = [0u32; M0];
+        let m0 = 2 * self.m;
+        let mut fresh = [0u32; 2 * *M_RANGE.end()];
         while let Some(c) = candidates.pop() {
             let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
             if results.len() >= ef && c.score < worst {
                 break;
             }
+            // The next candidate's links, loaded while this one's neighbours
+            // are scored (it is usually the one expanded next).
+            if let Some(next) = candidates.peek() {
+                prefetch(&self.zero[next.id as usize * m0..][..m0]);
+            }
             // Unvisited neighbours first, their vectors prefetched, then the
             // distances: the loads overlap instead of stalling one by one.
-            let start = c.id as usize * M0;
+            let start = c.id as usize * m0;
             let mut count = 0;
-            for &p in &self.zero[start..start + M0] {
+            for &p in &self.zero[start..start + m0] {
                 if p == INVALID {
                     break;
                 }

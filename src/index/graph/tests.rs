@@ -1,11 +1,14 @@
 use super::*;
 use crate::index::test_data::unit_vectors;
 
+/// The parameters of the graphs the tests build: `M` 32, so that the legacy
+/// layouts (which have no other) can write them.
 pub(super) fn params(ef_search: usize) -> BuildParams {
     BuildParams {
+        m: LEGACY_M,
         ef_construction: 100,
         ef_search,
-        heuristic: Some(Heuristic::default()),
+        neighbors: NeighborSelection::Diverse,
         seed: 9,
     }
 }
@@ -35,7 +38,7 @@ fn search_recall_rises_with_ef_and_every_point_finds_itself() {
     let (n, dim) = (1200, 16);
     let data = unit_vectors(n, dim, 5);
     let ids: Vec<u64> = (0..n as u64).collect();
-    let graph = Graph::build(&ids, &data, dim, &params(64)).unwrap();
+    let graph = Graph::build(ids.clone(), data.clone(), dim, &params(64)).unwrap();
     let mut seen = 0;
     // Point order is the graph's, but every (id, vector) pair survived.
     graph.for_each(|id, v| {
@@ -94,7 +97,7 @@ fn quantized_graph_keeps_recall_and_scores() {
     let (n, dim) = (1500, 32);
     let data = unit_vectors(n, dim, 11);
     let ids: Vec<u64> = (0..n as u64).collect();
-    let float = Graph::build(&ids, &data, dim, &params(64)).unwrap();
+    let float = Graph::build(ids.clone(), data.clone(), dim, &params(64)).unwrap();
     let mut quant = float.clone();
     quant.quantize();
     assert!(quant.is_quantized() && !float.is_quantized());
@@ -142,14 +145,202 @@ fn quantized_graph_keeps_recall_and_scores() {
 #[test]
 fn tiny_and_empty_graphs() {
     let dim = 4;
-    let empty = Graph::build(&[], &[], dim, &params(8)).unwrap();
+    let empty = Graph::build(vec![], vec![], dim, &params(8)).unwrap();
     let mut found = vec![(0.0, 0)];
     empty.search(&[1.0, 0.0, 0.0, 0.0], 8, &mut found);
     assert!(found.is_empty());
     let data = unit_vectors(3, dim, 1);
-    let g = Graph::build(&[10, 20, 30], &data, dim, &params(8)).unwrap();
+    let g = Graph::build(vec![10, 20, 30], data.clone(), dim, &params(8)).unwrap();
     g.search(&data[4..8], 8, &mut found);
     assert_eq!(found.len(), 3);
     assert_eq!(found[0].1, 20);
-    assert!(Graph::build(&[1, 2], &data, dim, &params(8)).is_err());
+    assert!(Graph::build(vec![1, 2], data, dim, &params(8)).is_err());
+}
+
+/// Clustered unit vectors, like embeddings of classes: `n / per` centres, each
+/// with `per` members around it.
+fn clustered(n: usize, dim: usize, per: usize, seed: u64) -> Vec<f32> {
+    let count = n.div_ceil(per);
+    let centres = unit_vectors(count, dim, seed);
+    let noise = unit_vectors(n, dim, seed + 1);
+    let mut out = Vec::with_capacity(n * dim);
+    for i in 0..n {
+        let c = &centres[(i % count) * dim..][..dim];
+        let e = &noise[i * dim..][..dim];
+        let v: Vec<f32> = c.iter().zip(e).map(|(a, b)| a + 0.6 * b).collect();
+        let norm = distance::norm_squared(&v).sqrt();
+        out.extend(v.iter().map(|x| x / norm));
+    }
+    out
+}
+
+fn with(m: usize, neighbors: NeighborSelection) -> BuildParams {
+    BuildParams {
+        m,
+        neighbors,
+        ..params(64)
+    }
+}
+
+/// Every list ends at its first empty slot, holds no point twice, never the
+/// node itself, and upper layers shrink.
+fn assert_well_formed(g: &Graph) {
+    let layers = std::iter::once((&g.zero, 2 * g.m)).chain(g.upper.iter().map(|l| (l, g.m)));
+    for (links, width) in layers {
+        for (node, list) in links.chunks_exact(width).enumerate() {
+            let len = list.iter().position(|&p| p == INVALID).unwrap_or(width);
+            assert!(
+                list[len..].iter().all(|&p| p == INVALID),
+                "node {node}: a gap"
+            );
+            let mut seen = list[..len].to_vec();
+            assert!(
+                !seen.contains(&(node as u32)),
+                "node {node} links to itself"
+            );
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), len, "node {node} links a point twice");
+        }
+    }
+    let sizes: Vec<usize> = g.upper.iter().map(|l| l.len() / g.m).collect();
+    assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+}
+
+#[test]
+fn every_m_and_selection_builds_a_searchable_graph() {
+    let (n, dim) = (1500, 16);
+    let data = clustered(n, dim, 10, 21);
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let queries = unit_vectors(100, dim, 22);
+    for m in [4, 16, 48] {
+        for neighbors in [
+            NeighborSelection::Diverse,
+            NeighborSelection::DiverseFill,
+            NeighborSelection::Nearest,
+        ] {
+            let g = Graph::build(ids.clone(), data.clone(), dim, &with(m, neighbors)).unwrap();
+            assert_eq!(g.m(), m);
+            assert_well_formed(&g);
+            // About n / M points reach layer 1.
+            let layer1 = g.upper.first().map_or(0, |l| l.len() / m);
+            assert!(
+                layer1 > n / m / 3 && layer1 < 3 * n / m,
+                "m {m}: {layer1} on layer 1"
+            );
+            let recall = recall_at_10(&g, &data, dim, &queries, 100);
+            let floor = if m == 4 { 0.8 } else { 0.95 };
+            assert!(recall > floor, "m {m} {neighbors:?}: recall {recall}");
+            // Four nearest links a node cut clusters apart; the heuristic's do not.
+            if m == 4 && neighbors == NeighborSelection::Nearest {
+                continue;
+            }
+            let mut found = Vec::new();
+            for (i, v) in data.chunks_exact(dim).enumerate().step_by(37) {
+                g.search(v, 32, &mut found);
+                assert_eq!(found[0].1, i as u64, "m {m} {neighbors:?}");
+            }
+        }
+    }
+    // The diversity rule keeps layer-0 lists shorter than filling them does.
+    let links = |neighbors| {
+        let g = Graph::build(ids.clone(), data.clone(), dim, &with(16, neighbors)).unwrap();
+        g.zero.iter().filter(|&&p| p != INVALID).count()
+    };
+    assert!(links(NeighborSelection::Diverse) < links(NeighborSelection::DiverseFill));
+}
+
+#[test]
+fn m_outside_its_range_is_refused() {
+    let data = unit_vectors(10, 4, 1);
+    for m in [0, 1, 65] {
+        let e = Graph::build(
+            (0..10).collect(),
+            data.clone(),
+            4,
+            &with(m, NeighborSelection::Diverse),
+        );
+        assert!(e.unwrap_err().contains("outside"), "m {m}");
+    }
+}
+
+#[test]
+fn one_thread_builds_the_same_graph_every_time() {
+    let (n, dim) = (2500, 8);
+    let data = unit_vectors(n, dim, 31);
+    let ids: Vec<u64> = (0..n as u64).map(|i| i * 5).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let build =
+        || pool.install(|| Graph::build(ids.clone(), data.clone(), dim, &params(64)).unwrap());
+    assert_eq!(build(), build());
+}
+
+#[test]
+fn threads_build_as_good_a_graph_as_one() {
+    // Past the serial prefix, so that four threads insert concurrently.
+    let (n, dim) = (6000, 16);
+    let data = clustered(n, dim, 20, 41);
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let queries = unit_vectors(200, dim, 42);
+    let on = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let p = with(16, NeighborSelection::Diverse);
+        let g = pool.install(|| Graph::build(ids.clone(), data.clone(), dim, &p).unwrap());
+        assert_well_formed(&g);
+        recall_at_10(&g, &data, dim, &queries, 32)
+    };
+    let (one, four) = (on(1), on(4));
+    assert!(one > 0.9, "one thread: {one}");
+    assert!(four > one - 0.02, "four threads {four} against one {one}");
+}
+
+#[test]
+fn recall_matches_instant_distance_on_the_same_data() {
+    use super::legacy::tests::Boxed;
+    // The graph builder this one replaced, at its M (32) and its default
+    // selection (the heuristic, then the pruned fill the list).
+    let (n, dim) = (3000, 16);
+    let data = clustered(n, dim, 15, 51);
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let queries = unit_vectors(200, dim, 52);
+    let ef = 24;
+    let points: Vec<Boxed> = data
+        .chunks_exact(dim)
+        .map(|c| Boxed(c.to_vec().into_boxed_slice()))
+        .collect();
+    let map = instant_distance::Builder::default()
+        .ef_construction(100)
+        .ef_search(ef)
+        .seed(9)
+        .build(points, ids.clone());
+    let mut search = instant_distance::Search::default();
+    let mut hit = 0;
+    for q in queries.chunks_exact(dim) {
+        let truth = exact(&data, dim, q, 10);
+        let q = Boxed(q.to_vec().into_boxed_slice());
+        hit += map
+            .search(&q, &mut search)
+            .take(10)
+            .filter(|item| truth.contains(item.value))
+            .count();
+    }
+    let theirs = hit as f64 / 2000.0;
+    let g = Graph::build(
+        ids,
+        data.clone(),
+        dim,
+        &with(32, NeighborSelection::DiverseFill),
+    )
+    .unwrap();
+    let ours = recall_at_10(&g, &data, dim, &queries, ef);
+    assert!(
+        ours >= theirs - 0.01,
+        "recall@10 at ef {ef}: ours {ours}, instant-distance {theirs}"
+    );
 }

@@ -76,10 +76,10 @@ fn tombstones_hide_and_rebuilds_drop_them() {
     assert_eq!(index.len(), 158);
     assert_eq!(index.deleted(), 2);
     assert!(!index.contains(3) && !index.contains(1005) && index.contains(4));
-    for exact in [false, true] {
-        let hits = index.search_impl(&vs[3], 5, None, exact).unwrap();
+    for search in [Index::search, Index::search_exact] {
+        let hits = search(&index, &vs[3], 5).unwrap();
         assert!(hits.iter().all(|h| h.id != 3));
-        let hits = index.search_impl(&extra[5], 5, None, exact).unwrap();
+        let hits = search(&index, &extra[5], 5).unwrap();
         assert!(hits.iter().all(|h| h.id != 1005));
     }
     assert_eq!(index.manifest().tombstones, vec![3, 1005]);
@@ -427,4 +427,51 @@ fn quantize_waits_for_a_running_job() {
     );
     index.finish_maintenance(job.build().unwrap()).unwrap();
     assert!(index.quantize().is_ok());
+}
+
+#[test]
+fn optimize_inserts_a_few_into_a_large_graph_instead_of_rebuilding() {
+    let dim = 16;
+    let config = IndexConfig {
+        growing_capacity: 1600,
+        ..IndexConfig::default()
+    };
+    let all = random_unit(2000, dim, 61);
+    let queries = random_unit(40, dim, 62);
+    let load = || {
+        let mut index = Index::new(dim, "fp", config.clone()).unwrap();
+        let mut blobs = Blobs::new();
+        // One graph of 1,600 (sealed when the growing segment filled), 400 growing.
+        fill(&mut index, &mut blobs, &all, 0, 400);
+        assert_eq!(index.segments().len(), 2, "{:?}", index.segments());
+        (index, blobs)
+    };
+    let (mut index, mut blobs) = load();
+    let exact: Vec<Vec<u64>> = queries
+        .iter()
+        .map(|q| ids(&index.search_exact(q, 10).unwrap()))
+        .collect();
+    let job = index.start_optimize().unwrap().unwrap();
+    assert!(job.is_incremental());
+    assert_eq!(job.len(), 2000);
+    blobs.apply(index.finish_maintenance(job.build().unwrap()).unwrap());
+    let segs = index.segments();
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    assert_eq!(segs[0].vectors, 2000);
+    for (i, v) in all.iter().enumerate().step_by(7) {
+        assert_eq!(index.search(v, 1).unwrap()[0].id, i as u64, "vector {i}");
+    }
+    let inserted = recall_at_10(&index, &queries, &exact);
+    assert!(inserted >= 0.97, "recall@10 after inserting: {inserted}");
+    let (back, damage) = Index::load(dim, "fp", &index.manifest(), &blobs, false).unwrap();
+    assert!(damage.is_empty());
+    assert_eq!(recall_at_10(&back, &queries, &exact), inserted);
+
+    // A deletion in the large graph, or another M, means a rebuild.
+    let (mut index, _) = load();
+    index.remove(&[5]);
+    assert!(!index.start_optimize().unwrap().unwrap().is_incremental());
+    let (mut index, _) = load();
+    index.config.m = 24;
+    assert!(!index.start_optimize().unwrap().unwrap().is_incremental());
 }

@@ -283,14 +283,18 @@ fn set_ef_search_trades_recall_for_every_neighbor_selection() {
 
 #[test]
 fn neighbor_selection_defaults_and_parses() {
+    // A manifest written before `m` and `neighbors` existed gets today's
+    // defaults for the graphs it builds from now on; its stored graphs keep
+    // their own M.
     let old: IndexConfig = serde_json::from_str(r#"{"ef_search": 32}"#).unwrap();
-    assert_eq!(old.neighbors, NeighborSelection::DiverseFill);
+    assert_eq!(old.neighbors, NeighborSelection::Diverse);
+    assert_eq!(old.m, DEFAULT_M);
     let json = serde_json::to_string(&IndexConfig {
-        neighbors: NeighborSelection::Diverse,
+        neighbors: NeighborSelection::DiverseFill,
         ..Default::default()
     })
     .unwrap();
-    assert!(json.contains(r#""neighbors":"diverse""#), "{json}");
+    assert!(json.contains(r#""neighbors":"diverse-fill""#), "{json}");
     assert_eq!(
         "nearest".parse::<NeighborSelection>().unwrap(),
         NeighborSelection::Nearest
