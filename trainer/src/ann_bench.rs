@@ -210,6 +210,12 @@ pub fn run(a: &BenchArgs) -> Result<Report> {
 
 /// Refuses settings the benchmark cannot honour, before any file is read.
 fn check_args(a: &BenchArgs) -> Result<NeighborSelection> {
+    IndexConfig {
+        m: a.m,
+        ..IndexConfig::default()
+    }
+    .validate()
+    .map_err(|e| Error::BadInput(format!("--m {}: {e}", a.m)))?;
     if a.k == 0 {
         return Err(Error::BadInput("--k must be at least 1".into()));
     }
@@ -574,7 +580,7 @@ mod tests {
         for (bad, flag) in [
             (
                 BenchArgs {
-                    m: 16,
+                    m: 65,
                     ..args(dir.path())
                 },
                 "--m",
