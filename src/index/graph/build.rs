@@ -273,18 +273,10 @@ impl<'a> Builder<'a> {
         let n = vectors.len() / dim.max(1);
         let mut layers = vec![Layer::new(n, 2 * p.m)];
         layers.extend(upper_counts.iter().map(|&count| Layer::new(count, p.m)));
-        Builder {
-            dim,
-            m: p.m,
-            ef_construction: p.ef_construction.max(1),
-            neighbors: p.neighbors,
-            vectors,
-            layers,
-            locks: (0..n).map(|_| AtomicBool::new(false)).collect(),
-        }
+        Builder::with_layers(dim, p, vectors, layers)
     }
 
-    /// Over layers that already hold links (see [`extend`]).
+    /// Over layers that may already hold links (see [`extend`]).
     fn with_layers(dim: usize, p: &BuildParams, vectors: &'a [f32], layers: Vec<Layer>) -> Self {
         let n = vectors.len() / dim.max(1);
         Builder {
