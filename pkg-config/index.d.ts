@@ -130,6 +130,8 @@ export interface Stats {
   writable: boolean;
   lock: 'held' | 'held-elsewhere' | 'unsupported';
   dim: number;
+  /** The threads index builds run on (1 unless the threaded build is running). */
+  threads: number;
   fingerprint: string;
   modelFingerprint: string;
   /** The model's calibrated "unknown" threshold, or null for a model without one. */
@@ -256,6 +258,8 @@ export declare class MetricAnn implements MetricAnnApi {
   /** Delete a gallery's IndexedDB database. */
   static deleteGallery(name: string): Promise<void>;
   static readonly version: string;
+  /** The threads graph builds run on (1 before `initialize`, or without a Worker pool). */
+  static readonly threads: number;
   embed(image: ImageInput): Promise<Float32Array>;
   enroll(
     label: string,
@@ -291,8 +295,28 @@ export interface MetricAnnWorker {
 /** Run MetricAnn in a module Web Worker with the same Promise API. */
 export declare function createWorker(options?: { worker?: Worker }): MetricAnnWorker;
 
-/** Load the WebAssembly module now (open/import do it on demand). */
-export declare function initialize(wasm?: string | URL | Response | BufferSource | WebAssembly.Module): Promise<void>;
+export interface InitializeOptions {
+  /**
+   * The Web Workers graph builds (enrollment in bulk, merges, optimize) run on:
+   * 'auto' (the default) is `navigator.hardwareConcurrency` (at most 16) on a
+   * cross-origin isolated page and 1 elsewhere; 1 keeps the single-threaded build.
+   * Searches always run on the caller's thread.
+   */
+  threads?: 'auto' | number;
+}
+
+/**
+ * Load the WebAssembly module now (open/import do it on demand). `wasm`, when
+ * given, must be the build the options select: `threads/metricann_bg.wasm` when
+ * `threadsSupported()` and threads is not 1, else `metricann_bg.wasm`.
+ */
+export declare function initialize(
+  wasm?: string | URL | Response | BufferSource | WebAssembly.Module,
+  options?: InitializeOptions,
+): Promise<void>;
+
+/** Whether this context can run the threaded build (cross-origin isolated, with Web Workers). */
+export declare function threadsSupported(): boolean;
 
 export default MetricAnn;
 

@@ -1,10 +1,13 @@
 // metricann: the typed ESM entry. A thin Promise wrapper over the wasm class,
 // turning a Rust panic (a WebAssembly RuntimeError) into an INTERNAL error.
-import init, {
-  MetricAnn as Core,
-  takePanicMessage,
-  version as coreVersion,
-} from './metricann.js';
+//
+// Two builds of the module ship: ./metricann.js (one thread) and
+// ./threads/metricann.js (graph builds on a pool of Web Workers sharing the
+// module's memory). The threaded one needs SharedArrayBuffer, which browsers give
+// only to cross-origin isolated pages (COOP + COEP headers); initialize() picks it
+// there and the single-threaded one everywhere else (Node, edge runtimes, pages
+// without the headers).
+import * as single from './metricann.js';
 
 /** Every `code` a MetricAnn error can carry. */
 export const ERROR_CODES = Object.freeze([
@@ -40,6 +43,8 @@ let wasmSource = undefined;
 let modelLoader = null;
 let ready = null;
 let crashed = null;
+/** The instantiated build's exports, once initialize() has resolved. */
+let wasm = null;
 
 /** @internal Node's entry points these at the file system. */
 export function __configure({ wasm, loadModel } = {}) {
@@ -48,15 +53,62 @@ export function __configure({ wasm, loadModel } = {}) {
 }
 
 /**
- * Loads and instantiates the WebAssembly module (once). Called by `open` and
- * `import`; call it early to overlap the download with other work.
+ * Whether this context can run the threaded build: cross-origin isolated (so
+ * SharedArrayBuffer exists) and able to start Web Workers.
  */
-export function initialize(wasm) {
+export function threadsSupported() {
+  return (
+    globalThis.crossOriginIsolated === true &&
+    typeof SharedArrayBuffer === 'function' &&
+    typeof Worker === 'function'
+  );
+}
+
+/** `options.threads` ('auto', the default, or a count) → the pool size; 1: no pool. */
+function threadCount(threads = 'auto') {
+  if (threads === 'auto') return threadsSupported() ? Math.min(globalThis.navigator?.hardwareConcurrency ?? 1, 16) : 1;
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw metricannError('BAD_INPUT', `threads must be 'auto' or a positive integer, not ${threads}`);
+  }
+  return threadsSupported() ? threads : 1;
+}
+
+async function instantiate(source, threads) {
+  const moduleOrPath = source === undefined ? undefined : { module_or_path: source };
+  if (threads > 1) {
+    try {
+      const threaded = await import('./threads/metricann.js');
+      await threaded.default(moduleOrPath);
+      // A worker that cannot load its module never reports ready: give up after a while.
+      let timer;
+      const late = new Promise((_, fail) => {
+        timer = setTimeout(() => fail(new Error(`the ${threads} Web Workers did not start within 30 s`)), 30_000);
+      });
+      await Promise.race([threaded.initThreadPool(threads), late]).finally(() => clearTimeout(timer));
+      return threaded;
+    } catch (e) {
+      // A bundler that dropped threads/, or a browser that refuses shared memory:
+      // the single-threaded build does everything, only builds are slower.
+      console.warn(`metricann: the threaded build failed to start (${e?.message ?? e}); using one thread`);
+      if (source !== undefined) throw e;
+    }
+  }
+  await single.default(moduleOrPath);
+  return single;
+}
+
+/**
+ * Loads and instantiates the WebAssembly module (once). Called by `open` and
+ * `import`; call it early to overlap the download with other work. `wasm`, when
+ * given, must be the build `threads` selects: `threads/metricann_bg.wasm` when
+ * `threadsSupported()` and `threads` is not 1, else `metricann_bg.wasm`.
+ */
+export function initialize(wasmInput, { threads } = {}) {
   if (!ready) {
     ready = (async () => {
-      let source = wasm ?? wasmSource;
+      let source = wasmInput ?? wasmSource;
       if (typeof source === 'function') source = await source();
-      await init(source === undefined ? undefined : { module_or_path: source });
+      wasm = await instantiate(source, threadCount(threads));
     })();
     ready.catch(() => {
       ready = null;
@@ -82,7 +134,7 @@ function convert(e) {
   if (typeof WebAssembly !== 'undefined' && e instanceof WebAssembly.RuntimeError) {
     let panic = null;
     try {
-      panic = takePanicMessage();
+      panic = wasm?.takePanicMessage();
     } catch {
       // the module is unusable
     }
@@ -130,7 +182,7 @@ export class MetricAnn {
 
   /** @internal use MetricAnn.open / MetricAnn.import */
   constructor(core) {
-    if (!(core instanceof Core)) {
+    if (!wasm || !(core instanceof wasm.MetricAnn)) {
       throw metricannError('BAD_INPUT', 'use MetricAnn.open(options) or MetricAnn.import(data, options)');
     }
     this.#core = core;
@@ -138,21 +190,26 @@ export class MetricAnn {
 
   static async open(options) {
     const opts = await prepare(options);
-    return new MetricAnn(await call(() => Core.open(opts)));
+    return new MetricAnn(await call(() => wasm.MetricAnn.open(opts)));
   }
 
   static async import(data, options) {
     const opts = await prepare(options);
-    return new MetricAnn(await call(() => Core.importGallery(data, opts)));
+    return new MetricAnn(await call(() => wasm.MetricAnn.importGallery(data, opts)));
   }
 
   static async deleteGallery(name) {
     await initialize();
-    return call(() => Core.deleteGallery(name));
+    return call(() => wasm.MetricAnn.deleteGallery(name));
   }
 
   static get version() {
-    return coreVersion();
+    return (wasm ?? single).version();
+  }
+
+  /** The threads graph builds run on: the Web Worker pool's size, 1 without one (or before `initialize`). */
+  static get threads() {
+    return wasm ? wasm.threads() : 1;
   }
 
   #live() {

@@ -1,38 +1,68 @@
 #!/usr/bin/env bash
 # Builds the npm package into pkg/ without wasm-pack (wasm-pack downloads
 # wasm-bindgen and binaryen at run time; this machine reaches package registries only):
-#   cargo build (wasm32) → wasm-bindgen --target web → wasm-opt (optimised profiles) → pkg-config/ files.
+#   cargo build (wasm32, twice: one thread and threads) → wasm-opt (optimised profiles)
+#   → wasm-bindgen --target web → pkg-config/ files.
 # Usage: scripts/build-pkg.sh [PROFILE]   (default: wasm, the size-optimised release build;
 # web-test: the quick build the browser tests use)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-wasm}"
 out="${PKG_DIR:-pkg}"
-
-cargo build -p metricann --lib --target wasm32-unknown-unknown --profile "$profile"
 dir="$profile"; [ "$profile" = dev ] && dir=debug
-wasm="target/wasm32-unknown-unknown/$dir/metricann.wasm"
+
+# optimise WASM OUT [FLAGS]: wasm-opt on the optimised profiles, a copy otherwise.
+# It runs on cargo's output, before wasm-bindgen: Debian's binaryen 108 rewrites
+# wasm-bindgen's externref table on a round trip (even with no pass), and the
+# module then fails to instantiate ("Table.set(): Argument 1 is invalid"). The
+# flags are the post-MVP features Rust's wasm32 target emits by default, plus SIMD
+# (.cargo/config.toml builds wasm32 with +simd128). -O3 as the cargo profile: -Oz
+# on the opt-level-3 module breaks its function table for wasm-bindgen ("failed
+# to find `0` in function table").
+optimise() {
+  local wasm="$1" opt="$2"; shift 2
+  case "$profile" in
+    wasm|release)
+      wasm-opt -O3 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+        --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd "$@" \
+        "$wasm" -o "$opt"
+      echo "build-pkg: wasm-opt $(stat -c %s "$wasm") → $(stat -c %s "$opt") bytes"
+      ;;
+    *) cp "$wasm" "$opt" ;;
+  esac
+}
+
+# The single-threaded build: every runtime.
+cargo build -p metricann --lib --target wasm32-unknown-unknown --profile "$profile"
+single="target/wasm32-unknown-unknown/$dir/metricann"
+optimise "$single.wasm" "$single.opt.wasm"
+
+# The threaded build (pkg/threads/), for cross-origin isolated pages: shared memory
+# and atomics need the standard library rebuilt with them, which takes the nightly
+# toolchain that scripts/setup.sh installs. Its own target dir keeps the two builds'
+# artifacts apart. RUSTFLAGS replace .cargo/config.toml's wasm32 flags, so they are
+# repeated; the memory may grow to 4 GiB as the single-threaded build's may. No
+# WebGPU here: wgpu's WebGPU objects are not Send, and cubecl-wgpu needs them to be
+# once atomics make wasm multi-threaded.
+nightly=$(cat scripts/nightly-toolchain)
+# Since rust-lang/rust#147225 (nightlies from late 2025) +atomics no longer implies a shared
+# memory: the linker is asked for it, and for the thread-local storage symbols
+# wasm-bindgen's thread set-up calls, as rustc used to do.
+flags=(--cfg 'getrandom_backend="wasm_js"' -C target-feature=+simd128,+atomics,+bulk-memory)
+for arg in --shared-memory --import-memory --max-memory=4294967296 --export=__wasm_init_tls \
+  --export=__tls_size --export=__tls_align --export=__tls_base; do
+  flags+=(-C "link-arg=$arg")
+done
+CARGO_ENCODED_RUSTFLAGS=$(IFS=$'\x1f'; echo "${flags[*]}") \
+  cargo "+$nightly" build -Z build-std=panic_abort,std -p metricann --lib --no-default-features --features adapt \
+  --target wasm32-unknown-unknown --profile "$profile" --target-dir target/threads
+threaded="target/threads/wasm32-unknown-unknown/$dir/metricann"
+optimise "$threaded.wasm" "$threaded.opt.wasm" --enable-threads
 
 rm -rf "$out"
-mkdir -p "$out"
-case "$profile" in
-  wasm|release)
-    # wasm-opt runs on cargo's output, before wasm-bindgen: Debian's binaryen 108
-    # rewrites wasm-bindgen's externref table on a round trip (even with no pass),
-    # and the module then fails to instantiate ("Table.set(): Argument 1 is invalid").
-    # The flags are the post-MVP features Rust's wasm32 target emits by default,
-    # plus SIMD (.cargo/config.toml builds wasm32 with +simd128).
-    opt="target/wasm32-unknown-unknown/$dir/metricann.opt.wasm"
-    # -O3 as the cargo profile: -Oz on the opt-level-3 module breaks its function
-    # table for wasm-bindgen ("failed to find `0` in function table").
-    wasm-opt -O3 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-      --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd \
-      "$wasm" -o "$opt"
-    echo "build-pkg: wasm-opt $(stat -c %s "$wasm") → $(stat -c %s "$opt") bytes"
-    wasm="$opt"
-    ;;
-esac
-wasm-bindgen --target web --out-dir "$out" --out-name metricann "$wasm"
+mkdir -p "$out/threads"
+wasm-bindgen --target web --out-dir "$out" --out-name metricann "$single.opt.wasm"
+wasm-bindgen --target web --out-dir "$out/threads" --out-name metricann "$threaded.opt.wasm"
 
 cp pkg-config/index.js pkg-config/index.d.ts pkg-config/node.js pkg-config/worker.js pkg-config/workerd.js pkg-config/README.md "$out/"
 # The shipped models travel with the package: `MetricAnn.open({ model: 'objects' })`.
@@ -46,4 +76,6 @@ node -e '
   pkg.version = version;
   fs.writeFileSync(dst, JSON.stringify(pkg, null, 2) + "\n");
 ' pkg-config/package.json "$out/package.json" "$version"
-echo "build-pkg: $out/ ($profile): $(stat -c %s "$out/metricann_bg.wasm") bytes wasm, $(gzip -9c "$out/metricann_bg.wasm" | wc -c) gzipped"
+for w in "$out/metricann_bg.wasm" "$out/threads/metricann_bg.wasm"; do
+  echo "build-pkg: $w ($profile): $(stat -c %s "$w") bytes, $(gzip -9c "$w" | wc -c) gzipped"
+done

@@ -3,9 +3,12 @@
 // the built npm package at `/pkg/` (as if it were copied to www/pkg/), with the
 // right MIME types (.wasm as application/wasm), Content-Length (the app's
 // download progress bars), and ETag revalidation (the service worker fetches
-// the network first; a 304 keeps that cheap).
+// the network first; a 304 keeps that cheap). Every response carries the two headers
+// that make the page cross-origin isolated (COOP same-origin, COEP require-corp), so
+// the package may use SharedArrayBuffer and its threaded build; --no-isolation
+// leaves them out (the single-threaded build then runs).
 //
-//   node scripts/demo-server.mjs [--port 8080] [--host 127.0.0.1] [--root www] [--pkg pkg]
+//   node scripts/demo-server.mjs [--port 8080] [--host 127.0.0.1] [--root www] [--pkg pkg] [--no-isolation]
 import { createServer } from 'node:http';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -28,12 +31,19 @@ const TYPES = {
   '.ts': 'text/plain; charset=utf-8',
 };
 
+/** What a page must be served with to be cross-origin isolated (SharedArrayBuffer, threads). */
+export const ISOLATION_HEADERS = Object.freeze({
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-embedder-policy': 'require-corp',
+});
+
 /**
- * Serves `mounts` ({ '/': dir, '/pkg/': dir }) on host:port (0: a free one).
- * Resolves to { origin, setDown(bool), close() }; while down, every connection is
- * dropped without an answer, as if the network were gone.
+ * Serves `mounts` ({ '/': dir, '/pkg/': dir }) on host:port (0: a free one),
+ * cross-origin isolated unless `isolated` is false. Resolves to { origin,
+ * setDown(bool), close() }; while down, every connection is dropped without an
+ * answer, as if the network were gone.
  */
-export async function startServer({ mounts, port = 0, host = '127.0.0.1', log = false }) {
+export async function startServer({ mounts, port = 0, host = '127.0.0.1', log = false, isolated = true }) {
   const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
   let down = false;
   const server = createServer(async (req, res) => {
@@ -63,6 +73,7 @@ export async function startServer({ mounts, port = 0, host = '127.0.0.1', log = 
         'cache-control': 'no-cache',
         etag,
         'x-content-type-options': 'nosniff',
+        ...(isolated ? ISOLATION_HEADERS : {}),
       };
       if (req.headers['if-none-match'] === etag) {
         res.writeHead(304, headers).end();
@@ -115,7 +126,13 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   }
   let server;
   try {
-    server = await startServer({ mounts: { '/': root, '/pkg/': pkg }, port, host, log: args.includes('--log') });
+    server = await startServer({
+      mounts: { '/': root, '/pkg/': pkg },
+      port,
+      host,
+      log: args.includes('--log'),
+      isolated: !args.includes('--no-isolation'),
+    });
   } catch (e) {
     console.error(
       e.code === 'EADDRINUSE'
@@ -124,5 +141,6 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     );
     process.exit(1);
   }
-  console.log(`MetricANN demo: ${server.origin}/  (www: ${root}, package: ${pkg}; Ctrl-C stops)`);
+  const mode = args.includes('--no-isolation') ? 'not isolated: one thread' : 'cross-origin isolated: threads';
+  console.log(`MetricANN demo: ${server.origin}/  (www: ${root}, package: ${pkg}; ${mode}; Ctrl-C stops)`);
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, idempotently, for one of two purposes:
 #   scripts/setup.sh demo   what `make demo` and `make pkg` need: the wasm32 target,
-#                           wasm-bindgen-cli at the version Cargo.lock pins, binaryen's
-#                           wasm-opt, Node.js and npm;
+#                           the pinned nightly toolchain with rust-src (the threaded
+#                           build), wasm-bindgen-cli at the version Cargo.lock pins,
+#                           binaryen's wasm-opt, Node.js and npm;
 #   scripts/setup.sh test   (the default) all of that, plus what only the tests need:
 #                           Chromium and its driver, Mesa's Vulkan drivers, ffmpeg, and
 #                           the npm dependencies of tests/web and tests/edge (the
@@ -65,6 +66,17 @@ installed=$(rustup target list --installed 2>>"$log") || fail "rustup target lis
 if ! grep -qx "$target" <<<"$installed"; then
   echo "setup: installing the Rust target $target"
   rustup target add "$target" >>"$log" 2>&1 || fail "rustup target add $target"
+fi
+
+# ---- The nightly toolchain of the threaded wasm build (scripts/build-pkg.sh) ----
+# Shared-memory wasm needs the standard library rebuilt with atomics (-Z build-std),
+# which only nightly does; pinned, so a new nightly cannot break the package build.
+nightly=$(cat scripts/nightly-toolchain)
+if ! rustup run "$nightly" rustc --print sysroot >/dev/null 2>&1 ||
+  [ ! -d "$(rustup run "$nightly" rustc --print sysroot)/lib/rustlib/src/rust/library" ]; then
+  echo "setup: installing the Rust toolchain $nightly with rust-src (the threaded wasm build)"
+  rustup toolchain install "$nightly" --profile minimal --component rust-src >>"$log" 2>&1 ||
+    fail "rustup toolchain install $nightly"
 fi
 
 # ---- wasm-bindgen-cli, at the version of the wasm-bindgen crate in Cargo.lock ----

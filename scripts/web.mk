@@ -24,7 +24,7 @@ web-model:
 ## Browser (headless Debian Chromium, IndexedDB), Node and Vite-consumer tests of the package.
 test-web: setup web-pkg web-model
 	cd tests/web && METRICANN_PKG=$(CURDIR)/$(WEB_TEST_PKG) METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) \
-	  node --test --test-concurrency=1 browser.test.mjs node.test.mjs vite.test.mjs
+	  node --test --test-concurrency=1 browser.test.mjs threads.test.mjs node.test.mjs vite.test.mjs
 
 ## The package on the edge: examples/edge/ run on Cloudflare's workerd (wrangler dev), Deno and
 ## Bun, each from its npm package (tests/edge/package.json).

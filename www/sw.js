@@ -3,7 +3,9 @@
 // recognises with no network. Requests go to the network first (so a rebuilt
 // package or a new model is picked up at once, its JS and wasm together), and
 // fall back to the cache when the network fails.
-const CACHE = 'metricann-demo-v3';
+// The threaded build's worker helper (pkg/threads/snippets/, a hashed path) is
+// found in the import lines of that build's JS.
+const CACHE = 'metricann-demo-v4';
 const FILES = [
   './',
   'index.html',
@@ -26,6 +28,8 @@ const FILES = [
   'pkg/metricann.js',
   'pkg/worker.js',
   'pkg/metricann_bg.wasm',
+  'pkg/threads/metricann.js',
+  'pkg/threads/metricann_bg.wasm',
   'models/objects.bundle',
   'models/glyphs.bundle',
 ];
@@ -34,11 +38,19 @@ self.addEventListener('install', (event) => {
   event.waitUntil(
     (async () => {
       const cache = await caches.open(CACHE);
-      await cache.addAll(FILES);
+      await cache.addAll([...FILES, ...(await snippets('pkg/threads/metricann.js'))]);
       await self.skipWaiting();
     })(),
   );
 });
+
+/** The files `glue` (wasm-bindgen's JS) imports from its snippets/ folder. */
+async function snippets(glue) {
+  const res = await fetch(glue);
+  if (!res.ok) throw new Error(`${glue}: HTTP ${res.status}`);
+  const base = glue.slice(0, glue.lastIndexOf('/') + 1);
+  return [...(await res.text()).matchAll(/from '\.\/(snippets\/[^']+)'/g)].map((m) => base + m[1]);
+}
 
 self.addEventListener('activate', (event) => {
   event.waitUntil(

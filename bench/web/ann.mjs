@@ -12,9 +12,14 @@
 //   --reloads N: reopen N times, each in a fresh page; the median is reported
 //   --profile FILE.cpuprofile: each reopen's CPU profile (FILE-1.cpuprofile ...
 //                   with --reloads), to see where a reload's time goes
+//   --threads auto|N: our side on a cross-origin isolated page (COOP + COEP), the
+//                   package's threaded build with that many Web Workers; 1 (the
+//                   default) is the single-threaded build on a plain page.
+//                   hnswlib-wasm has no threads: it runs on the same page either way.
+//   --skip-hnswlib: ours only (the peer's figures of another run stand).
 //
-// Writes bench/results/browser-ann-<n>.json (browser-ann-import-<n>.json) and
-// prints a table.
+// Writes bench/results/browser-ann-<n>x<dim>-t<threads>.json
+// (browser-ann-import-<n>.json) and prints a table.
 import { readFile, writeFile, readdir, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,8 +40,8 @@ const common = {
   spread: 1.5,
   seed: 1,
   batch: 1000,
-  // hnswlib's parameters, set to ours (M 32, efConstruction 100, ef 64).
-  m: 32,
+  // hnswlib's parameters, set to ours (the gallery's M 16, efConstruction 100, ef 64).
+  m: 16,
   efConstruction: 100,
   ef: 64,
 };
@@ -45,7 +50,9 @@ const HNSWLIB = join(HERE, 'node_modules/hnswlib-wasm/dist');
 const hnswVersion = JSON.parse(await readFile(join(HERE, 'node_modules/hnswlib-wasm/package.json'), 'utf8')).version;
 const mounts = { '/pkg/': PKG, '/models/': MODELS, '/hnswlib/': HNSWLIB, '/bench/': join(BENCH, 'pages'), '/': join(HERE, 'pages') };
 if (flag('import', null)) mounts['/data/'] = flag('import', null);
-const server = await serve(mounts);
+const THREADS = flag('threads', '1') === 'auto' ? 'auto' : Number(flag('threads', '1'));
+common.threads = THREADS;
+const server = await serve(mounts, { isolated: THREADS !== 1 });
 
 /** Peak and current RSS of Chromium's renderer processes (one page is open). */
 async function rendererMemory() {
@@ -172,13 +179,20 @@ try {
   for (const n of SIZES) {
     const a = { ...common, n, dim, gallery: `ann-bench-${n}` };
     const ours = await side('oursBuild', 'oursReopen', a);
-    console.log(`metricann ${n}:`, JSON.stringify(ours));
-    // Fewer enrollments for hnswlib: each one rewrites the whole index file.
-    const theirs = await side('hnswBuild', 'hnswReopen', { ...a, extra: Math.min(a.extra, 10) });
-    console.log(`hnswlib-wasm ${n}:`, JSON.stringify(theirs));
-    results[n] = { params: a, metricann: ours, hnswlib: { version: hnswVersion, ...theirs } };
+    console.log(`metricann ${n} (threads ${ours.threads}):`, JSON.stringify(ours));
+    const out = join(ROOT, `bench/results/browser-ann-${n}x${dim}-t${ours.threads}.json`);
+    let theirs;
+    if (process.argv.includes('--skip-hnswlib')) {
+      const earlier = await readFile(out, 'utf8').then(JSON.parse, () => null);
+      theirs = earlier?.hnswlib && { ...earlier.hnswlib, from: earlier.hnswlib.from ?? earlier.when ?? 'an earlier run' };
+    } else {
+      // Fewer enrollments for hnswlib: each one rewrites the whole index file.
+      theirs = { version: hnswVersion, ...(await side('hnswBuild', 'hnswReopen', { ...a, extra: Math.min(a.extra, 10) })) };
+      console.log(`hnswlib-wasm ${n}:`, JSON.stringify(theirs));
+    }
+    results[n] = { when: new Date().toISOString(), params: a, metricann: ours, hnswlib: theirs ?? null };
     await mkdir(join(ROOT, 'bench/results'), { recursive: true });
-    await writeFile(join(ROOT, `bench/results/browser-ann-${n}x${dim}.json`), JSON.stringify(results[n], null, 1));
+    await writeFile(out, JSON.stringify(results[n], null, 1));
   }
 } finally {
   await server.close();
@@ -189,6 +203,8 @@ const rows = ['| vectors | measure | metricann | hnswlib-wasm ' + hnswVersion + 
 for (const [n, r] of Object.entries(results)) {
   const o = r.metricann;
   const t = r.hnswlib;
+  if (!t) continue;
+  rows.push(`| ${n} | our threads (Web Workers) | ${o.threads} | 1 | |`);
   const pair = (what, x, y, fmt) => rows.push(`| ${n} | ${what} | ${fmt(x)} | ${fmt(y)} | ${(x / y).toFixed(2)} |`);
   pair('build (s)', o.buildMs / 1e3, t.buildMs / 1e3, (x) => x.toFixed(1));
   pair(`search p50 (ms), ef ${common.ef}`, o.search.p50, t.search.p50, ms);

@@ -30,6 +30,7 @@ mod session;
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use js_sys::{Float32Array, Promise};
 use serde_json::json;
@@ -58,12 +59,20 @@ unsafe extern "C" {
     fn __wasm_call_ctors();
 }
 
+/// Set by the first instantiation. In the threaded build every Web Worker of
+/// rayon's pool instantiates the module again over the same memory, and the
+/// constructors (linked-list registrations) must not run twice.
+static STARTED: AtomicBool = AtomicBool::new(false);
+
 /// Runs the static constructors once, then installs the panic hook
 /// (console_error_panic_hook, plus keeping the message).
 #[wasm_bindgen(start)]
 pub fn start() {
-    // SAFETY: called once, at instantiation (wasm-bindgen's start function),
-    // before any other export runs.
+    if STARTED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // SAFETY: called once per memory (the flag above), at instantiation
+    // (wasm-bindgen's start function), before any other export runs.
     unsafe { __wasm_call_ctors() };
     std::panic::set_hook(Box::new(|info| {
         LAST_PANIC.with(|p| *p.borrow_mut() = Some(info.to_string()));
@@ -76,6 +85,18 @@ pub fn start() {
 pub fn take_panic_message() -> Option<String> {
     LAST_PANIC.with(|p| p.borrow_mut().take())
 }
+
+/// The threads graph builds run on: the Web Workers of the threaded build's
+/// pool (after `initThreadPool`), 1 in the single-threaded build.
+#[wasm_bindgen]
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Starts rayon's pool of `threads` Web Workers over this module's shared
+/// memory (the threaded build only; call it once, before anything else).
+#[cfg(target_feature = "atomics")]
+pub use wasm_bindgen_rayon::init_thread_pool;
 
 /// The version of this build.
 #[wasm_bindgen]

@@ -230,7 +230,11 @@ async fn webgpu() -> Result<Device> {
 
 #[cfg(not(feature = "wgpu"))]
 async fn webgpu() -> Result<Device> {
-    Err(Error::BadInput(
-        "this build of metricann has no WebGPU backend (cargo feature 'wgpu')".into(),
-    ))
+    let why = if cfg!(target_feature = "atomics") {
+        "the threaded build has no WebGPU backend (wgpu's WebGPU objects cannot be shared \
+         between threads); initialize with { threads: 1 } for WebGPU"
+    } else {
+        "this build of metricann has no WebGPU backend (cargo feature 'wgpu')"
+    };
+    Err(Error::BadInput(why.into()))
 }

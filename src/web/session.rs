@@ -259,6 +259,7 @@ impl Session {
                 LockState::Unsupported => "unsupported",
             },
             "dim": self.gallery.dim(),
+            "threads": rayon::current_num_threads(),
             "fingerprint": self.gallery.fingerprint(),
             "modelFingerprint": self.model.embedder.fingerprint(),
             "adapted": self.model.adapted.is_some(),

@@ -32,6 +32,10 @@ cp -al "$sysroot" "$home/toolchains/$toolchain" 2>/dev/null ||
 for f in "$home/toolchains/$toolchain"/lib/rustlib/*; do
   [ -f "$f" ] && cp --remove-destination "$sysroot/lib/rustlib/$(basename "$f")" "$f"
 done
+# The threaded build's nightly, when installed, comes along, so the wasm target is
+# the only thing missing.
+nightly="$(cat scripts/nightly-toolchain)-$(rustc -vV | awk '/^host:/{print $2}')"
+[ -d "$rustup_home/toolchains/$nightly" ] && cp -al "$rustup_home/toolchains/$nightly" "$home/toolchains/$nightly"
 printf 'version = "12"\ndefault_toolchain = "%s"\nprofile = "minimal"\n' "$toolchain" >"$home/settings.toml"
 
 export RUSTUP_HOME="$home" RUSTUP_TOOLCHAIN="$toolchain" SETUP_LOG="$work/setup.log"

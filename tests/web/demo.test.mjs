@@ -197,6 +197,10 @@ test('the demo app (www/) in headless Chromium with a fake camera', { timeout: 6
       assert.ok(loading.some((l) => /model/.test(l.label) && l.value === 1), 'the model bar reaches 100 %');
       assert.equal(await page.locator('#loader').isHidden(), true, 'the bar goes away when ready');
       assert.match(backend, /^(CPU|WebGPU)$/);
+      // The demo server isolates the page (COOP + COEP): index builds get every core.
+      const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+      const engine = await page.locator('#fact-backend').textContent();
+      if (cores > 1) assert.equal(engine, `CPU (WebAssembly) · index builds on ${Math.min(cores, 16)} threads`);
       await page.waitForFunction(() => document.body.dataset.camera === 'on');
       assert.match(await page.locator('#camera-select').textContent(), /known\.y4m/, 'the device picker lists the camera');
       await page.waitForFunction(() => document.body.dataset.offline === 'ready', null, { timeout: 60_000 });

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { join, extname, resolve, normalize, sep } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { ISOLATION_HEADERS } from '../../scripts/demo-server.mjs';
 
 export const HERE = fileURLToPath(new URL('.', import.meta.url));
 export const ROOT = resolve(HERE, '../..');
@@ -23,10 +24,11 @@ const TYPES = {
 };
 
 /**
- * Serves `mounts` ({ '/prefix/': dir }) on 127.0.0.1 (a free port). `GET /fixtures.json`
- * lists the glyph fixture: { train: { class: [files] } }.
+ * Serves `mounts` ({ '/prefix/': dir }) on 127.0.0.1 (a free port), cross-origin
+ * isolated (COOP + COEP: the package's threaded build) when `isolated`. `GET
+ * /fixtures.json` lists the glyph fixture: { train: { class: [files] } }.
  */
-export async function serve(mounts) {
+export async function serve(mounts, { isolated = false } = {}) {
   const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
   const server = createServer(async (req, res) => {
     try {
@@ -48,6 +50,7 @@ export async function serve(mounts) {
         'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
         'content-length': body.length,
         'cache-control': 'no-store',
+        ...(isolated ? ISOLATION_HEADERS : {}),
       });
       res.end(body);
     } catch (e) {

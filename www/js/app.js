@@ -83,7 +83,8 @@ class App {
     chip.textContent = name;
     chip.dataset.backend = s.backend;
     chip.title = s.backendFallback ? `Runs on the CPU (WebAssembly): ${s.backendFallback}` : `Runs on ${name === 'CPU' ? 'the CPU (WebAssembly)' : 'the GPU (WebGPU)'}`;
-    $('fact-backend').textContent = s.backend === 'webgpu' ? 'WebGPU (GPU)' : 'CPU (WebAssembly)';
+    const threads = s.threads > 1 ? ` · index builds on ${s.threads} threads` : '';
+    $('fact-backend').textContent = `${s.backend === 'webgpu' ? 'WebGPU (GPU)' : 'CPU (WebAssembly)'}${threads}`;
     $('fact-model').textContent = `${this.engine.model} · ${s.dim}-d · ${s.modelFingerprint.slice(0, 8)}`;
     $('model-select').value = this.engine.model;
     this.live.useModel(this.engine.model, s.threshold);

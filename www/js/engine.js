@@ -18,7 +18,11 @@ function chosenModel() {
   const wanted = params.get('model') ?? localStorage.getItem(MODEL_KEY);
   return Object.hasOwn(MODELS, wanted) ? wanted : Object.keys(MODELS)[0];
 }
-/** "auto" (WebGPU when there is an adapter, else the CPU); ?backend=cpu|webgpu forces one. */
+/**
+ * "auto": on a cross-origin isolated page the package's threaded build (the CPU,
+ * index builds on every core), elsewhere WebGPU when there is an adapter, else the
+ * CPU; ?backend=cpu|webgpu forces one (webgpu: the single-threaded build).
+ */
 export const BACKEND = ['cpu', 'webgpu'].includes(params.get('backend')) ? params.get('backend') : 'auto';
 
 export class Engine {
@@ -57,7 +61,7 @@ export class Engine {
       };
       worker.addEventListener('message', onMessage);
       worker.addEventListener('error', onError);
-      worker.postMessage({ app: 'load' });
+      worker.postMessage({ app: 'load', threads: BACKEND !== 'webgpu' });
     });
     await this.open(progress);
   }

@@ -2,7 +2,7 @@
 // unit vectors through our package and through hnswlib-wasm, one library per
 // browser, each timed the way an app would use it (build, search, enroll and
 // persist to IndexedDB, reopen from IndexedDB).
-import { MetricAnn } from '/pkg/index.js';
+import { MetricAnn, initialize } from '/pkg/index.js';
 
 const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -145,6 +145,7 @@ export async function oursDim({ model }) {
 
 export async function oursBuild(a) {
   const { base, more, queries, truth } = data(a);
+  await initialize(undefined, { threads: a.threads ?? 1 });
   await MetricAnn.deleteGallery(a.gallery);
   const ann = await MetricAnn.open({ model: a.model, gallery: a.gallery, backend: 'cpu' });
   const t0 = performance.now();
@@ -162,7 +163,16 @@ export async function oursBuild(a) {
   while (await ann.maintain()) {}
   const stats = await ann.stats();
   await ann.close();
-  return { buildMs, search, enroll, stored: await storedBytes(), segments: stats.segments.length, vectors: stats.vectors, jsHeap: jsHeap() };
+  return {
+    buildMs,
+    search,
+    enroll,
+    stored: await storedBytes(),
+    segments: stats.segments.length,
+    vectors: stats.vectors,
+    threads: stats.threads,
+    jsHeap: jsHeap(),
+  };
 }
 
 /**
@@ -224,6 +234,7 @@ export async function oursImport(a) {
 
 export async function oursReopen(a) {
   const { queries, truth } = await queriesOf(a);
+  await initialize(undefined, { threads: a.threads ?? 1 });
   // Our reopen loads the model too (hnswlib has none): timed alone first.
   let t0 = performance.now();
   await (await MetricAnn.open({ model: a.model, backend: 'cpu' })).close();

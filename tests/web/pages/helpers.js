@@ -1,7 +1,7 @@
 // In-page helpers the browser tests call through page.evaluate().
-import { MetricAnn, createWorker } from '/pkg/index.js';
+import { MetricAnn, createWorker, initialize, threadsSupported } from '/pkg/index.js';
 
-export { MetricAnn, createWorker };
+export { MetricAnn, createWorker, initialize, threadsSupported };
 
 const KINDS = ['bytes', 'blob', 'img', 'bitmap', 'imagedata', 'canvas', 'offscreen'];
 
