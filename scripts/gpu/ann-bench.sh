@@ -5,6 +5,8 @@
 #
 #   SIZES="100000 1000000" bash scripts/gpu/ann-bench.sh            bench/ann_vs_hnswlib.py, clustered data
 #   GLYPHS=1 bash scripts/gpu/ann-bench.sh                          the same on real glyph embeddings
+#   BASE=.devdata/x.npy MS="16 32" THREAD_LIST="1 2 16" bash scripts/gpu/ann-bench.sh
+#                                                                   embeddings made elsewhere, every M × threads
 #   INCREMENTAL="900000 100000" bash scripts/gpu/ann-bench.sh       bench/incremental.py
 #   INCREMENTAL="900000 100000" INCREMENTAL_ARGS="--skip hnswlib --keep-base" bash scripts/gpu/ann-bench.sh
 #   NO_HNSWLIB=1 SIZES=1000000 ANN_ARGS="--quantize none,int8 --skip hnswlib" bash scripts/gpu/ann-bench.sh
@@ -81,6 +83,17 @@ PY
   # The file name names the results: ann_vs_hnswlib-file-glyphs-l2-default-...
   PYTHONUNBUFFERED=1 python3 bench/ann_vs_hnswlib.py --base /tmp/glyphs-l2-default.npy --nq "${GLYPH_NQ:-1000}" --bin "$BIN" \
     --out "$OUT" --threads "$THREADS" ${ANN_ARGS:-} 2>&1 | tee -a "$OUT/log"
+fi
+
+if [ -n "${BASE:-}" ]; then
+  # The file name names the results: ann_vs_hnswlib-file-<stem>-...-M<m>-...-t<threads>.
+  for m in ${MS:-16}; do
+    for t in ${THREAD_LIST:-$THREADS}; do
+      log "$BASE: M $m, $t threads"
+      PYTHONUNBUFFERED=1 python3 bench/ann_vs_hnswlib.py --base "$BASE" --nq "${BASE_NQ:-1000}" --m "$m" --bin "$BIN" \
+        --out "$OUT" --threads "$t" ${ANN_ARGS:-} 2>&1 | tee -a "$OUT/log"
+    done
+  done
 fi
 
 if [ -n "${INCREMENTAL:-}" ]; then
