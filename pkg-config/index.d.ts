@@ -299,8 +299,9 @@ export interface InitializeOptions {
   /**
    * The Web Workers graph builds (enrollment in bulk, merges, optimize) run on:
    * 'auto' (the default) is `navigator.hardwareConcurrency` (at most 16) on a
-   * cross-origin isolated page and 1 elsewhere; 1 keeps the single-threaded build.
-   * Searches always run on the caller's thread.
+   * cross-origin isolated page and 1 elsewhere; 1 keeps the single-threaded build,
+   * the one with WebGPU (the threaded build embeds on the CPU). Searches always run
+   * on the caller's thread.
    */
   threads?: 'auto' | number;
 }
