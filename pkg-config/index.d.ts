@@ -308,8 +308,9 @@ export interface InitializeOptions {
 
 /**
  * Load the WebAssembly module now (open/import do it on demand). `wasm`, when
- * given, must be the build the options select: `threads/metricann_bg.wasm` when
- * `threadsSupported()` and threads is not 1, else `metricann_bg.wasm`.
+ * given, is the single-threaded build (`metricann_bg.wasm`) unless `options.threads`
+ * is given too: then it must be the build that selects (`threads/metricann_bg.wasm`
+ * when `threadsSupported()` and threads is not 1).
  */
 export declare function initialize(
   wasm?: string | URL | Response | BufferSource | WebAssembly.Module,

@@ -100,15 +100,17 @@ async function instantiate(source, threads) {
 /**
  * Loads and instantiates the WebAssembly module (once). Called by `open` and
  * `import`; call it early to overlap the download with other work. `wasm`, when
- * given, must be the build `threads` selects: `threads/metricann_bg.wasm` when
- * `threadsSupported()` and `threads` is not 1, else `metricann_bg.wasm`.
+ * given, is the single-threaded build (`metricann_bg.wasm`) unless `threads` is
+ * given too: then it must be the build `threads` selects (`threads/metricann_bg.wasm`
+ * when `threadsSupported()` and `threads` is not 1).
  */
 export function initialize(wasmInput, { threads } = {}) {
   if (!ready) {
     ready = (async () => {
       let source = wasmInput ?? wasmSource;
       if (typeof source === 'function') source = await source();
-      wasm = await instantiate(source, threadCount(threads));
+      const wanted = threads ?? (wasmInput === undefined ? 'auto' : 1);
+      wasm = await instantiate(source, threadCount(wanted));
     })();
     ready.catch(() => {
       ready = null;

@@ -3,7 +3,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { HERE, PKG, MODELS, FIXTURES, serve, listFixture, launch, watch, cosine, BASE_ARGS, WEBGPU_ARGS } from './lib.mjs';
+import { HERE, PKG, MODELS, FIXTURES, serve, listFixture, launch, openPage, cosine, BASE_ARGS, WEBGPU_ARGS } from './lib.mjs';
 
 const CLASSES = Object.entries(await listFixture()).slice(0, 20);
 /** Eight classes of three renderings each (other fonts than CLASSES' first). */
@@ -12,13 +12,6 @@ const ADAPT = { steps: 30, views: 2 };
 const MODEL = '/models/default.bundle';
 const OTHER = '/models/other.bundle';
 
-async function openPage(context, origin, tag) {
-  const page = await context.newPage();
-  watch(page, tag);
-  await page.goto(`${origin}/index.html`);
-  await page.waitForFunction(() => window.ready === true);
-  return page;
-}
 
 async function reload(page) {
   await page.reload();

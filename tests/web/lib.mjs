@@ -129,6 +129,15 @@ export async function benchPage(context, origin, module, global) {
   return p;
 }
 
+/** A new page of `context` on `origin`'s index.html once its helpers are loaded (`window.h`). */
+export async function openPage(context, origin, tag) {
+  const page = await context.newPage();
+  watch(page, tag);
+  await page.goto(`${origin}/index.html`);
+  await page.waitForFunction(() => window.ready === true);
+  return page;
+}
+
 /** Forwards a page's console errors and uncaught exceptions to the test log. */
 export function watch(page, tag) {
   page.on('console', (m) => {

@@ -5,7 +5,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { HERE, PKG, MODELS, serve, launch, watch } from './lib.mjs';
+import { HERE, PKG, MODELS, serve, launch, openPage } from './lib.mjs';
 
 const MODEL = '/models/default.bundle';
 /** Past the growing segment's 1,024 vectors: optimize() builds one graph of them all. */
@@ -45,14 +45,6 @@ async function buildAndSearch(page, where) {
   );
 }
 
-async function freshPage(context, origin, tag) {
-  const page = await context.newPage();
-  watch(page, tag);
-  await page.goto(`${origin}/index.html`);
-  await page.waitForFunction(() => window.ready === true);
-  return page;
-}
-
 const wanted = Array.from({ length: Math.ceil(N / 29) }, (_, i) => `v${i * 29}`);
 
 test('threads: isolated pages build on a Web Worker pool, other pages on one thread', async (t) => {
@@ -67,7 +59,7 @@ test('threads: isolated pages build on a Web Worker pool, other pages on one thr
   });
 
   await t.test('cross-origin isolated page: the threaded build, one graph, every vector found', async (t) => {
-    const r = await buildAndSearch(await freshPage(context, isolated.origin, 'isolated'), 'page');
+    const r = await buildAndSearch(await openPage(context, isolated.origin, 'isolated'), 'page');
     console.log(`# isolated page: ${r.threads} threads on ${r.cores} cores, optimize of ${N} vectors ${r.ms.toFixed(0)} ms`);
     assert.equal(r.supported, true, 'COOP + COEP make the page cross-origin isolated');
     if (r.cores < 2) {
@@ -82,7 +74,7 @@ test('threads: isolated pages build on a Web Worker pool, other pages on one thr
   });
 
   await t.test('cross-origin isolated page, createWorker(): the worker starts its own pool', async (t) => {
-    const r = await buildAndSearch(await freshPage(context, isolated.origin, 'isolated-worker'), 'worker');
+    const r = await buildAndSearch(await openPage(context, isolated.origin, 'isolated-worker'), 'worker');
     console.log(`# isolated worker: ${r.threads} threads, optimize of ${N} vectors ${r.ms.toFixed(0)} ms`);
     if (r.cores < 2) {
       t.skip(`navigator.hardwareConcurrency is ${r.cores}: no pool to start`);
@@ -94,7 +86,7 @@ test('threads: isolated pages build on a Web Worker pool, other pages on one thr
   });
 
   await t.test('page without the headers: the single-threaded build, the same answers', async () => {
-    const r = await buildAndSearch(await freshPage(context, plain.origin, 'plain'), 'page');
+    const r = await buildAndSearch(await openPage(context, plain.origin, 'plain'), 'page');
     console.log(`# plain page: ${r.threads} thread, optimize of ${N} vectors ${r.ms.toFixed(0)} ms`);
     assert.equal(r.supported, false);
     assert.equal(r.pageThreads, 1);
@@ -104,7 +96,7 @@ test('threads: isolated pages build on a Web Worker pool, other pages on one thr
   });
 
   await t.test("threads: 1 on an isolated page keeps the single-threaded build; a bad count is BAD_INPUT", async () => {
-    const page = await freshPage(context, isolated.origin, 'one');
+    const page = await openPage(context, isolated.origin, 'one');
     const r = await page.evaluate(async () => {
       const bad = await h.attempt(() => h.initialize(undefined, { threads: 0 }));
       await h.initialize(undefined, { threads: 1 });
@@ -113,5 +105,17 @@ test('threads: isolated pages build on a Web Worker pool, other pages on one thr
     assert.equal(r.bad.ok, false);
     assert.equal(r.bad.error.code, 'BAD_INPUT');
     assert.equal(r.threads, 1);
+  });
+
+  await t.test('a wasm source given without threads is the single-threaded build, even on an isolated page', async () => {
+    const page = await openPage(context, isolated.origin, 'given');
+    const r = await page.evaluate(async (model) => {
+      await h.initialize('/pkg/metricann_bg.wasm');
+      const ann = await h.MetricAnn.open({ model, backend: 'cpu' });
+      const stats = await ann.stats();
+      await ann.close();
+      return { supported: h.threadsSupported(), threads: h.MetricAnn.threads, stats: stats.threads };
+    }, MODEL);
+    assert.deepEqual(r, { supported: true, threads: 1, stats: 1 });
   });
 });
