@@ -11,7 +11,8 @@ profile="${1:-wasm}"
 out="${PKG_DIR:-pkg}"
 dir="$profile"; [ "$profile" = dev ] && dir=debug
 
-# optimise WASM OUT [FLAGS]: wasm-opt on the optimised profiles, a copy otherwise.
+# optimise WASM OUT [FLAGS]: prints the module to bind: OUT, made by wasm-opt, on the
+# optimised profiles; WASM itself otherwise.
 # It runs on cargo's output, before wasm-bindgen: Debian's binaryen 108 rewrites
 # wasm-bindgen's externref table on a round trip (even with no pass), and the
 # module then fails to instantiate ("Table.set(): Argument 1 is invalid"). The
@@ -26,16 +27,17 @@ optimise() {
       wasm-opt -O3 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
         --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd "$@" \
         "$wasm" -o "$opt"
-      echo "build-pkg: wasm-opt $(stat -c %s "$wasm") → $(stat -c %s "$opt") bytes"
+      echo "build-pkg: wasm-opt $(stat -c %s "$wasm") → $(stat -c %s "$opt") bytes" >&2
+      echo "$opt"
       ;;
-    *) cp "$wasm" "$opt" ;;
+    *) echo "$wasm" ;;
   esac
 }
 
 # The single-threaded build: every runtime.
 cargo build -p metricann --lib --target wasm32-unknown-unknown --profile "$profile"
-single="target/wasm32-unknown-unknown/$dir/metricann"
-optimise "$single.wasm" "$single.opt.wasm"
+single=target/wasm32-unknown-unknown/$dir/metricann
+single=$(optimise "$single.wasm" "$single.opt.wasm")
 
 # The threaded build (pkg/threads/), for cross-origin isolated pages: shared memory
 # and atomics need the standard library rebuilt with them, which takes the nightly
@@ -56,13 +58,13 @@ done
 CARGO_ENCODED_RUSTFLAGS=$(IFS=$'\x1f'; echo "${flags[*]}") \
   cargo "+$nightly" build -Z build-std=panic_abort,std -p metricann --lib --no-default-features --features adapt \
   --target wasm32-unknown-unknown --profile "$profile" --target-dir target/threads
-threaded="target/threads/wasm32-unknown-unknown/$dir/metricann"
-optimise "$threaded.wasm" "$threaded.opt.wasm" --enable-threads
+threaded=target/threads/wasm32-unknown-unknown/$dir/metricann
+threaded=$(optimise "$threaded.wasm" "$threaded.opt.wasm" --enable-threads)
 
 rm -rf "$out"
 mkdir -p "$out/threads"
-wasm-bindgen --target web --out-dir "$out" --out-name metricann "$single.opt.wasm"
-wasm-bindgen --target web --out-dir "$out/threads" --out-name metricann "$threaded.opt.wasm"
+wasm-bindgen --target web --out-dir "$out" --out-name metricann "$single"
+wasm-bindgen --target web --out-dir "$out/threads" --out-name metricann "$threaded"
 
 cp pkg-config/index.js pkg-config/index.d.ts pkg-config/node.js pkg-config/worker.js pkg-config/workerd.js pkg-config/README.md "$out/"
 # The shipped models travel with the package: `MetricAnn.open({ model: 'objects' })`.

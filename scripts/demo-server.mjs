@@ -118,6 +118,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const pkg = resolve(opt('pkg', 'pkg'));
   const host = opt('host', '127.0.0.1');
   const port = Number(opt('port', '8080'));
+  const isolated = !args.includes('--no-isolation');
   try {
     await stat(join(pkg, 'index.js'));
   } catch {
@@ -131,7 +132,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       port,
       host,
       log: args.includes('--log'),
-      isolated: !args.includes('--no-isolation'),
+      isolated,
     });
   } catch (e) {
     console.error(
@@ -141,6 +142,6 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     );
     process.exit(1);
   }
-  const mode = args.includes('--no-isolation') ? 'not isolated: one thread' : 'cross-origin isolated: threads';
+  const mode = isolated ? 'cross-origin isolated: threads' : 'not isolated: one thread';
   console.log(`MetricANN demo: ${server.origin}/  (www: ${root}, package: ${pkg}; ${mode}; Ctrl-C stops)`);
 }

@@ -72,8 +72,8 @@ fi
 # Shared-memory wasm needs the standard library rebuilt with atomics (-Z build-std),
 # which only nightly does; pinned, so a new nightly cannot break the package build.
 nightly=$(cat scripts/nightly-toolchain)
-if ! rustup run "$nightly" rustc --print sysroot >/dev/null 2>&1 ||
-  [ ! -d "$(rustup run "$nightly" rustc --print sysroot)/lib/rustlib/src/rust/library" ]; then
+nightly_root=$(rustup run "$nightly" rustc --print sysroot 2>/dev/null || true)
+if [ -z "$nightly_root" ] || [ ! -d "$nightly_root/lib/rustlib/src/rust/library" ]; then
   echo "setup: installing the Rust toolchain $nightly with rust-src (the threaded wasm build)"
   rustup toolchain install "$nightly" --profile minimal --component rust-src >>"$log" 2>&1 ||
     fail "rustup toolchain install $nightly"

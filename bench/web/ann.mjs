@@ -54,6 +54,15 @@ const THREADS = flag('threads', '1') === 'auto' ? 'auto' : Number(flag('threads'
 common.threads = THREADS;
 const server = await serve(mounts, { isolated: THREADS !== 1 });
 
+const SKIP_HNSWLIB = process.argv.includes('--skip-hnswlib');
+
+/** hnswlib-wasm's figures in the result file `out` of an earlier run, saying when they are from; null without. */
+async function earlierPeer(out) {
+  const earlier = await readFile(out, 'utf8').then(JSON.parse, () => null);
+  if (!earlier?.hnswlib) return null;
+  return { ...earlier.hnswlib, from: earlier.hnswlib.from ?? earlier.when ?? 'an earlier run' };
+}
+
 /** Peak and current RSS of Chromium's renderer processes (one page is open). */
 async function rendererMemory() {
   let peak = 0;
@@ -134,10 +143,9 @@ async function importRun(dir) {
   };
   const out = join(ROOT, `bench/results/browser-ann-import-${meta.n}x${meta.dim}.json`);
   const report = { params: a, data: meta.data, native: meta, metricann: {} };
-  if (process.argv.includes('--skip-hnswlib')) {
-    // Keep hnswlib's figures from the earlier run, and say when they are from.
-    const earlier = await readFile(out, 'utf8').then(JSON.parse, () => null);
-    if (earlier?.hnswlib) report.hnswlib = { ...earlier.hnswlib, from: earlier.hnswlib.from ?? earlier.when ?? 'an earlier run' };
+  if (SKIP_HNSWLIB) {
+    const earlier = await earlierPeer(out);
+    if (earlier) report.hnswlib = earlier;
   }
   report.when = new Date().toISOString();
   const save = async () => {
@@ -151,7 +159,7 @@ async function importRun(dir) {
     report.metricann[storage] = ours;
     await save();
   }
-  if (files.includes('hnswlib-wasm32.bin') && !process.argv.includes('--skip-hnswlib')) {
+  if (files.includes('hnswlib-wasm32.bin') && !SKIP_HNSWLIB) {
     // Each enrollment rewrites the whole file: a few are enough.
     const theirs = await side('hnswImport', 'hnswReopen', { ...a, extra: Math.min(a.extra, 3) });
     console.log(`hnswlib-wasm ${meta.n}:`, JSON.stringify(theirs));
@@ -182,9 +190,8 @@ try {
     console.log(`metricann ${n} (threads ${ours.threads}):`, JSON.stringify(ours));
     const out = join(ROOT, `bench/results/browser-ann-${n}x${dim}-t${ours.threads}.json`);
     let theirs;
-    if (process.argv.includes('--skip-hnswlib')) {
-      const earlier = await readFile(out, 'utf8').then(JSON.parse, () => null);
-      theirs = earlier?.hnswlib && { ...earlier.hnswlib, from: earlier.hnswlib.from ?? earlier.when ?? 'an earlier run' };
+    if (SKIP_HNSWLIB) {
+      theirs = await earlierPeer(out);
     } else {
       // Fewer enrollments for hnswlib: each one rewrites the whole index file.
       theirs = { version: hnswVersion, ...(await side('hnswBuild', 'hnswReopen', { ...a, extra: Math.min(a.extra, 10) })) };
