@@ -509,6 +509,43 @@ impl Gallery {
         self.finish(cs)
     }
 
+    /// Enrolls the examples of many classes as one graph built now, straight
+    /// from their vectors ([`Index::add_sealed`]): the bulk load of a new
+    /// gallery, holding one copy of the vectors where [`Gallery::enroll_batch`]
+    /// and a seal hold three. Bad input in any entry changes nothing.
+    pub fn enroll_sealed(&mut self, entries: Vec<Enrollment>) -> Result<ChangeSet> {
+        if entries.is_empty() {
+            return Err(Error::BadInput("no classes to enroll".into()));
+        }
+        let dim = self.dim();
+        for e in &entries {
+            check_examples(&e.label, &e.vectors)?;
+            if let Some(v) = e.vectors.iter().find(|v| v.len() != dim) {
+                return Err(Error::BadInput(format!(
+                    "class {:?}: a vector of {} values, the gallery's dimension is {dim}",
+                    e.label,
+                    v.len()
+                )));
+            }
+        }
+        let n = entries.iter().map(|e| e.vectors.len()).sum();
+        let ids = self.next_ids(n);
+        let mut flat = Vec::with_capacity(n * dim);
+        let mut classes = Vec::with_capacity(entries.len());
+        for e in entries {
+            classes.push((e.label, e.vectors.len(), e.metadata));
+            e.vectors.into_iter().for_each(|v| flat.extend(v));
+        }
+        let mut cs = self.index.add_sealed(ids.clone(), flat)?;
+        let mut at = 0;
+        for (label, count, metadata) in classes {
+            self.attach(&label, &ids[at..at + count], metadata, Vec::new());
+            at += count;
+        }
+        self.maybe_maintain(&mut cs)?;
+        self.finish(cs)
+    }
+
     /// The ids the next `n` vectors will get (taken by [`Gallery::attach`]).
     fn next_ids(&self, n: usize) -> Vec<u64> {
         let first = self.next_vector_id;

@@ -699,6 +699,53 @@ fn a_batch_is_one_chunk_one_page_and_bad_input_in_it_changes_nothing() {
 }
 
 #[test]
+fn a_sealed_bulk_load_is_one_segment_and_bad_input_changes_nothing() {
+    let (mut g, mut store) = new_gallery(4);
+    let entry = |label: &str, vectors: Vec<Vec<f32>>| Enrollment {
+        label: label.into(),
+        vectors,
+        metadata: None,
+    };
+    let before = (g.classes(), g.stats());
+    for bad in [
+        vec![
+            entry("a", vec![near(0, 0.0)]),
+            entry("b", vec![vec![1.0; DIM + 1]]),
+        ],
+        vec![
+            entry("a", vec![near(0, 0.0)]),
+            entry("b", vec![vec![f32::NAN; DIM]]),
+        ],
+        vec![entry("a", vec![])],
+        vec![],
+    ] {
+        assert!(matches!(g.enroll_sealed(bad), Err(Error::BadInput(_))));
+        assert_eq!((g.classes(), g.stats()), before);
+    }
+    // More vectors than the growing segment holds, and not one chunk written.
+    let batch = (0..6)
+        .map(|i| entry(&format!("c{i}"), vec![near(i, 0.0), near(i, 0.1)]))
+        .collect();
+    let cs = g.enroll_sealed(batch).unwrap();
+    assert!(cs.puts.iter().all(|(n, _)| !n.starts_with("grow-")));
+    store.apply(cs);
+    assert_eq!((g.stats().vectors, g.classes().len()), (12, 6));
+    let segments = g.index().segments();
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    assert_eq!(
+        g.search(&near(4, 0.05), 1, None).unwrap().matches[0].label,
+        "c4"
+    );
+    store.apply(g.enroll("c6", &[near(6, 0.0)], None, vec![]).unwrap());
+    let (back, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
+    assert_eq!(back.classes(), g.classes());
+    assert_eq!(
+        back.search(&near(6, 0.0), 1, None).unwrap().matches[0].label,
+        "c6"
+    );
+}
+
+#[test]
 fn maintenance_built_on_another_thread_while_the_gallery_is_used() {
     let (mut g, mut store) = new_gallery(4);
     g.set_auto_maintain(false);

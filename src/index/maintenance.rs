@@ -268,6 +268,43 @@ impl Index {
         self.finish_maintenance(job.build_unencoded()?).map(Some)
     }
 
+    /// Adds a batch as one sealed segment built now, straight from the
+    /// caller's buffer: `vectors` holds `ids.len()` rows of the index's
+    /// dimension one after another, is made unit in place and becomes the
+    /// graph's storage. The bulk-load path: no growing chunk is written and no
+    /// copy of the vectors is made, where [`Index::add`] then [`Index::seal`]
+    /// hold three at their peak (the growing segment, its chunk blob, the
+    /// seal's input). Bad input changes nothing; merging with other segments
+    /// is left to [`Index::maintain`]. An error while a job is out.
+    pub fn add_sealed(&mut self, ids: Vec<u64>, mut vectors: Vec<f32>) -> Result<ChangeSet> {
+        if let Some(job) = &self.job {
+            return Err(Error::BadInput(format!(
+                "segment {job} is being built; add a sealed segment once it is in"
+            )));
+        }
+        if ids.is_empty() {
+            return Err(Error::BadInput("no vectors to add".into()));
+        }
+        if vectors.len() != ids.len() * self.dim {
+            return Err(Error::BadInput(format!(
+                "{} values for {} ids of dimension {}",
+                vectors.len(),
+                ids.len(),
+                self.dim
+            )));
+        }
+        self.check_new_ids(&ids)?;
+        for (i, row) in vectors.chunks_exact_mut(self.dim).enumerate() {
+            make_unit(row).map_err(|why| Error::BadInput(format!("vector {i} {why}")))?;
+        }
+        let job = self.job_over(Flat { ids, data: vectors }, Vec::new(), 0);
+        let built = job.build_unencoded();
+        if built.is_err() {
+            self.job = None;
+        }
+        self.finish_maintenance(built?)
+    }
+
     pub(super) fn seal_job(&mut self) -> MaintenanceJob {
         let replaces = self.chunks.iter().map(|c| c.name.clone()).collect();
         self.frozen_chunks = self.chunks.len();

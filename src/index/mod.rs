@@ -125,6 +125,24 @@ fn checked_unit_into(v: &[f32], dim: usize, what: &str, out: &mut Vec<f32>) -> R
 
 /// Appends `v` made unit-length to `out`, or says what is wrong with it.
 fn push_unit(v: &[f32], dim: usize, out: &mut Vec<f32>) -> std::result::Result<(), String> {
+    match unit_scale(v, dim)? {
+        None => out.extend_from_slice(v),
+        Some(inv) => out.extend(v.iter().map(|&x| (x as f64 * inv) as f32)),
+    }
+    Ok(())
+}
+
+/// Makes `v` unit length where it lies (see [`push_unit`]).
+fn make_unit(v: &mut [f32]) -> std::result::Result<(), String> {
+    if let Some(inv) = unit_scale(v, v.len())? {
+        v.iter_mut().for_each(|x| *x = (*x as f64 * inv) as f32);
+    }
+    Ok(())
+}
+
+/// What `v` must be multiplied by to be unit length (`None`: it already is),
+/// or why it cannot be stored.
+fn unit_scale(v: &[f32], dim: usize) -> std::result::Result<Option<f64>, String> {
     if v.len() != dim {
         return Err(format!(
             "has {} values, the index dimension is {dim}",
@@ -139,13 +157,7 @@ fn push_unit(v: &[f32], dim: usize, out: &mut Vec<f32>) -> std::result::Result<(
     if n2 == 0.0 || !n2.is_finite() {
         return Err("has zero length and no direction".into());
     }
-    if (n2 - 1.0).abs() <= 1e-6 {
-        out.extend_from_slice(v);
-    } else {
-        let inv = 1.0 / n2.sqrt();
-        out.extend(v.iter().map(|&x| (x as f64 * inv) as f32));
-    }
-    Ok(())
+    Ok(((n2 - 1.0).abs() > 1e-6).then(|| 1.0 / n2.sqrt()))
 }
 
 /// What a search reuses from one query to the next on its thread, so that a
@@ -493,15 +505,7 @@ impl Index {
         if ids.is_empty() {
             return Err(Error::BadInput("no vectors to add".into()));
         }
-        let mut batch = HashSet::with_capacity(ids.len());
-        for &id in ids {
-            if !batch.insert(id) {
-                return Err(Error::BadInput(format!("vector id {id} given twice")));
-            }
-            if self.stores(id) {
-                return Err(Error::BadInput(format!("vector id {id} is already stored")));
-            }
-        }
+        self.check_new_ids(ids)?;
         let mut data = Vec::with_capacity(ids.len() * self.dim);
         for (i, v) in vectors.iter().enumerate() {
             push_unit(v, self.dim, &mut data)
@@ -544,6 +548,20 @@ impl Index {
             start = end;
         }
         Ok(cs)
+    }
+
+    /// An error unless every id is new: neither stored nor given twice.
+    fn check_new_ids(&self, ids: &[u64]) -> Result<()> {
+        let mut batch = HashSet::with_capacity(ids.len());
+        for &id in ids {
+            if !batch.insert(id) {
+                return Err(Error::BadInput(format!("vector id {id} given twice")));
+            }
+            if self.stores(id) {
+                return Err(Error::BadInput(format!("vector id {id} is already stored")));
+            }
+        }
+        Ok(())
     }
 
     /// Merges the growing segment's newest chunks by size tiers, as sealed

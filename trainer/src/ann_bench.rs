@@ -1,7 +1,7 @@
 //! `metricann bench`: the index as an ANN library, on vectors from `.npy` files.
 //!
-//! Builds the index (one sealed HNSW segment) over the base
-//! vectors, then, for each `--ef`, runs every query on one thread and reports
+//! Builds the index (one sealed HNSW segment, [`Index::add_sealed`]) over the
+//! base vectors, then, for each `--ef`, runs every query on one thread and reports
 //! queries per second, latency percentiles and recall@k against the ground truth
 //! (a `--gt` file of row indices, or the index's own exact search). With
 //! `--quantize none,int8` the same graph is then quantised and measured again,
@@ -87,7 +87,7 @@ pub struct Memory {
     /// Peak resident set during the build (the peak is reset before it, where
     /// the kernel allows; otherwise it includes loading the inputs).
     pub peak_rss_build_bytes: Option<u64>,
-    /// Resident set after the build, with the base vectors freed.
+    /// Resident set after the build (the base vectors became the index's storage).
     pub rss_after_build_bytes: Option<u64>,
     /// The index's serialized size: vectors, graph links and ids.
     pub index_bytes: u64,
@@ -154,7 +154,11 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub fn run(a: &BenchArgs) -> Result<Report> {
     let neighbors = check_args(a)?;
     let inputs = read_inputs(a)?;
-    let (n, dim, nq) = (inputs.base.len(), inputs.dim, inputs.queries.len());
+    let (n, dim, nq) = (
+        inputs.base.len() / inputs.dim,
+        inputs.dim,
+        inputs.queries.len(),
+    );
     let rss_inputs = proc_status("VmRSS");
     let peak_reset = reset_peak_rss();
     let Inputs {
@@ -241,26 +245,27 @@ fn check_args(a: &BenchArgs) -> Result<NeighborSelection> {
         .map_err(|e| Error::BadInput(format!("--neighbors: {e}")))
 }
 
-/// The base and query vectors, and the ground truth file if there is one.
+/// The base vectors (rows one after another, as hnswlib gets them from
+/// numpy), the queries, and the ground truth file if there is one.
 struct Inputs {
-    base: Vec<Vec<f32>>,
+    base: Vec<f32>,
     queries: Vec<Vec<f32>>,
     dim: usize,
     gt: Option<Vec<Vec<u64>>>,
 }
 
 fn read_inputs(a: &BenchArgs) -> Result<Inputs> {
-    // Queries first: the base rows, freed once the index has its copy, are
-    // then the top of the heap, which the allocator gives back to the system.
     let queries = read_vectors(&a.queries)?;
-    let mut base = read_vectors(&a.base)?;
-    if let Some(limit) = a.limit {
-        base.truncate(limit.max(1));
-        base.shrink_to_fit();
+    let (dim, mut base) = crate::npy::read_f32_flat(&a.base)?;
+    if base.is_empty() {
+        return Err(bad(&a.base, "no vectors"));
     }
-    let dim = base[0].len();
-    if let Some(i) = base.iter().position(|r| r.len() != dim) {
-        return Err(bad(&a.base, format!("row {i} has another length")));
+    if dim == 0 {
+        return Err(bad(&a.base, "vectors of dimension 0"));
+    }
+    if let Some(limit) = a.limit {
+        base.truncate(limit.max(1) * dim);
+        base.shrink_to_fit();
     }
     if let Some(q) = queries.first().filter(|q| q.len() != dim) {
         return Err(bad(
@@ -270,7 +275,12 @@ fn read_inputs(a: &BenchArgs) -> Result<Inputs> {
     }
     let gt = match &a.gt {
         None => None,
-        Some(path) => Some(read_ground_truth(path, a.k, queries.len(), base.len())?),
+        Some(path) => Some(read_ground_truth(
+            path,
+            a.k,
+            queries.len(),
+            base.len() / dim,
+        )?),
     };
     Ok(Inputs {
         base,
@@ -311,16 +321,11 @@ struct Built {
     seconds: f64,
 }
 
-/// Builds one sealed graph over `base`, which it then frees.
-fn build(
-    a: &BenchArgs,
-    base: Vec<Vec<f32>>,
-    dim: usize,
-    neighbors: NeighborSelection,
-) -> Result<Built> {
-    let n = base.len();
+/// Builds one sealed graph over `base` (rows one after another), which
+/// becomes the graph's storage: the bulk-load path, [`Index::add_sealed`].
+fn build(a: &BenchArgs, base: Vec<f32>, dim: usize, neighbors: NeighborSelection) -> Result<Built> {
+    let n = base.len() / dim;
     let config = IndexConfig {
-        growing_capacity: n.clamp(1, 1 << 24),
         m: a.m,
         ef_construction: a.ef_construction,
         ef_search: a.ef.first().copied().unwrap_or(64),
@@ -336,13 +341,11 @@ fn build(
     let ids: Vec<u64> = (0..n as u64).collect();
     let start = Instant::now();
     pool.install(|| -> Result<()> {
-        // The change sets (the blobs a gallery would store) are dropped at once.
+        // The change set (the segment blob a gallery would store) is dropped
+        // at once; making it is part of the build, as it is for a gallery.
         index
-            .add(&ids, &base)
+            .add_sealed(ids, base)
             .map_err(|e| bad(&a.base, e.to_string()))?;
-        // The index holds its own copy now: hnswlib's build holds one too.
-        drop(base);
-        index.seal()?;
         Ok(())
     })?;
     Ok(Built {

@@ -116,6 +116,14 @@ fn data<'a>(path: &Path, bytes: &'a [u8], h: &Header, size: usize) -> Result<&'a
 
 /// Reads an `N×D` little-endian float32 `.npy` file into rows.
 pub fn read_f32(path: &Path) -> Result<Vec<Vec<f32>>> {
+    let (cols, values) = read_f32_flat(path)?;
+    Ok(values.chunks(cols.max(1)).map(<[f32]>::to_vec).collect())
+}
+
+/// Reads an `N×D` little-endian float32 `.npy` file as `D` and its rows one
+/// after another in one buffer (a million rows are one allocation, not a
+/// million).
+pub fn read_f32_flat(path: &Path) -> Result<(usize, Vec<f32>)> {
     let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
     let h = header(path, &bytes)?;
     if h.descr != "<f4" {
@@ -126,15 +134,11 @@ pub fn read_f32(path: &Path) -> Result<Vec<Vec<f32>>> {
         )));
     }
     let data = data(path, &bytes, &h, 4)?;
-    let values: Vec<f32> = data
+    let values = data
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    Ok(values
-        .chunks(h.cols.max(1))
-        .take(h.rows)
-        .map(<[f32]>::to_vec)
-        .collect())
+    Ok((h.cols, values))
 }
 
 /// Reads an `N×K` array of row indices (ground-truth neighbour lists): little-endian

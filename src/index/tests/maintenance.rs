@@ -475,3 +475,82 @@ fn optimize_inserts_a_few_into_a_large_graph_instead_of_rebuilding() {
     index.config.m = 24;
     assert!(!index.start_optimize().unwrap().unwrap().is_incremental());
 }
+
+#[test]
+fn add_sealed_builds_one_graph_from_the_callers_buffer() {
+    let dim = 16;
+    let mut index = Index::new(dim, "fp", small_config()).unwrap();
+    let mut blobs = Blobs::new();
+    let vs = random_unit(400, dim, 41);
+    // Scaled rows: stored unit length, as `add` stores them.
+    let flat: Vec<f32> = vs.iter().flatten().map(|x| 3.0 * x).collect();
+    let cs = index.add_sealed((0..400).collect(), flat).unwrap();
+    assert!(cs.deletes.is_empty());
+    assert_eq!(cs.puts.len(), 1, "one segment blob, no growing chunk");
+    blobs.apply(cs);
+    let segs = index.segments();
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    assert_eq!((segs[0].kind, segs[0].vectors), (SegmentKind::Hnsw, 400));
+    let hit = index.search(&vs[17], 1).unwrap()[0];
+    assert_eq!(hit.id, 17);
+    assert!((hit.score - 1.0).abs() < 1e-5, "{}", hit.score);
+
+    // The same recall as `add` then `seal` over the same vectors.
+    let queries = random_unit(40, dim, 42);
+    let truth: Vec<Vec<u64>> = queries
+        .iter()
+        .map(|q| ids(&index.search_exact(q, 10).unwrap()))
+        .collect();
+    let mut sealed = Index::new(dim, "fp", small_config()).unwrap();
+    sealed.add(&(0..400).collect::<Vec<_>>(), &vs).unwrap();
+    sealed.seal().unwrap();
+    let (ours, theirs) = (
+        recall_at_10(&index, &queries, &truth),
+        recall_at_10(&sealed, &queries, &truth),
+    );
+    assert!(ours >= 0.95 && ours >= theirs - 0.02, "{ours} vs {theirs}");
+
+    // It reloads as it is, and later vectors take the ordinary path.
+    let (back, damage) = Index::load(dim, "fp", &index.manifest(), &blobs, false).unwrap();
+    assert!(damage.is_empty());
+    assert_eq!(
+        back.search(&vs[3], 5).unwrap(),
+        index.search(&vs[3], 5).unwrap()
+    );
+    index.add(&[400], &random_unit(1, dim, 43)).unwrap();
+    assert_eq!(index.len(), 401);
+}
+
+#[test]
+fn add_sealed_refuses_bad_input_and_a_running_job() {
+    let dim = 4;
+    let mut index = Index::new(dim, "fp", small_config()).unwrap();
+    index.add(&[1], &random_unit(1, dim, 44)).unwrap();
+    let good = [1.0, 0.0, 0.0, 0.0];
+    let rows = |rows: &[[f32; 4]]| rows.iter().flatten().copied().collect::<Vec<f32>>();
+    for (ids, data, why) in [
+        (vec![], vec![], "no vectors"),
+        (vec![2], vec![1.0, 0.0, 0.0], "3 values for 1 ids"),
+        (
+            vec![2, 3],
+            rows(&[good, [0.0; 4]]),
+            "vector 1 has zero length",
+        ),
+        (vec![2], rows(&[[f32::NAN, 0.0, 0.0, 0.0]]), "non-finite"),
+        (vec![2, 2], rows(&[good, good]), "given twice"),
+        (vec![1], rows(&[good]), "already stored"),
+    ] {
+        let err = index.add_sealed(ids, data).unwrap_err();
+        assert!(
+            matches!(&err, Error::BadInput(m) if m.contains(why)),
+            "{err}"
+        );
+        assert_eq!((index.len(), index.segments().len()), (1, 1));
+    }
+    let job = index.start_seal().unwrap().expect("one growing vector");
+    let err = index.add_sealed(vec![2], rows(&[good])).unwrap_err();
+    assert!(err.to_string().contains("being built"), "{err}");
+    index.finish_maintenance(job.build().unwrap()).unwrap();
+    index.add_sealed(vec![2], rows(&[good])).unwrap();
+    assert_eq!(index.len(), 2);
+}

@@ -166,10 +166,10 @@ pub(super) fn build_index(a: BuildIndexArgs) -> Result<()> {
     // Built in memory, then written in one atomic commit.
     let mut staging = MemoryStore::default();
     staging.apply(created)?;
-    gallery.set_auto_maintain(!a.optimize);
-    enroll_by_segment(&mut gallery, &mut staging, extracted.by_class, &a)?;
     if a.optimize {
-        optimize(&mut gallery, &mut staging, a.json)?;
+        enroll_as_one_graph(&mut gallery, &mut staging, extracted.by_class, a.json)?;
+    } else {
+        enroll_by_segment(&mut gallery, &mut staging, extracted.by_class, &a)?;
     }
     let mut store = FsStore::create(&a.out)?;
     store.apply(staging.snapshot())?;
@@ -244,9 +244,15 @@ fn enroll_by_segment(
     Ok(())
 }
 
-/// Builds one graph over every vector (`--optimize`), with a spinner.
-fn optimize(gallery: &mut Gallery, staging: &mut MemoryStore, hidden: bool) -> Result<()> {
-    let vectors = gallery.stats().vectors;
+/// Enrolls every class into one graph built at once (`--optimize`), with a
+/// spinner: no growing segment, no tiers to merge afterwards.
+fn enroll_as_one_graph(
+    gallery: &mut Gallery,
+    staging: &mut MemoryStore,
+    by_class: BTreeMap<String, Vec<Vec<f32>>>,
+    hidden: bool,
+) -> Result<()> {
+    let vectors: usize = by_class.values().map(Vec::len).sum();
     let bar = if hidden {
         ProgressBar::hidden()
     } else {
@@ -255,9 +261,15 @@ fn optimize(gallery: &mut Gallery, staging: &mut MemoryStore, hidden: bool) -> R
     bar.set_message(format!("building one graph over {vectors} vectors"));
     bar.enable_steady_tick(std::time::Duration::from_millis(250));
     let started = std::time::Instant::now();
-    if let Some(cs) = gallery.optimize()? {
-        staging.apply(cs)?;
-    }
+    let entries = by_class
+        .into_iter()
+        .map(|(label, vectors)| Enrollment {
+            label,
+            vectors,
+            metadata: None,
+        })
+        .collect();
+    staging.apply(gallery.enroll_sealed(entries)?)?;
     bar.finish_and_clear();
     info!(
         vectors,
