@@ -14,7 +14,8 @@
 //! [`FsStore::open_read_only`] takes no lock (search while another process
 //! enrolls); such a reader may see a blob deleted under it and should reopen.
 //!
-//! Crash testing: with `METRICANN_FAULT_AFTER_WRITES=N` in the environment the
+//! Fault testing: [`FsStore::set_faults`] fails or stops a commit at any of its
+//! steps ([`super::fault`]). With `METRICANN_FAULT_AFTER_WRITES=N` in the environment the
 //! process aborts half-way through its (N+1)-th file write, the way a power cut
 //! or `kill -9` would stop it, so tests can check every crash point of a commit.
 
@@ -23,6 +24,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::BlobStore;
+use super::fault::Faults;
 use crate::blob::{self, BlobRead, ChangeSet, MANIFEST};
 use crate::{Error, Result};
 
@@ -58,6 +60,7 @@ pub struct FsStore {
     dir: PathBuf,
     /// Whether this store holds the lock (and may write).
     locked: bool,
+    faults: Faults,
 }
 
 /// An I/O error on `path`; a full disk or exhausted quota is `QuotaExceeded`.
@@ -120,7 +123,11 @@ impl FsStore {
             )));
         }
         Self::lock(&dir)?;
-        let store = FsStore { dir, locked: true };
+        let store = FsStore {
+            dir,
+            locked: true,
+            faults: Faults::default(),
+        };
         store.remove_temp_files()?;
         Ok(store)
     }
@@ -135,7 +142,11 @@ impl FsStore {
                 dir.display()
             )));
         }
-        Ok(FsStore { dir, locked: false })
+        Ok(FsStore {
+            dir,
+            locked: false,
+            faults: Faults::default(),
+        })
     }
 
     fn lock(dir: &Path) -> Result<()> {
@@ -242,6 +253,35 @@ impl FsStore {
         Ok(removed)
     }
 
+    /// Injects a fault into the commits from now on (see [`super::fault`]);
+    /// `Faults::default()` only counts their steps.
+    pub fn set_faults(&mut self, faults: Faults) {
+        self.faults = faults;
+    }
+
+    /// The steps the commits took since [`FsStore::set_faults`].
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// A commit step: `op`, unless a fault is planned for it.
+    fn step<T>(
+        &self,
+        what: &str,
+        path: &Path,
+        op: impl FnOnce() -> std::io::Result<T>,
+    ) -> Result<T> {
+        self.faults
+            .step(what)
+            .and_then(|()| op())
+            .map_err(|e| io_err(path, e))
+    }
+
+    fn sync_dir(&self) -> Result<()> {
+        self.step("sync the directory", &self.dir, || Ok(()))?;
+        sync_dir(&self.dir)
+    }
+
     fn check_writable(&self) -> Result<()> {
         if self.locked {
             Ok(())
@@ -257,25 +297,21 @@ impl FsStore {
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let tmp = self.dir.join(format!("{TEMP_PREFIX}{name}"));
         let path = self.dir.join(name);
-        let written = File::create(&tmp)
+        let written = self
+            .step("write", &tmp, || File::create(&tmp))
             .and_then(|mut f| {
                 if fault::crash_now() {
                     let _ = f.write_all(&bytes[..bytes.len() / 2]);
                     std::process::abort();
                 }
-                f.write_all(bytes)?;
-                f.sync_all()
+                f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
+                self.step("sync a file", &tmp, || f.sync_all())
             })
-            .map_err(|e| io_err(&tmp, e));
-        if let Err(e) = written {
+            .and_then(|()| self.step("rename", &path, || fs::rename(&tmp, &path)));
+        if written.is_err() && !self.faults.crashed() {
             let _ = fs::remove_file(&tmp);
-            return Err(e);
         }
-        if let Err(e) = fs::rename(&tmp, &path) {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_err(&path, e));
-        }
-        Ok(())
+        written
     }
 }
 
@@ -334,7 +370,7 @@ impl BlobStore for FsStore {
             }
         }
         if result.is_ok() && !blobs.is_empty() {
-            result = sync_dir(&self.dir);
+            result = self.sync_dir();
         }
         // The commit point.
         if result.is_ok()
@@ -343,26 +379,29 @@ impl BlobStore for FsStore {
             result = self.write_atomic(MANIFEST, m);
         }
         if let Err(e) = result {
-            for path in created {
-                let _ = fs::remove_file(path);
+            if !self.faults.crashed() {
+                for path in created {
+                    let _ = fs::remove_file(path);
+                }
+                let _ = sync_dir(&self.dir);
             }
-            let _ = sync_dir(&self.dir);
             return Err(e);
         }
-        sync_dir(&self.dir)?;
+        self.sync_dir()?;
 
         // Committed: deletes can only leave garbage behind, never lose state.
         let mut deleted = false;
         for name in deletes {
             let path = self.dir.join(&name);
-            match fs::remove_file(&path) {
+            match self.step("delete", &path, || fs::remove_file(&path)) {
                 Ok(()) => deleted = true,
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) if self.faults.crashed() => return Err(e),
+                Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {}
                 Err(e) => tracing::warn!("could not delete {}: {e}", path.display()),
             }
         }
         if deleted {
-            sync_dir(&self.dir)?;
+            self.sync_dir()?;
         }
         Ok(())
     }

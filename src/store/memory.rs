@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::BlobStore;
+use super::fault::Faults;
 use crate::blob::{self, BlobRead, ChangeSet};
 use crate::{Error, Result};
 
@@ -13,6 +14,7 @@ use crate::{Error, Result};
 pub struct MemoryStore {
     blobs: HashMap<String, Vec<u8>>,
     quota: Option<u64>,
+    faults: Faults,
 }
 
 impl MemoryStore {
@@ -24,8 +26,8 @@ impl MemoryStore {
     /// An empty store holding at most `bytes` bytes of blobs.
     pub fn with_quota(bytes: u64) -> Self {
         Self {
-            blobs: HashMap::new(),
             quota: Some(bytes),
+            ..Self::default()
         }
     }
 
@@ -64,6 +66,18 @@ impl MemoryStore {
             cs.put(blob::MANIFEST, m.clone());
         }
         cs
+    }
+
+    /// Injects a fault into the commits from now on (see [`super::fault`]).
+    /// A commit here is one step per put and per delete, all taken before
+    /// anything changes: a fault at any of them leaves the old state.
+    pub fn set_faults(&mut self, faults: Faults) {
+        self.faults = faults;
+    }
+
+    /// The steps the commits took since [`MemoryStore::set_faults`].
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     /// Direct access to the blobs, bypassing change sets (tests use it to
@@ -114,6 +128,13 @@ impl BlobStore for MemoryStore {
                     "the change needs {after} bytes, the store holds at most {quota}"
                 )));
             }
+        }
+        let steps = changes.puts.iter().map(|(n, _)| ("put", n));
+        for (what, name) in steps.chain(changes.deletes.iter().map(|n| ("delete", n))) {
+            self.faults.step(what).map_err(|e| match e.kind() {
+                std::io::ErrorKind::StorageFull => Error::QuotaExceeded(format!("{name}: {e}")),
+                _ => Error::Internal(format!("{name}: {e}")),
+            })?;
         }
         for (name, bytes) in changes.puts {
             self.blobs.insert(name, bytes);

@@ -5,6 +5,9 @@
 //!   writing the manifest last with write-temp-then-rename;
 //! - `idb::IdbStore` (wasm32 only): IndexedDB, used by the JS bindings.
 
+pub mod fault;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod fault_tests;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fs;
 #[cfg(target_arch = "wasm32")]
@@ -12,6 +15,7 @@ pub mod idb;
 pub mod memory;
 
 pub use crate::blob::{BlobRead, ChangeSet};
+pub use fault::{FaultKind, Faults};
 #[cfg(not(target_arch = "wasm32"))]
 pub use fs::FsStore;
 pub use memory::MemoryStore;
