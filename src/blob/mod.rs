@@ -60,6 +60,22 @@ fn checksum(body: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(body)
 }
 
+/// Ids, sequence numbers and counters a gallery stores stay below 2^53 (exact
+/// as a JavaScript number). A stored one at or above it is corrupt: counting
+/// on from it could otherwise overflow.
+pub const MAX_ID: u64 = 1 << 53;
+
+/// An error unless every value of `what` in blob `name` is below [`MAX_ID`].
+pub fn check_ids(name: &str, what: &str, ids: impl IntoIterator<Item = u64>) -> Result<()> {
+    match ids.into_iter().find(|&id| id >= MAX_ID) {
+        Some(id) => Err(Error::corrupt(
+            name,
+            format!("{what} {id} is out of range (at most 2^53)"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Frames `payload` as a blob of the given `kind`.
 pub fn seal(kind: [u8; 4], payload: &[u8]) -> Vec<u8> {
     let mut out = start_frame(payload.len());

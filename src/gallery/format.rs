@@ -131,6 +131,8 @@ impl Class {
 
     pub(super) fn from_record(name: &str, record: ClassRecord) -> Result<(u64, Class)> {
         check_label(&record.label).map_err(|e| Error::corrupt(name, e.to_string()))?;
+        blob::check_ids(name, "class id", [record.id])?;
+        blob::check_ids(name, "vector id", record.vector_ids.iter().copied())?;
         let metadata = match record.metadata {
             Some(text) => Some(
                 serde_json::from_str(&text)
@@ -230,6 +232,25 @@ pub(super) fn encode_manifest(m: &Manifest) -> Result<Vec<u8>> {
 /// The manifest, and for format 1 the class blobs it lists (its `pages` are
 /// then empty).
 pub(super) fn decode_manifest(bytes: &[u8]) -> Result<(Manifest, Vec<ClassEntry>)> {
+    let (manifest, v1_classes) = parse_manifest(bytes)?;
+    let counters = [
+        manifest.next_class_id,
+        manifest.next_vector_id,
+        manifest.next_class_seq,
+    ];
+    blob::check_ids(MANIFEST, "a counter", counters)?;
+    blob::check_ids(MANIFEST, "a page", manifest.pages.iter().map(|p| p.seq))?;
+    blob::check_ids(
+        MANIFEST,
+        "a removed class",
+        manifest.removed_classes.iter().copied(),
+    )?;
+    let v1 = v1_classes.iter().flat_map(|c| [c.id, c.seq]);
+    blob::check_ids(MANIFEST, "a class entry", v1)?;
+    Ok((manifest, v1_classes))
+}
+
+fn parse_manifest(bytes: &[u8]) -> Result<(Manifest, Vec<ClassEntry>)> {
     let json = blob::open(MANIFEST, KIND_MANIFEST, bytes)?;
     let value: Value = serde_json::from_slice(json)
         .map_err(|e| Error::corrupt(MANIFEST, format!("not JSON: {e}")))?;

@@ -863,4 +863,6 @@ impl Gallery {
 #[cfg(test)]
 mod format_tests;
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tests;

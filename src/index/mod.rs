@@ -215,6 +215,11 @@ impl Index {
             .validate()
             .map_err(|e| Error::corrupt(crate::blob::MANIFEST, format!("index config: {e}")))?;
         let mut index = Index::new(dim, fingerprint, manifest.config.clone())?;
+        let names = manifest.segments.iter().chain(&manifest.growing);
+        let seqs = names.map(|e| seq_of(&e.name)).chain([manifest.next_seq]);
+        crate::blob::check_ids(crate::blob::MANIFEST, "a segment sequence", seqs)?;
+        let tombstones = manifest.tombstones.iter().copied();
+        crate::blob::check_ids(crate::blob::MANIFEST, "a tombstone", tombstones)?;
         let mut damage = Vec::new();
         // The sorted ids of the chunks accepted so far (the sealed segments'
         // are in `index.sealed`): a vector stored twice is damage.
@@ -234,14 +239,24 @@ impl Index {
 
         for entry in &manifest.segments {
             max_seq = max_seq.max(seq_of(&entry.name));
-            match index.load_sealed(entry, blobs) {
+            let loaded = index.load_sealed(entry, blobs).and_then(|s| {
+                let last = s.sorted_ids.last().copied();
+                crate::blob::check_ids(&entry.name, "vector id", last).map(|()| s)
+            });
+            match loaded {
                 Ok(s) => index.sealed.push(s),
                 Err(e) => handle(&entry.name, e, &mut damage)?,
             }
         }
         for entry in &manifest.growing {
             max_seq = max_seq.max(seq_of(&entry.name));
-            match index.load_chunk(entry, blobs, &chunk_ids) {
+            let loaded = index
+                .load_chunk(entry, blobs, &chunk_ids)
+                .and_then(|(flat, sorted)| {
+                    let last = sorted.last().copied();
+                    crate::blob::check_ids(&entry.name, "vector id", last).map(|()| (flat, sorted))
+                });
+            match loaded {
                 Ok((flat, sorted)) => {
                     chunk_ids.push(sorted);
                     index.growing.ids.extend_from_slice(&flat.ids);

@@ -1,0 +1,280 @@
+//! Structure-aware mutation of every blob a gallery stores and of its export:
+//! each mutated payload is framed again with its kind and a valid checksum,
+//! so that it reaches the decoder behind the frame. The property: opening
+//! (strict and skipping damage), listing, searching and importing give an
+//! `Err` or a working gallery, never a panic.
+//!
+//! Seeded and deterministic; `METRICANN_FUZZ_ITERS` (mutations per blob,
+//! default 300) runs it longer.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::*;
+use crate::blob::{self, BlobRead};
+use crate::store::{BlobStore, MemoryStore};
+
+const DIM: usize = 16;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn vector(i: usize, j: usize) -> Vec<f32> {
+    let mut v = vec![0.0; DIM];
+    v[i % DIM] = 1.0;
+    v[(i + 3) % DIM] = 0.01 * j as f32;
+    v[(i + 5) % DIM] = 0.003 * (j % 11) as f32;
+    v
+}
+
+/// A gallery holding one blob of every kind: a graph (float or int8), a flat
+/// segment, a growing chunk, class pages (with metadata and images) and the
+/// manifest.
+fn gallery(quantized: bool) -> MemoryStore {
+    let mut store = MemoryStore::new();
+    let (mut g, created) = Gallery::create(GalleryConfig {
+        dim: DIM,
+        fingerprint: "fp".into(),
+        index: IndexConfig {
+            growing_capacity: 9,
+            ..IndexConfig::default()
+        },
+        head: None,
+    })
+    .unwrap();
+    store.apply(created).unwrap();
+    g.set_auto_maintain(false);
+    let big: Vec<Vec<f32>> = (0..80).map(|j| vector(0, j)).collect();
+    let meta = Some(serde_json::json!({"sku": "A-1", "n": [1, 2]}));
+    store
+        .apply(g.enroll("big", &big, meta, vec![vec![7; 9]]).unwrap())
+        .unwrap();
+    store.apply(g.maintain().unwrap().unwrap()).unwrap();
+    for i in 1..4 {
+        let vs: Vec<Vec<f32>> = (0..3).map(|j| vector(i, j)).collect();
+        store
+            .apply(g.enroll(&format!("c{i}"), &vs, None, vec![]).unwrap())
+            .unwrap();
+    }
+    store.apply(g.maintain().unwrap().unwrap()).unwrap();
+    store
+        .apply(g.enroll("fresh", &[vector(6, 0)], None, vec![]).unwrap())
+        .unwrap();
+    if quantized {
+        store.apply(g.quantize().unwrap()).unwrap();
+    }
+    store
+}
+
+/// `payload`, changed the way decoders get surprised: flipped bits, special
+/// bytes and words (lengths, counts, offsets), cuts, insertions, repeats.
+fn mutate(rng: &mut Rng, payload: &[u8]) -> Vec<u8> {
+    let mut p = payload.to_vec();
+    for _ in 0..1 + rng.below(3) {
+        let at = rng.below(p.len());
+        match rng.below(6) {
+            0 if !p.is_empty() => p[at] ^= 1 << rng.below(8),
+            1 if !p.is_empty() => p[at] = [0x00, 0xFF, 0x7F, 0x80, 0x01][rng.below(5)],
+            2 if p.len() >= 8 => {
+                let word: u64 = [
+                    0,
+                    1,
+                    u32::MAX as u64,
+                    u64::MAX,
+                    1 << 31,
+                    1 << 40,
+                    p.len() as u64,
+                ][rng.below(7)];
+                let at = at.min(p.len() - 8);
+                let width = if rng.below(2) == 0 { 4 } else { 8 };
+                p[at..at + width].copy_from_slice(&word.to_le_bytes()[..width]);
+            }
+            3 => p.truncate(at),
+            4 => {
+                let n = 1 + rng.below(16);
+                let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                p.splice(at..at, bytes);
+            }
+            _ if !p.is_empty() => {
+                let end = (at + 1 + rng.below(32)).min(p.len());
+                let chunk = p[at..end].to_vec();
+                p.splice(at..at, chunk);
+            }
+            _ => {}
+        }
+    }
+    p
+}
+
+/// Everything a user does with a gallery just opened from `store`; whether
+/// the strict open accepted it.
+fn use_gallery(store: &MemoryStore) -> bool {
+    let mut accepted = false;
+    for mode in [OpenMode::Strict, OpenMode::SkipDamaged] {
+        if let Ok((mut g, _)) = Gallery::open(store, None, mode) {
+            accepted |= mode == OpenMode::Strict;
+            let _ = g.classes();
+            let _ = g.stats();
+            for i in 0..DIM {
+                let _ = g.search(&vector(i, 1), 3, None);
+            }
+            let _ = g.export_bytes();
+            if let Ok(cs) = g.enroll("after", &[vector(9, 0)], None, vec![]) {
+                let _ = g.search(&vector(9, 0), 1, None);
+                drop(cs);
+            }
+        }
+    }
+    accepted
+}
+
+fn iterations() -> usize {
+    std::env::var("METRICANN_FUZZ_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
+#[test]
+fn mutated_blobs_of_every_kind_are_errors_never_panics() {
+    let iters = iterations();
+    for quantized in [false, true] {
+        let store = gallery(quantized);
+        let names = store.names();
+        assert!(names.iter().any(|n| n.starts_with("seg-")), "{names:?}");
+        assert!(names.iter().any(|n| n.starts_with("grow-")), "{names:?}");
+        for (b, name) in names.iter().enumerate() {
+            let bytes = store.get(name).unwrap().unwrap();
+            let kind = blob::peek_kind(&bytes).expect("a framed blob");
+            let payload = blob::open(name, kind, &bytes).unwrap().to_vec();
+            let mut rng = Rng(0x9E37_79B9 ^ (b as u64) << 20 ^ quantized as u64);
+            let mut accepted = 0;
+            for i in 0..iters {
+                let fuzzed = blob::seal(kind, &mutate(&mut rng, &payload));
+                let mut copy = store.clone();
+                copy.raw_mut().insert(name.clone(), fuzzed);
+                let outcome = catch_unwind(AssertUnwindSafe(|| use_gallery(&copy)));
+                match outcome {
+                    Ok(ok) => accepted += usize::from(ok),
+                    Err(_) => panic!("{name} (quantized {quantized}), mutation {i}: a panic"),
+                }
+            }
+            eprintln!("{name} (int8 {quantized}): {iters} mutations, {accepted} opened");
+        }
+    }
+}
+
+#[test]
+fn mutated_exports_are_errors_never_panics() {
+    let store = gallery(false);
+    let (g, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
+    let export = g.export_bytes().unwrap();
+    let kind = blob::peek_kind(&export).unwrap();
+    let payload = blob::open("export", kind, &export).unwrap().to_vec();
+    let mut rng = Rng(0xE4_0127);
+    for i in 0..iterations() * 4 {
+        let fuzzed = blob::seal(kind, &mutate(&mut rng, &payload));
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            if let Ok((g, _)) = Gallery::import_bytes(&fuzzed, None) {
+                let _ = g.classes();
+                let _ = g.search(&vector(1, 0), 3, None);
+            }
+        }));
+        assert!(outcome.is_ok(), "export mutation {i}: a panic");
+    }
+}
+
+/// What the mutations above found: ids and counters near `u64::MAX` made
+/// counting on from them overflow. Each is now corruption, named.
+#[test]
+fn ids_and_counters_past_2_pow_53_are_corrupt() {
+    let store = gallery(false);
+    let reseal = |name: &str, change: &dyn Fn(&[u8]) -> Vec<u8>| {
+        let bytes = store.get(name).unwrap().unwrap();
+        let kind = blob::peek_kind(&bytes).unwrap();
+        let mut copy = store.clone();
+        let payload = change(blob::open(name, kind, &bytes).unwrap());
+        copy.raw_mut()
+            .insert(name.into(), blob::seal(kind, &payload));
+        copy
+    };
+    let manifest_with = |field: &str, value: u64| {
+        reseal(blob::MANIFEST, &|json| {
+            let mut m: serde_json::Value = serde_json::from_slice(json).unwrap();
+            let slot = field.split('.').fold(&mut m, |v, key| &mut v[key]);
+            *slot = value.into();
+            serde_json::to_vec(&m).unwrap()
+        })
+    };
+    for field in [
+        "next_vector_id",
+        "next_class_id",
+        "next_class_seq",
+        "index.next_seq",
+    ] {
+        for value in [u64::MAX, blob::MAX_ID] {
+            let err = Gallery::open(&manifest_with(field, value), None, OpenMode::SkipDamaged)
+                .map(|_| ())
+                .unwrap_err();
+            assert!(err.to_string().contains("out of range"), "{field}: {err}");
+        }
+        let fine = manifest_with(field, blob::MAX_ID - 1);
+        assert!(
+            Gallery::open(&fine, None, OpenMode::Strict).is_ok(),
+            "{field}"
+        );
+    }
+    let chunk = store
+        .names()
+        .into_iter()
+        .find(|n| n.starts_with("grow-"))
+        .unwrap();
+    let huge = crate::index::segment::encode_flat_parts(
+        crate::index::segment::KIND_GROWING_CHUNK,
+        "fp",
+        DIM,
+        &[u64::MAX],
+        &vector(6, 0),
+    )
+    .unwrap();
+    let mut copy = store.clone();
+    let size = huge.len() as u64;
+    copy.raw_mut().insert(chunk.clone(), huge);
+    // The manifest lists the chunk's size: keep it truthful so the id is what fails.
+    let copy = {
+        let m = copy.get(blob::MANIFEST).unwrap().unwrap();
+        let mut json: serde_json::Value = serde_json::from_slice(
+            blob::open("manifest", blob::peek_kind(&m).unwrap(), &m).unwrap(),
+        )
+        .unwrap();
+        for entry in json["index"]["growing"].as_array_mut().unwrap() {
+            if entry["name"] == chunk.as_str() {
+                entry["bytes"] = size.into();
+            }
+        }
+        let mut copy = copy;
+        let kind = blob::peek_kind(&m).unwrap();
+        copy.raw_mut().insert(
+            blob::MANIFEST.into(),
+            blob::seal(kind, &serde_json::to_vec(&json).unwrap()),
+        );
+        copy
+    };
+    let err = Gallery::open(&copy, None, OpenMode::Strict)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(err.to_string().contains("vector id"), "{err}");
+    let (g, damage) = Gallery::open(&copy, None, OpenMode::SkipDamaged).unwrap();
+    assert_eq!(damage.len(), 1, "{damage:?}");
+    assert!(g.search(&vector(1, 0), 1, None).is_ok());
+}
