@@ -784,3 +784,50 @@ fn maintenance_built_on_another_thread_while_the_gallery_is_used() {
             .all(|m| m.label != "c0")
     );
 }
+
+/// Enrolling and removing a class, over and over, leaves nothing behind: what
+/// is stored, the blobs and what the index holds in memory stay flat, since
+/// the maintenance that follows drops removed vectors and stale records.
+/// `METRICANN_CYCLES` runs more than the default 1,000.
+#[test]
+fn enroll_remove_cycles_keep_storage_and_memory_flat() {
+    let cycles: usize = std::env::var("METRICANN_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let (mut g, mut store) = new_gallery(16);
+    enroll_many(&mut g, &mut store, 20);
+    let size = |g: &Gallery, store: &Blobs| {
+        let stored: usize = store.0.values().map(Vec::len).sum();
+        (stored, store.0.len(), g.stats().memory_bytes as usize)
+    };
+    let mut early = (0, 0, 0);
+    let mut peak = (0, 0, 0);
+    for c in 0..cycles {
+        let label = format!("passing-{c}");
+        let image = vec![c as u8; 200];
+        store.apply(
+            g.enroll(&label, &[near(c, 0.3)], None, vec![image])
+                .unwrap(),
+        );
+        store.apply(g.remove(&label).unwrap());
+        let now = size(&g, &store);
+        if c == cycles / 10 {
+            early = now;
+        }
+        if c >= cycles / 10 {
+            peak = (peak.0.max(now.0), peak.1.max(now.1), peak.2.max(now.2));
+        }
+    }
+    assert_eq!(g.classes().len(), 20);
+    assert_eq!(g.stats().vectors, 20);
+    eprintln!("{cycles} cycles: stored bytes, blobs, index memory early {early:?}, peak {peak:?}");
+    // Tiers and pages fill and empty in waves: bounded by a small multiple of
+    // the early size, not growing with the number of cycles.
+    assert!(
+        peak.0 <= 3 * early.0 && peak.1 <= 3 * early.1 && peak.2 <= 3 * early.2,
+        "early {early:?}, peak over {cycles} cycles {peak:?}"
+    );
+    let (back, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
+    assert_eq!(back.classes(), g.classes());
+}
