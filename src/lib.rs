@@ -18,6 +18,8 @@ pub mod image;
 pub mod index;
 pub mod metrics;
 pub mod model;
+#[cfg(test)]
+mod mutate;
 pub mod store;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

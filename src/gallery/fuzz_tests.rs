@@ -11,23 +11,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::*;
 use crate::blob::{self, BlobRead};
+use crate::mutate::{Rng, iterations, mutate};
 use crate::store::{BlobStore, MemoryStore};
 
 const DIM: usize = 16;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn vector(i: usize, j: usize) -> Vec<f32> {
     let mut v = vec![0.0; DIM];
@@ -76,46 +63,6 @@ fn gallery(quantized: bool) -> MemoryStore {
     store
 }
 
-/// `payload`, changed the way decoders get surprised: flipped bits, special
-/// bytes and words (lengths, counts, offsets), cuts, insertions, repeats.
-fn mutate(rng: &mut Rng, payload: &[u8]) -> Vec<u8> {
-    let mut p = payload.to_vec();
-    for _ in 0..1 + rng.below(3) {
-        let at = rng.below(p.len());
-        match rng.below(6) {
-            0 if !p.is_empty() => p[at] ^= 1 << rng.below(8),
-            1 if !p.is_empty() => p[at] = [0x00, 0xFF, 0x7F, 0x80, 0x01][rng.below(5)],
-            2 if p.len() >= 8 => {
-                let word: u64 = [
-                    0,
-                    1,
-                    u32::MAX as u64,
-                    u64::MAX,
-                    1 << 31,
-                    1 << 40,
-                    p.len() as u64,
-                ][rng.below(7)];
-                let at = at.min(p.len() - 8);
-                let width = if rng.below(2) == 0 { 4 } else { 8 };
-                p[at..at + width].copy_from_slice(&word.to_le_bytes()[..width]);
-            }
-            3 => p.truncate(at),
-            4 => {
-                let n = 1 + rng.below(16);
-                let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
-                p.splice(at..at, bytes);
-            }
-            _ if !p.is_empty() => {
-                let end = (at + 1 + rng.below(32)).min(p.len());
-                let chunk = p[at..end].to_vec();
-                p.splice(at..at, chunk);
-            }
-            _ => {}
-        }
-    }
-    p
-}
-
 /// Everything a user does with a gallery just opened from `store`; whether
 /// the strict open accepted it.
 fn use_gallery(store: &MemoryStore) -> bool {
@@ -138,16 +85,9 @@ fn use_gallery(store: &MemoryStore) -> bool {
     accepted
 }
 
-fn iterations() -> usize {
-    std::env::var("METRICANN_FUZZ_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300)
-}
-
 #[test]
 fn mutated_blobs_of_every_kind_are_errors_never_panics() {
-    let iters = iterations();
+    let iters = iterations(300);
     for quantized in [false, true] {
         let store = gallery(quantized);
         let names = store.names();
@@ -182,7 +122,7 @@ fn mutated_exports_are_errors_never_panics() {
     let kind = blob::peek_kind(&export).unwrap();
     let payload = blob::open("export", kind, &export).unwrap().to_vec();
     let mut rng = Rng(0xE4_0127);
-    for i in 0..iterations() * 4 {
+    for i in 0..iterations(300) * 4 {
         let fuzzed = blob::seal(kind, &mutate(&mut rng, &payload));
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             if let Ok((g, _)) = Gallery::import_bytes(&fuzzed, None) {

@@ -284,4 +284,57 @@ mod tests {
         p.std[1] = 0.0;
         assert!(p.validate().is_err());
     }
+
+    /// Mutated images of every format the decoder takes: an error naming the
+    /// file, or an image that preprocesses to the model's input, never a panic.
+    #[test]
+    fn mutated_images_are_bad_images_never_panics() {
+        use crate::mutate::{Rng, iterations, mutate};
+        let photo = DynamicImage::ImageRgb8(RgbImage::from_fn(40, 30, |x, y| {
+            Rgb([x as u8 * 6, y as u8 * 8, (x ^ y) as u8])
+        }));
+        let mut seeds = Vec::new();
+        for format in [
+            ImageFormat::Png,
+            ImageFormat::Jpeg,
+            ImageFormat::Gif,
+            ImageFormat::Bmp,
+            ImageFormat::WebP,
+        ] {
+            let mut out = std::io::Cursor::new(Vec::new());
+            let image = match format {
+                ImageFormat::Jpeg | ImageFormat::WebP => photo.clone(),
+                _ => DynamicImage::ImageRgba8(photo.to_rgba8()),
+            };
+            image.write_to(&mut out, format).unwrap();
+            seeds.push((format, out.into_inner()));
+        }
+        let pre = Preprocessing::new(32);
+        let (mut decoded, mut refused) = (0, 0);
+        for (s, (format, seed)) in seeds.iter().enumerate() {
+            assert!(decode("seed", seed).is_ok(), "{format:?}");
+            let mut rng = Rng(0xBAD_1A6E ^ (s as u64) << 24);
+            for i in 0..iterations(200) {
+                let bytes = mutate(&mut rng, seed);
+                let outcome = std::panic::catch_unwind(|| match decode("x.img", &bytes) {
+                    Ok(image) => Some(pre.apply(&image).len()),
+                    Err(Error::BadImage { name, .. }) => {
+                        assert_eq!(name, "x.img");
+                        None
+                    }
+                    Err(other) => panic!("not BadImage: {other}"),
+                });
+                match outcome {
+                    Ok(Some(len)) => {
+                        assert_eq!(len, pre.tensor_len());
+                        decoded += 1;
+                    }
+                    Ok(None) => refused += 1,
+                    Err(_) => panic!("{format:?} mutation {i}: a panic"),
+                }
+            }
+        }
+        eprintln!("mutated images: {decoded} decoded, {refused} refused");
+        assert!(refused > 0 && decoded > 0);
+    }
 }
