@@ -499,12 +499,10 @@ impl Gallery {
         let vectors: Vec<Vec<f32>> = entries.iter().flat_map(|e| e.vectors.clone()).collect();
         let ids = self.next_ids(vectors.len());
         let mut cs = self.index.add(&ids, &vectors)?;
-        let mut at = 0;
-        for e in entries {
-            let n = e.vectors.len();
-            self.attach(&e.label, &ids[at..at + n], e.metadata.clone(), Vec::new());
-            at += n;
-        }
+        let classes = entries
+            .iter()
+            .map(|e| (e.label.clone(), e.vectors.len(), e.metadata.clone()));
+        self.attach_in_order(&ids, classes);
         self.maybe_maintain(&mut cs)?;
         self.finish(cs)
     }
@@ -537,11 +535,7 @@ impl Gallery {
             e.vectors.into_iter().for_each(|v| flat.extend(v));
         }
         let mut cs = self.index.add_sealed(ids.clone(), flat)?;
-        let mut at = 0;
-        for (label, count, metadata) in classes {
-            self.attach(&label, &ids[at..at + count], metadata, Vec::new());
-            at += count;
-        }
+        self.attach_in_order(&ids, classes);
         self.maybe_maintain(&mut cs)?;
         self.finish(cs)
     }
@@ -550,6 +544,19 @@ impl Gallery {
     fn next_ids(&self, n: usize) -> Vec<u64> {
         let first = self.next_vector_id;
         (first..first + n as u64).collect()
+    }
+
+    /// Gives each `(label, count, metadata)` the next `count` of `ids`, in order.
+    fn attach_in_order(
+        &mut self,
+        ids: &[u64],
+        classes: impl IntoIterator<Item = (String, usize, Option<Value>)>,
+    ) {
+        let mut at = 0;
+        for (label, count, metadata) in classes {
+            self.attach(&label, &ids[at..at + count], metadata, Vec::new());
+            at += count;
+        }
     }
 
     /// Gives class `label` (created if new) the vectors `ids`, already in the
