@@ -33,8 +33,8 @@ pub const LOCK_FILE: &str = ".lock";
 /// Prefix of temp files (removed by [`FsStore::open`] if a crash left them).
 pub const TEMP_PREFIX: &str = ".tmp-";
 
-/// The crash-test hook described in the module docs.
-mod fault {
+/// The process-abort hook (`METRICANN_FAULT_AFTER_WRITES`) the module docs describe.
+mod abort_hook {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -300,7 +300,7 @@ impl FsStore {
         let written = self
             .step("write", &tmp, || File::create(&tmp))
             .and_then(|mut f| {
-                if fault::crash_now() {
+                if abort_hook::crash_now() {
                     let _ = f.write_all(&bytes[..bytes.len() / 2]);
                     std::process::abort();
                 }
