@@ -3,10 +3,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test setup setup-demo pretrained test-docs test-setup test-native check-wasm lint fixture bench demo pkg
+.PHONY: test setup setup-demo pretrained test-docs test-setup test-native test-python check-wasm lint fixture bench demo pkg
 
 ## Install what the tests need, then run them all (the quick checks first).
-test: setup test-docs test-setup test-native check-wasm test-web test-edge test-demo
+test: setup test-docs test-setup test-native test-python check-wasm test-web test-edge test-demo
 	@echo "make test: all suites passed"
 
 ## Install what is missing (one line per install, silent when nothing is):
@@ -32,6 +32,13 @@ pretrained:
 ## METRICANN_REQUIRE_PRETRAINED: the PyTorch-reference test fails, not skips, without the checkpoint.
 test-native: pretrained
 	METRICANN_REQUIRE_PRETRAINED=1 cargo test --workspace
+
+## The Python package as users install it: the wheel (maturin; after test-native it compiles
+## only the bindings), pytest in a fresh venv, Ray on a local cluster of two node processes.
+test-python:
+	scripts/python.sh features
+	scripts/python.sh wheel
+	METRICANN_REQUIRE_CLI=1 scripts/python.sh test
 
 ## The library must keep compiling for the browser.
 check-wasm:
