@@ -25,6 +25,10 @@ log = logging.getLogger("metricann.distributed")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
+# CPUs a file-reading task asks for: reads must find room beside a pool of
+# model actors that would otherwise hold every CPU and starve them.
+READ_CPUS = 0.5
+
 
 def image_folder(root: Union[str, os.PathLike]) -> list:
     """The images of an ImageFolder (one subfolder per class, searched
@@ -101,7 +105,7 @@ def extract(
 ) -> dict:
     """Embeds every image of `source` (an ImageFolder, or a list of paths or
     URIs whose parent folder names the class) with the bundle `model` on
-    `workers` actors (default: one per CPU of the cluster), writing Parquet
+    `workers` actors (default: one per CPU of the cluster, less room for reading), writing Parquet
     shards to `out/shards` and the embeddings folder to `out`. Connects to the
     Ray cluster at `address` (default: RAY_ADDRESS, else a local one).
     Returns a summary: images, skipped, dim, fingerprint, seconds."""
@@ -120,19 +124,21 @@ def extract(
         raise metricann.BadInputError("no images to embed")
     if not ray.is_initialized():
         ray.init(address=address, logging_level=logging.WARNING)
+    cpus = float(ray.cluster_resources().get("CPU", 1))
     if workers is None:
-        workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        workers = max(1, int(cpus - READ_CPUS))
+    actor_cpus = min(1.0, max(0.1, (cpus - READ_CPUS) / workers))
     out = Path(out)
     shards = out / "shards"
     log.info("embedding %d images on %d workers into %s", len(paths), workers, shards)
-    ds = ray.data.read_binary_files(paths, include_paths=True)
+    ds = ray.data.read_binary_files(paths, include_paths=True, num_cpus=READ_CPUS)
     ds = ds.map_batches(
         Embedder,
         fn_constructor_args=(model_path, backend, root),
         batch_size=batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=workers),
-        num_cpus=1,
+        num_cpus=actor_cpus,
     )
     ds.write_parquet(str(shards))
     summary = collect(shards, out, fingerprint=fingerprint, model=model_path)
