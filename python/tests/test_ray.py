@@ -38,6 +38,11 @@ def ray_cli(*args, timeout=120):
 
 @pytest.fixture(scope="module")
 def cluster():
+    # A token in ~/.ray/auth_token (any earlier `ray.init()` leaves one) turns
+    # on token authentication in `ray start --head` but not in the nodes that
+    # join it: this loopback-only cluster runs every process without.
+    saved_auth = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     port = free_port()
     temp = tempfile.mkdtemp(prefix="mc-ray-")
     common = ["--num-cpus=2", "--object-store-memory=150000000", "--disable-usage-stats"]
@@ -61,6 +66,10 @@ def cluster():
             ray.shutdown()
         ray_cli("stop", "--force")
         shutil.rmtree(temp, ignore_errors=True)
+        if saved_auth is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved_auth
 
 
 @pytest.fixture(scope="module")
