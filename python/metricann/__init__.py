@@ -92,12 +92,12 @@ def _image_item(item: ImageLike) -> Union[bytes, np.ndarray]:
             raise IoError(f"{item}: {e}") from e
     if isinstance(item, np.ndarray):
         if item.dtype != np.uint8:
-            raise BadInputError(f"a pixel array must be uint8, not {item.dtype}",
-            )
+            raise BadInputError(f"a pixel array must be uint8, not {item.dtype}")
         return np.ascontiguousarray(item)
     if hasattr(item, "convert") and hasattr(item, "mode"):  # a PIL image
         return np.asarray(item.convert("RGBA"), dtype=np.uint8)
-    raise BadInputError(f"expected a path, bytes, a PIL image or a uint8 array, got {type(item).__name__}",
+    raise BadInputError(
+        f"expected a path, bytes, a PIL image or a uint8 array, got {type(item).__name__}"
     )
 
 
@@ -268,8 +268,7 @@ class Gallery:
     def _model(self, model: Optional[Model]) -> Model:
         model = model or self.model
         if model is None:
-            raise BadInputError("images need a model: pass model= here or to open/create"
-            )
+            raise BadInputError("images need a model: pass model= here or to open/create")
         return model
 
     def embed(self, images: Union[ImageLike, Iterable[ImageLike]], model: Optional[Model] = None) -> np.ndarray:
@@ -416,8 +415,7 @@ class Index:
         else:
             ids = np.asarray(ids)
             if ids.ndim != 1 or ids.dtype.kind not in "iu" or (ids.size and ids.min() < 0):
-                raise BadInputError("ids must be a 1-D array of non-negative integers"
-                )
+                raise BadInputError("ids must be a 1-D array of non-negative integers")
             ids = np.ascontiguousarray(ids, dtype=np.uint64)
         self._native.add(ids, vectors)
         if ids.size:
