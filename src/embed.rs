@@ -196,14 +196,21 @@ fn rows_of(data: TensorData) -> Result<Vec<Vec<f32>>> {
 }
 
 /// A tiny glyph network of fresh weights (8-d embeddings) on the CPU, with
-/// `input_size` inputs: for tests of what sits on the embedder.
+/// `input_size` inputs: for tests of what sits on the embedder. The weights
+/// are the same in every run: the backend's generator is seeded, under a lock
+/// so that tests initialising networks in parallel do not interleave draws.
 #[cfg(test)]
 pub(crate) fn tiny_embedder(input_size: u32) -> Embedder {
     use crate::backend::Backend;
     use crate::model::{Architecture, ResNetConfig};
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let device = Backend::Ndarray.device().unwrap();
     let config = Architecture::from(ResNetConfig::tiny(8));
-    let model = config.init(&device).unwrap();
+    let model = {
+        let _one_at_a_time = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(0x7e57);
+        config.init(&device).unwrap()
+    };
     let preprocessing = Preprocessing::new(input_size);
     let bundle = Bundle::from_model(&model, &config, &preprocessing, None).unwrap();
     Embedder::new(&bundle, device).unwrap()
