@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The Python package (python/): built with maturin, tested as a user installs it.
 #   scripts/python.sh wheel     the wheel, into target/wheels, in cargo's dev profile (the
-#                               dependencies at opt-level 2): after `cargo test --workspace`
-#                               it compiles only pyo3 and the bindings
+#                               dependencies at opt-level 2). It compiles burn once more:
+#                               cargo keys `cargo test`'s dependencies by the profile name
+#                               `test`, which a library build cannot use (docs/testing.md)
 #   scripts/python.sh test      a fresh venv (.py/test), the wheel and the test
 #                               requirements (Ray among them) installed with pip, then
 #                               pytest python/tests; arguments go to pytest
 #   scripts/python.sh features  crates whose features differ between the wheel's build
-#                               and `cargo test --workspace` (each would compile twice)
+#                               and `cargo test --workspace`
 #   scripts/python.sh release   an optimised abi3 wheel, into target/wheels
 # PYTHON picks the interpreter (default python3, 3.9 or newer).
 set -euo pipefail
@@ -43,7 +44,7 @@ features() {
     echo "$py_only" >&2
     exit 1
   fi
-  echo "python: the wheel's dependencies are cargo test's"
+  echo "python: the wheel's dependencies have cargo test's features"
 }
 
 run_tests() {
