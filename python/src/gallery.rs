@@ -66,22 +66,7 @@ impl Gallery {
             head: None,
         };
         let state = py
-            .detach(|| -> Result<State> {
-                if dir.join("manifest").exists() {
-                    return Err(Error::BadInput(format!(
-                        "{} already holds a gallery; open it instead",
-                        dir.display()
-                    )));
-                }
-                let (gallery, created) = Inner::create(config)?;
-                let mut store = FsStore::create(&dir)?;
-                store.apply(created)?;
-                Ok(State {
-                    gallery,
-                    store,
-                    damaged: Vec::new(),
-                })
-            })
+            .detach(|| new_state(&dir, || Inner::create(config)))
             .map_err(to_py)?;
         Ok(Self::with(dir, state))
     }
@@ -102,22 +87,9 @@ impl Gallery {
     #[staticmethod]
     fn import_file(py: Python<'_>, path: PathBuf, dir: PathBuf) -> PyResult<Self> {
         let state = py
-            .detach(|| -> Result<State> {
+            .detach(|| {
                 let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-                if dir.join("manifest").exists() {
-                    return Err(Error::BadInput(format!(
-                        "{} already holds a gallery",
-                        dir.display()
-                    )));
-                }
-                let (gallery, blobs) = Inner::import_bytes(&bytes, None)?;
-                let mut store = FsStore::create(&dir)?;
-                store.apply(blobs)?;
-                Ok(State {
-                    gallery,
-                    store,
-                    damaged: Vec::new(),
-                })
+                new_state(&dir, || Inner::import_bytes(&bytes, None))
             })
             .map_err(to_py)?;
         Ok(Self::with(dir, state))
@@ -390,6 +362,25 @@ fn commit(s: &mut State, cs: ChangeSet) -> Result<()> {
         return Err(e);
     }
     Ok(())
+}
+
+/// A new gallery folder `dir` holding what `make` returns; refused when `dir`
+/// already holds a gallery.
+fn new_state(dir: &Path, make: impl FnOnce() -> Result<(Inner, ChangeSet)>) -> Result<State> {
+    if dir.join("manifest").exists() {
+        return Err(Error::BadInput(format!(
+            "{} already holds a gallery; open it instead",
+            dir.display()
+        )));
+    }
+    let (gallery, changes) = make()?;
+    let mut store = FsStore::create(dir)?;
+    store.apply(changes)?;
+    Ok(State {
+        gallery,
+        store,
+        damaged: Vec::new(),
+    })
 }
 
 fn open_state(dir: &Path, read_only: bool, skip_damaged: bool) -> Result<State> {
