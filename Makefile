@@ -33,8 +33,8 @@ pretrained:
 test-native: pretrained
 	METRICANN_REQUIRE_PRETRAINED=1 cargo test --workspace
 
-## The Python package as users install it: the wheel (maturin), pytest in a fresh venv,
-## Ray on a local cluster of two node processes.
+## The Python package as users install it: the wheel (maturin; after test-native it compiles
+## only pyo3 and the bindings), pytest in a fresh venv, Ray on a local cluster of two node processes.
 test-python:
 	scripts/python.sh features
 	scripts/python.sh wheel

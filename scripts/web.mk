@@ -21,10 +21,13 @@ web-pkg:
 web-model:
 	scripts/web-model.sh $(WEB_MODEL_DIR)
 
-## Browser (headless Debian Chromium, IndexedDB), Node and Vite-consumer tests of the package.
+## Browser (headless Debian Chromium, IndexedDB), Node and Vite-consumer tests of the package;
+## galleries passing to and from the Python package (within `make test`, after test-python made
+## its venv, that one must run; alone it skips without the venv).
 test-web: setup web-pkg web-model
 	cd tests/web && METRICANN_PKG=$(CURDIR)/$(WEB_TEST_PKG) METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) \
-	  node --test --test-concurrency=1 browser.test.mjs threads.test.mjs node.test.mjs vite.test.mjs
+	  $(if $(filter test,$(MAKECMDGOALS)),METRICANN_REQUIRE_PYTHON=1) \
+	  node --test --test-concurrency=1 browser.test.mjs threads.test.mjs node.test.mjs vite.test.mjs python.test.mjs
 
 ## The package on the edge: examples/edge/ run on Cloudflare's workerd (wrangler dev), Deno and
 ## Bun, each from its npm package (tests/edge/package.json).
