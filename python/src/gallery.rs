@@ -1,7 +1,6 @@
 //! `Gallery`: classes of examples in a folder on disk, the same format the CLI
 //! and the browser package read and write.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -152,18 +151,7 @@ impl Gallery {
             )));
         }
         let n = vectors.len();
-        let mut by_class: BTreeMap<String, Vec<Vec<f32>>> = BTreeMap::new();
-        for (label, v) in labels.into_iter().zip(vectors) {
-            by_class.entry(label).or_default().push(v);
-        }
-        let entries: Vec<Enrollment> = by_class
-            .into_iter()
-            .map(|(label, vectors)| Enrollment {
-                label,
-                vectors,
-                metadata: None,
-            })
-            .collect();
+        let entries = Enrollment::by_label(labels, vectors);
         py.detach(|| {
             self.write(|g| {
                 if sealed {

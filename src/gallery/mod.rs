@@ -78,6 +78,28 @@ pub struct Enrollment {
     pub metadata: Option<Value>,
 }
 
+impl Enrollment {
+    /// Row `i` of `vectors` as an example of `labels[i]`: one enrollment a
+    /// class, in label order, without metadata (bulk loads of labelled rows).
+    pub fn by_label(
+        labels: impl IntoIterator<Item = String>,
+        vectors: impl IntoIterator<Item = Vec<f32>>,
+    ) -> Vec<Enrollment> {
+        let mut classes: std::collections::BTreeMap<String, Vec<Vec<f32>>> = Default::default();
+        for (label, v) in labels.into_iter().zip(vectors) {
+            classes.entry(label).or_default().push(v);
+        }
+        classes
+            .into_iter()
+            .map(|(label, vectors)| Enrollment {
+                label,
+                vectors,
+                metadata: None,
+            })
+            .collect()
+    }
+}
+
 /// Blob kind of the manifest.
 pub const KIND_MANIFEST: [u8; 4] = *b"MNFT";
 /// Blob kind of a class record (format 1).

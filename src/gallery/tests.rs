@@ -831,3 +831,23 @@ fn enroll_remove_cycles_keep_storage_and_memory_flat() {
     let (back, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
     assert_eq!(back.classes(), g.classes());
 }
+
+#[test]
+fn rows_group_into_one_enrollment_a_label_in_label_order() {
+    let labels = ["b", "a", "b", "c"].map(String::from);
+    let rows = vec![vec![1.0], vec![2.0], vec![3.0], vec![4.0]];
+    let grouped = Enrollment::by_label(labels, rows);
+    let shape: Vec<(&str, Vec<Vec<f32>>)> = grouped
+        .iter()
+        .map(|e| (e.label.as_str(), e.vectors.clone()))
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            ("a", vec![vec![2.0]]),
+            ("b", vec![vec![1.0], vec![3.0]]),
+            ("c", vec![vec![4.0]]),
+        ]
+    );
+    assert!(grouped.iter().all(|e| e.metadata.is_none()));
+}

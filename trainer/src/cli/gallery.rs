@@ -1,7 +1,6 @@
 //! The gallery commands: `build-index`, `search`, `update`, `remove`, `stats`,
 //! `quantize` and `export`.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -167,9 +166,9 @@ pub(super) fn build_index(a: BuildIndexArgs) -> Result<()> {
     let mut staging = MemoryStore::default();
     staging.apply(created)?;
     if a.optimize {
-        enroll_as_one_graph(&mut gallery, &mut staging, extracted.by_class, a.json)?;
+        enroll_as_one_graph(&mut gallery, &mut staging, extracted.classes, a.json)?;
     } else {
-        enroll_by_segment(&mut gallery, &mut staging, extracted.by_class, &a)?;
+        enroll_by_segment(&mut gallery, &mut staging, extracted.classes, &a)?;
     }
     let mut store = FsStore::create(&a.out)?;
     store.apply(staging.snapshot())?;
@@ -182,7 +181,8 @@ struct Extracted {
     /// The fingerprint of the model that made the vectors.
     fingerprint: String,
     dim: usize,
-    by_class: BTreeMap<String, Vec<Vec<f32>>>,
+    /// One enrollment a class, in label order.
+    classes: Vec<Enrollment>,
 }
 
 fn read_embeddings(dir: &Path) -> Result<Extracted> {
@@ -200,14 +200,10 @@ fn read_embeddings(dir: &Path) -> Result<Extracted> {
         .first()
         .map(Vec::len)
         .ok_or_else(|| Error::BadInput("no vectors to index".into()))?;
-    let mut by_class: BTreeMap<String, Vec<Vec<f32>>> = BTreeMap::new();
-    for (v, l) in vectors.into_iter().zip(labels) {
-        by_class.entry(l).or_default().push(v);
-    }
     Ok(Extracted {
         fingerprint: fingerprint.to_string(),
         dim,
-        by_class,
+        classes: Enrollment::by_label(labels, vectors),
     })
 }
 
@@ -217,19 +213,15 @@ fn read_embeddings(dir: &Path) -> Result<Extracted> {
 fn enroll_by_segment(
     gallery: &mut Gallery,
     staging: &mut MemoryStore,
-    by_class: BTreeMap<String, Vec<Vec<f32>>>,
+    classes: Vec<Enrollment>,
     a: &BuildIndexArgs,
 ) -> Result<()> {
-    let bar = spinner(by_class.len() as u64, "indexing", a.json);
+    let bar = spinner(classes.len() as u64, "indexing", a.json);
     let mut batch: Vec<Enrollment> = Vec::new();
     let mut pending = 0;
-    for (label, vs) in by_class {
-        pending += vs.len();
-        batch.push(Enrollment {
-            label,
-            vectors: vs,
-            metadata: None,
-        });
+    for class in classes {
+        pending += class.vectors.len();
+        batch.push(class);
         if pending >= a.segment_size {
             staging.apply(gallery.enroll_batch(&batch)?)?;
             bar.inc(batch.len() as u64);
@@ -249,10 +241,10 @@ fn enroll_by_segment(
 fn enroll_as_one_graph(
     gallery: &mut Gallery,
     staging: &mut MemoryStore,
-    by_class: BTreeMap<String, Vec<Vec<f32>>>,
+    classes: Vec<Enrollment>,
     hidden: bool,
 ) -> Result<()> {
-    let vectors: usize = by_class.values().map(Vec::len).sum();
+    let vectors: usize = classes.iter().map(|c| c.vectors.len()).sum();
     let bar = if hidden {
         ProgressBar::hidden()
     } else {
@@ -261,15 +253,7 @@ fn enroll_as_one_graph(
     bar.set_message(format!("building one graph over {vectors} vectors"));
     bar.enable_steady_tick(std::time::Duration::from_millis(250));
     let started = std::time::Instant::now();
-    let entries = by_class
-        .into_iter()
-        .map(|(label, vectors)| Enrollment {
-            label,
-            vectors,
-            metadata: None,
-        })
-        .collect();
-    staging.apply(gallery.enroll_sealed(entries)?)?;
+    staging.apply(gallery.enroll_sealed(classes)?)?;
     bar.finish_and_clear();
     info!(
         vectors,
