@@ -1,6 +1,10 @@
 //! The training loop: P×K batches, camera-like augmentation, a metric loss,
 //! AdamW with warm-up + cosine decay, validation MAP@R each epoch, checkpoints,
-//! early stopping and resume.
+//! early stopping and resume; on one device or data-parallel on several
+//! ([`parallel`]).
+
+mod parallel;
+pub use parallel::mark_distributed;
 
 use std::fs;
 use std::io::Write;
@@ -29,6 +33,7 @@ use crate::eval::leave_one_out;
 use crate::sampler::PkSampler;
 use metricann::image::augment::{AugmentConfig, augment};
 use metricann::model::loss::{LossKind, loss};
+use parallel::Replicas;
 
 /// Decoded images with their class indices, held in memory for the whole run.
 pub struct LabeledImages {
@@ -61,6 +66,9 @@ pub struct TrainOptions {
     /// Fraction of all steps spent warming the learning rate up.
     pub warmup_fraction: f64,
     pub backend: Backend,
+    /// `--devices`: train data-parallel on these devices of `backend` (`all`,
+    /// `cuda:0,cuda:1`); `None` is the single-device loop.
+    pub devices: Option<String>,
     /// Epochs without a better validation MAP@R before stopping (0: never stop early).
     pub patience: usize,
     pub ckpt_dir: PathBuf,
@@ -136,15 +144,31 @@ pub fn train(
         )));
     }
     fs::create_dir_all(&opts.ckpt_dir).map_err(io(&opts.ckpt_dir))?;
-    let device = opts.backend.training_device()?;
+    let devices = match &opts.devices {
+        Some(spec) => opts.backend.training_devices(spec)?,
+        None => vec![opts.backend.training_device()?],
+    };
+    let device = devices[0].clone();
     // --seed fixes the initial weights too, not only sampling and augmentation:
     // two runs of one command train the same model.
     device.seed(opts.seed);
-    let (mut model, mut optimizer, mut state) = start(opts, &device)?;
+    let (model, optimizer, mut state) = start(opts, &device)?;
+    let mut replicas = match opts.devices {
+        Some(_) => Replicas::data_parallel(model, optimizer, devices),
+        None => Replicas::single(model, optimizer, device.clone()),
+    };
     let p = opts.batch_size / opts.per_class;
     let sampler = PkSampler::new(&train.labels, p, opts.per_class, opts.seed)
         .map_err(|e| Error::BadInput(e.to_string()))?;
-    let steps_per_epoch = sampler.batches_per_epoch().max(1);
+    let steps_per_epoch = sampler.batches_per_epoch() / replicas.len();
+    if steps_per_epoch == 0 {
+        return Err(Error::BadInput(format!(
+            "an epoch has {} batches of {}, fewer than the {} devices: lower --batch-size",
+            sampler.batches_per_epoch(),
+            opts.batch_size,
+            replicas.len()
+        )));
+    }
     let run = Run {
         train,
         val,
@@ -155,15 +179,15 @@ pub fn train(
         metrics_path: opts.ckpt_dir.join("metrics.jsonl"),
     };
     if state.epoch == 0 {
-        run.untrained(&model, &mut state)?;
+        run.untrained(replicas.first().0, &mut state)?;
     }
     let mut stopped_early = false;
     while state.epoch < opts.epochs {
         let epoch = state.epoch + 1;
-        let (next, totals) = run.epoch(model, &mut optimizer, &mut state, epoch)?;
-        model = next;
-        let improved = run.record(&model, &mut state, epoch, totals)?;
-        run.checkpoint(&model, &optimizer, &state, epoch, improved)?;
+        let totals = run.epoch(&mut replicas, &mut state, epoch)?;
+        let (model, optimizer) = replicas.first();
+        let improved = run.record(model, &mut state, epoch, totals)?;
+        run.checkpoint(model, optimizer, &state, epoch, improved)?;
         if opts.patience > 0 && state.epochs_without_gain >= opts.patience {
             info!(
                 epoch,
@@ -281,28 +305,28 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// One pass over the epoch's batches. A producer thread augments the next
-    /// batches while the device runs this one.
+    /// One pass over the epoch's batches (whole steps of one batch a device).
+    /// A producer thread augments the next batches while the devices run these.
     fn epoch(
         &self,
-        model: EmbeddingModel,
-        optimizer: &mut ModuleOptimizer,
+        replicas: &mut Replicas,
         state: &mut RunState,
         epoch: usize,
-    ) -> Result<(EmbeddingModel, EpochTotals)> {
+    ) -> Result<EpochTotals> {
         let opts = self.opts;
-        let batches = self.sampler.epoch_batches(epoch as u64);
-        let bar = progress_bar(opts.progress, batches.len() as u64, epoch, opts.epochs);
+        let mut batches = self.sampler.epoch_batches(epoch as u64);
+        batches.truncate(batches.len() / replicas.len() * replicas.len());
+        let steps = batches.len() / replicas.len();
+        let bar = progress_bar(opts.progress, steps as u64, epoch, opts.epochs);
         let mut totals = EpochTotals {
             loss_sum: 0.0,
-            batches: batches.len(),
+            batches: steps,
             images: 0,
             started: Instant::now(),
             train_seconds: 0.0,
         };
-        let model = std::thread::scope(|scope| -> Result<EmbeddingModel> {
-            let mut model = model;
-            let (tx, rx) = sync_channel::<(Vec<f32>, Vec<usize>)>(2);
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = sync_channel::<Batch>(2 * replicas.len());
             let (train, seed, batches_ref) = (self.train, opts.seed, &batches);
             scope.spawn(move || {
                 for (b, batch) in batches_ref.iter().enumerate() {
@@ -313,42 +337,42 @@ impl Run<'_> {
                     }
                 }
             });
-            for (pixels, labels) in rx {
-                let n = labels.len();
-                let (next, loss) =
-                    self.batch(model, optimizer, state.step, epoch, pixels, &labels)?;
-                model = next;
+            let first_step = state.step;
+            let mut on_step = |loss: f32, images: usize| -> Result<()> {
+                let loss = finite(loss, epoch)?;
                 state.step += 1;
                 totals.loss_sum += loss as f64;
-                totals.images += n;
+                totals.images += images;
                 bar.inc(1);
                 bar.set_message(format!(
                     "loss {:.4}  {:.0} img/s",
                     totals.loss_sum / bar.position() as f64,
                     totals.images as f64 / totals.started.elapsed().as_secs_f64()
                 ));
-            }
-            Ok(model)
+                Ok(())
+            };
+            replicas.run_steps(self, rx, first_step, epoch, &mut on_step)
         })?;
         bar.finish_and_clear();
         totals.train_seconds = totals.started.elapsed().as_secs_f64();
-        Ok((model, totals))
+        Ok(totals)
     }
 
-    /// One optimisation step on one batch, at the schedule's rates for `step`.
+    /// One optimisation step on one batch on `device`, at the schedule's rates
+    /// for `step_index`; the batch's loss.
     fn batch(
         &self,
         model: EmbeddingModel,
         optimizer: &mut ModuleOptimizer,
+        device: &Device,
         step_index: usize,
         epoch: usize,
-        pixels: Vec<f32>,
-        labels: &[usize],
-    ) -> Result<(EmbeddingModel, f32)> {
+        (pixels, labels): Batch,
+    ) -> (EmbeddingModel, f32) {
         let opts = self.opts;
         let n = labels.len();
         let s = opts.preprocessing.input_size as usize;
-        let input = Tensor::<4>::from_data(TensorData::new(pixels, [n, 3, s, s]), &self.device);
+        let input = Tensor::<4>::from_data(TensorData::new(pixels, [n, 3, s, s]), device);
         let lr = self.schedule.at(step_index);
         let backbone_lr = if epoch <= opts.freeze_backbone_epochs {
             0.0
@@ -363,18 +387,12 @@ impl Run<'_> {
             model,
             optimizer,
             input,
-            labels,
+            &labels,
             opts.loss,
             opts.margin,
             rates,
         );
-        let value: f32 = l.into_scalar();
-        if !value.is_finite() {
-            return Err(Error::Internal(format!(
-                "the loss became {value} at epoch {epoch}; lower --lr"
-            )));
-        }
-        Ok((model, value))
+        (model, l.into_scalar())
     }
 
     /// Validates the epoch's network and records the epoch; true when its
@@ -443,6 +461,20 @@ impl Run<'_> {
             write_file(&self.opts.ckpt_dir.join("best.bundle"), &bundle.to_bytes()?)?;
         }
         Ok(())
+    }
+}
+
+/// A prepared batch: its pixels (N×3×S×S) and class indices.
+type Batch = (Vec<f32>, Vec<usize>);
+
+/// The loss of a step, or the error that ends a run whose loss diverged.
+fn finite(loss: f32, epoch: usize) -> Result<f32> {
+    if loss.is_finite() {
+        Ok(loss)
+    } else {
+        Err(Error::Internal(format!(
+            "the loss became {loss} at epoch {epoch}; lower --lr"
+        )))
     }
 }
 

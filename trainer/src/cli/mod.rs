@@ -45,7 +45,7 @@ pub struct Cli {
 pub enum Command {
     /// Train an embedding model on an ImageFolder (one sub-folder per class).
     #[command(
-        after_help = "Example:\n  metricann train --data fixtures/train --val-data fixtures/val --epochs 2 --batch-size 32 --backend ndarray --model-out m.bundle"
+        after_help = "Examples:\n  metricann train --data fixtures/train --val-data fixtures/val --epochs 2 --batch-size 32 --backend ndarray --model-out m.bundle\n  metricann train --data photos/train --val-split 0.1 --backend cuda --devices all   (data-parallel on every GPU)"
     )]
     Train(TrainArgs),
     /// Embed every image of an ImageFolder into vectors.npy + labels.tsv.

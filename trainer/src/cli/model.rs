@@ -83,6 +83,11 @@ pub struct TrainArgs {
     /// Backend to train on: ndarray, wgpu or cuda.
     #[arg(long, default_value = "ndarray")]
     pub backend: String,
+    /// Train data-parallel on these devices of the cuda backend: `all`, or a
+    /// list such as `cuda:0,cuda:1`. Each step is one --batch-size batch per
+    /// device, mined on its own; burn's all-reduce (NCCL) averages the gradients.
+    #[arg(long, value_name = "LIST")]
+    pub devices: Option<String>,
     /// Stop after this many epochs without a better validation MAP@R (0: never).
     #[arg(long, default_value_t = 5)]
     pub patience: usize,
@@ -257,6 +262,7 @@ fn train_options(a: TrainArgs, loss: LossKind, backend: Backend) -> TrainOptions
         weight_decay: a.weight_decay,
         warmup_fraction: 0.05,
         backend,
+        devices: a.devices,
         patience: a.patience,
         ckpt_dir: a.ckpt_dir,
         model_out: a.model_out,
