@@ -132,9 +132,15 @@ impl Graph {
             results,
             ..
         } = state;
+        let m0 = 2 * self.m;
         visited.begin(self.ids.len());
         candidates.clear();
         results.clear();
+        // Room for the candidates of a long walk up front: the heap keeps its
+        // capacity between queries, so a later query that visits more than the
+        // first one did must not be the one that grows it (no allocation per search).
+        candidates.reserve((ef * m0).max(1024));
+        results.reserve(ef + 1);
         visited.insert(entry);
         let first = Scored {
             score: entry_score,
@@ -142,7 +148,6 @@ impl Graph {
         };
         candidates.push(first);
         results.push(Reverse(first));
-        let m0 = 2 * self.m;
         let mut fresh = [0u32; 2 * *M_RANGE.end()];
         while let Some(c) = candidates.pop() {
             let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
