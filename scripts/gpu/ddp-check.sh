@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU machine's check of data-parallel training (docs/training.md, "Several
 # GPUs"): one training run through the single-device loop and the same run
-# through the data-parallel path on that one GPU (`--devices cuda:0`: burn's
+# through the data-parallel path on that one GPU (`--devices all`: burn's
 # collective, an NCCL all-reduce over one rank), same seed and data; then the
 # data-parallel run's checkpoint resumed by the single-device loop. Compares
 # the loss curves, validation metrics and images/s into $OUT/ddp-one-gpu.json.
@@ -28,7 +28,7 @@ train() { # name, extra arguments
   shift
   log "train $name: $*"
   rm -rf "/tmp/ck-$name"
-  timeout 600 "$BIN" train --data /tmp/g --val-split 0.05 --epochs "$EPOCHS" --batch-size 256 --per-class 4 \
+  timeout 170 "$BIN" train --data /tmp/g --val-split 0.05 --epochs "$EPOCHS" --batch-size 256 --per-class 4 \
     --backend cuda --input-size 64 --patience 0 --seed 1 --ckpt-dir "/tmp/ck-$name" \
     --model-out "/tmp/$name.bundle" --json "$@" >"$OUT/train-$name.json" 2>"$OUT/train-$name.log"
   log "train $name: exit $?"
@@ -38,13 +38,12 @@ train() { # name, extra arguments
 
 nvidia-smi -L | tee -a "$OUT/log"
 train single
-train parallel --devices cuda:0
+train parallel --devices all
 train single-again
-train all --devices all
 # A data-parallel checkpoint resumed on the single-device loop, one epoch more.
 mkdir -p /tmp/ck-resumed && cp /tmp/ck-parallel/epoch-002.* /tmp/ck-resumed/ 2>/dev/null
 log "resume the data-parallel epoch 2 on one device"
-timeout 300 "$BIN" train --data /tmp/g --val-split 0.05 --epochs 3 --batch-size 256 --per-class 4 --backend cuda \
+timeout 120 "$BIN" train --data /tmp/g --val-split 0.05 --epochs 3 --batch-size 256 --per-class 4 --backend cuda \
   --input-size 64 --patience 0 --seed 1 --ckpt-dir /tmp/ck-resumed --model-out /tmp/resumed.bundle \
   --resume /tmp/ck-resumed/epoch-002.bundle --json >"$OUT/train-resumed.json" 2>"$OUT/train-resumed.log"
 log "resume: exit $?"
@@ -54,7 +53,7 @@ python3 - "$OUT" <<'EOF' | tee -a "$OUT/log"
 import json, os, sys
 out = sys.argv[1]
 runs = {}
-for name in ["single", "parallel", "single-again", "all", "resumed"]:
+for name in ["single", "parallel", "single-again", "resumed"]:
     path = os.path.join(out, f"metrics-{name}.jsonl")
     if os.path.exists(path):
         runs[name] = [json.loads(line) for line in open(path)]
