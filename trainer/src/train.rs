@@ -3,8 +3,8 @@
 //! early stopping and resume; on one device or data-parallel on several
 //! ([`parallel`]).
 
+pub mod gradients;
 mod parallel;
-pub use parallel::mark_distributed;
 
 use std::fs;
 use std::io::Write;
@@ -33,7 +33,7 @@ use crate::eval::leave_one_out;
 use crate::sampler::PkSampler;
 use metricann::image::augment::{AugmentConfig, augment};
 use metricann::model::loss::{LossKind, loss};
-use parallel::Replicas;
+use parallel::{Exchange, Replicas};
 
 /// Decoded images with their class indices, held in memory for the whole run.
 pub struct LabeledImages {
@@ -358,41 +358,40 @@ impl Run<'_> {
         Ok(totals)
     }
 
-    /// One optimisation step on one batch on `device`, at the schedule's rates
-    /// for `step_index`; the batch's loss.
+    /// The learning rates of step `step_index` of `epoch`: the schedule's,
+    /// the backbone's scaled down and frozen in the first epochs.
+    fn rates(&self, step_index: usize, epoch: usize) -> Rates {
+        let opts = self.opts;
+        let lr = self.schedule.at(step_index);
+        let backbone = if epoch <= opts.freeze_backbone_epochs {
+            0.0
+        } else {
+            lr * opts.backbone_lr_scale
+        };
+        Rates { head: lr, backbone }
+    }
+
+    /// One optimisation step on one batch on `device`, its gradients
+    /// exchanged with the other devices' first; the batch's loss. The loss is
+    /// read before the update is queued, on one device as on several: the
+    /// all-reduce waits for the device there anyway, so both wait once a step.
     fn batch(
         &self,
         model: EmbeddingModel,
         optimizer: &mut ModuleOptimizer,
         device: &Device,
-        step_index: usize,
-        epoch: usize,
+        exchange: &Exchange,
+        rates: Rates,
         (pixels, labels): Batch,
     ) -> (EmbeddingModel, f32) {
         let opts = self.opts;
         let n = labels.len();
         let s = opts.preprocessing.input_size as usize;
         let input = Tensor::<4>::from_data(TensorData::new(pixels, [n, 3, s, s]), device);
-        let lr = self.schedule.at(step_index);
-        let backbone_lr = if epoch <= opts.freeze_backbone_epochs {
-            0.0
-        } else {
-            lr * opts.backbone_lr_scale
-        };
-        let rates = Rates {
-            head: lr,
-            backbone: backbone_lr,
-        };
-        let (model, l) = step(
-            model,
-            optimizer,
-            input,
-            &labels,
-            opts.loss,
-            opts.margin,
-            rates,
-        );
-        (model, l.into_scalar())
+        let (l, grads) = backward(&model, input, &labels, opts.loss, opts.margin);
+        let grads = exchange.apply(&model, grads);
+        let loss = l.into_scalar();
+        (update(model, optimizer, grads, rates), loss)
     }
 
     /// Validates the epoch's network and records the epoch; true when its
@@ -501,6 +500,7 @@ fn finish(opts: &TrainOptions, state: RunState, stopped_early: bool) -> Result<T
         history: state.history,
     })
 }
+
 /// Learning rates of one step: the pretrained backbone's may be lower, or 0 (frozen).
 #[derive(Clone, Copy, Debug)]
 pub struct Rates {
@@ -528,20 +528,42 @@ pub fn step(
     margin: f32,
     rates: Rates,
 ) -> (EmbeddingModel, Tensor<1>) {
+    let (l, grads) = backward(&model, input, labels, kind, margin);
+    (update(model, optimizer, grads, rates), l)
+}
+
+/// Forward, loss and backward: the batch's loss and every parameter's gradient.
+pub fn backward(
+    model: &EmbeddingModel,
+    input: Tensor<4>,
+    labels: &[usize],
+    kind: LossKind,
+    margin: f32,
+) -> (Tensor<1>, GradientsParams) {
     let l = loss(kind, model.forward(input), labels, margin);
-    let mut grads = l.clone().backward();
+    let grads = l.clone().backward();
+    (l.detach(), GradientsParams::from_grads(grads, model))
+}
+
+/// The AdamW update of `model` by `grads`: the backbone of an EfficientNet at
+/// `rates.backbone` (frozen at 0), the rest at `rates.head`.
+pub fn update(
+    model: EmbeddingModel,
+    optimizer: &mut ModuleOptimizer,
+    mut grads: GradientsParams,
+    rates: Rates,
+) -> EmbeddingModel {
     let backbone = match &model {
         EmbeddingModel::EfficientNet(net) if rates.backbone != rates.head => {
-            Some(GradientsParams::from_module(&mut grads, net.backbone()))
+            Some(gradients::split_off(&mut grads, net.backbone()))
         }
         _ => None,
     };
-    let rest = GradientsParams::from_grads(grads, &model);
     let model = match backbone {
         Some(g) if rates.backbone > 0.0 => optimizer.step(rates.backbone, model, g),
         _ => model,
     };
-    (optimizer.step(rates.head, model, rest), l.detach())
+    optimizer.step(rates.head, model, grads)
 }
 
 /// Replaces a fresh network's backbone with the one of the bundle at `path`.

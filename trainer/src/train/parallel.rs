@@ -1,24 +1,26 @@
 //! Data-parallel training: a replica of the network and of its optimizer on
-//! every device, each stepping on its own P×K batch in its own thread. The
-//! gradients are averaged across the devices by burn's collective all-reduce
-//! (NCCL on CUDA), which burn's autodiff runs inside `backward()` for every
-//! parameter marked distributed; the optimizers then take the same step from
-//! the same weights, so the replicas stay equal without any exchange of ours.
+//! every device, each stepping on its own P×K batch in its own thread. After
+//! the backward pass each replica lays its gradients end to end in one vector
+//! ([`gradients::flatten`]) and burn's collective all-reduce (NCCL on CUDA)
+//! averages that vector across the devices in one call; the optimizers then
+//! take the same step from the same weights, so the replicas stay equal.
 //!
 //! Batch-hard mining stays within each device's batch: a step of N devices is
 //! N batches of P×K, each mined on its own, their gradients averaged.
 
 use std::sync::mpsc::{Receiver, channel, sync_channel};
 
-use burn::module::{Module, ModuleMapper, Param};
-use burn::optim::ModuleOptimizer;
-use burn::tensor::distributed::{DistributedConfig, DistributedContext, ReduceOperation};
-use burn::tensor::{Device, Tensor};
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::Device;
+use burn::tensor::distributed::{
+    DistributedConfig, DistributedContext, ReduceOperation, all_reduce,
+};
 
 use metricann::model::EmbeddingModel;
 use metricann::{Error, Result};
 
-use super::{Batch, Run};
+use super::{Batch, Run, gradients};
 
 /// The network and optimizer on each training device.
 pub(super) struct Replicas {
@@ -26,24 +28,31 @@ pub(super) struct Replicas {
     models: Vec<EmbeddingModel>,
     optimizers: Vec<ModuleOptimizer>,
     devices: Vec<Device>,
-    /// burn's gradient all-reduce across `devices`; none on the single-device path.
-    collective: Option<DistributedContext>,
+    exchange: Exchange,
+    /// burn's collective for `devices`, open while they train; none on one device.
+    _collective: Option<DistributedContext>,
 }
 
-/// Marks every float parameter of `model` distributed: while burn's
-/// collective runs (a [`DistributedContext`]), autodiff all-reduces their
-/// gradients across the devices during the backward pass. Needs a device of a
-/// backend with collectives (CUDA; wgpu carries the marks but cannot reduce).
-pub fn mark_distributed(model: EmbeddingModel) -> EmbeddingModel {
-    model.map(&mut MarkDistributed)
+/// How a replica's gradients become the step's gradients.
+pub(super) enum Exchange {
+    /// One device: its gradients as they are.
+    Alone,
+    /// Their mean over these devices, by burn's all-reduce.
+    AllReduce(Vec<Device>),
 }
 
-struct MarkDistributed;
-
-impl ModuleMapper for MarkDistributed {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let (id, tensor, mapper) = param.consume();
-        Param::from_mapped_value(id, tensor.set_distributed(id), mapper)
+impl Exchange {
+    pub(super) fn apply(&self, model: &EmbeddingModel, grads: GradientsParams) -> GradientsParams {
+        let Exchange::AllReduce(devices) = self else {
+            return grads;
+        };
+        match gradients::flatten(model, grads) {
+            Some((flat, layout)) => {
+                let mean = all_reduce(flat, ReduceOperation::Mean, devices.clone()).resolve();
+                gradients::unflatten(model, mean, &layout)
+            }
+            None => GradientsParams::new(),
+        }
     }
 }
 
@@ -58,7 +67,8 @@ impl Replicas {
             models: vec![model],
             optimizers: vec![optimizer],
             devices: vec![device],
-            collective: None,
+            exchange: Exchange::Alone,
+            _collective: None,
         }
     }
 
@@ -77,14 +87,15 @@ impl Replicas {
         );
         let models = devices
             .iter()
-            .map(|device| mark_distributed(model.clone().fork(device)))
+            .map(|device| model.clone().fork(device))
             .collect();
         tracing::info!(devices = devices.len(), "data-parallel training");
         Replicas {
             models,
             optimizers: vec![optimizer; devices.len()],
+            exchange: Exchange::AllReduce(devices.clone()),
             devices,
-            collective: Some(collective),
+            _collective: Some(collective),
         }
     }
 
@@ -108,7 +119,7 @@ impl Replicas {
         epoch: usize,
         on_step: &mut dyn FnMut(f32, usize) -> Result<()>,
     ) -> Result<()> {
-        if self.collective.is_none() {
+        if matches!(self.exchange, Exchange::Alone) {
             let mut model = self.models.remove(0);
             let mut outcome = Ok(());
             for (i, batch) in batches.into_iter().enumerate() {
@@ -118,8 +129,8 @@ impl Replicas {
                     model,
                     &mut self.optimizers[0],
                     device,
-                    first_step + i,
-                    epoch,
+                    &self.exchange,
+                    run.rates(first_step + i, epoch),
                     batch,
                 );
                 model = next;
@@ -149,6 +160,7 @@ impl Replicas {
         let models = std::mem::take(&mut self.models);
         let optimizers = std::mem::take(&mut self.optimizers);
         let devices = self.devices.clone();
+        let exchange = &self.exchange;
         let (outcome, replicas) = std::thread::scope(|scope| {
             let (losses_tx, losses) = channel::<(usize, f32)>();
             let mut inputs = Vec::with_capacity(n);
@@ -161,8 +173,9 @@ impl Replicas {
                 let losses_tx = losses_tx.clone();
                 workers.push(scope.spawn(move || {
                     for (k, batch) in work.into_iter().enumerate() {
+                        let rates = run.rates(first_step + k, epoch);
                         let (next, loss) =
-                            run.batch(model, &mut optimizer, &device, first_step + k, epoch, batch);
+                            run.batch(model, &mut optimizer, &device, exchange, rates, batch);
                         model = next;
                         if losses_tx.send((i, loss)).is_err() {
                             break;
