@@ -28,7 +28,7 @@ train() { # name, extra arguments
   shift
   log "train $name: $*"
   rm -rf "/tmp/ck-$name"
-  timeout 170 "$BIN" train --data /tmp/g --val-split 0.05 --epochs "$EPOCHS" --batch-size 256 --per-class 4 \
+  timeout 190 "$BIN" train --data /tmp/g --val-split 0.05 --epochs "$EPOCHS" --batch-size 256 --per-class 4 \
     --backend cuda --input-size 64 --patience 0 --seed 1 --ckpt-dir "/tmp/ck-$name" \
     --model-out "/tmp/$name.bundle" --json "$@" >"$OUT/train-$name.json" 2>"$OUT/train-$name.log"
   log "train $name: exit $?"
