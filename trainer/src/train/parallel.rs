@@ -28,27 +28,26 @@ pub(super) struct Replicas {
     models: Vec<EmbeddingModel>,
     optimizers: Vec<ModuleOptimizer>,
     devices: Vec<Device>,
-    exchange: Exchange,
     /// burn's collective for `devices`, open while they train; none on one device.
-    _collective: Option<DistributedContext>,
+    collective: Option<DistributedContext>,
 }
 
 /// How a replica's gradients become the step's gradients.
-pub(super) enum Exchange {
+pub(super) enum Exchange<'a> {
     /// One device: its gradients as they are.
     Alone,
     /// Their mean over these devices, by burn's all-reduce.
-    AllReduce(Vec<Device>),
+    AllReduce(&'a [Device]),
 }
 
-impl Exchange {
+impl Exchange<'_> {
     pub(super) fn apply(&self, model: &EmbeddingModel, grads: GradientsParams) -> GradientsParams {
         let Exchange::AllReduce(devices) = self else {
             return grads;
         };
         match gradients::flatten(model, grads) {
             Some((flat, layout)) => {
-                let mean = all_reduce(flat, ReduceOperation::Mean, devices.clone()).resolve();
+                let mean = all_reduce(flat, ReduceOperation::Mean, devices.to_vec()).resolve();
                 gradients::unflatten(model, mean, &layout)
             }
             None => GradientsParams::new(),
@@ -67,8 +66,7 @@ impl Replicas {
             models: vec![model],
             optimizers: vec![optimizer],
             devices: vec![device],
-            exchange: Exchange::Alone,
-            _collective: None,
+            collective: None,
         }
     }
 
@@ -93,9 +91,8 @@ impl Replicas {
         Replicas {
             models,
             optimizers: vec![optimizer; devices.len()],
-            exchange: Exchange::AllReduce(devices.clone()),
             devices,
-            _collective: Some(collective),
+            collective: Some(collective),
         }
     }
 
@@ -119,7 +116,7 @@ impl Replicas {
         epoch: usize,
         on_step: &mut dyn FnMut(f32, usize) -> Result<()>,
     ) -> Result<()> {
-        if matches!(self.exchange, Exchange::Alone) {
+        if self.collective.is_none() {
             let mut model = self.models.remove(0);
             let mut outcome = Ok(());
             for (i, batch) in batches.into_iter().enumerate() {
@@ -129,7 +126,7 @@ impl Replicas {
                     model,
                     &mut self.optimizers[0],
                     device,
-                    &self.exchange,
+                    &Exchange::Alone,
                     run.rates(first_step + i, epoch),
                     batch,
                 );
@@ -160,7 +157,7 @@ impl Replicas {
         let models = std::mem::take(&mut self.models);
         let optimizers = std::mem::take(&mut self.optimizers);
         let devices = self.devices.clone();
-        let exchange = &self.exchange;
+        let exchange = &Exchange::AllReduce(&self.devices);
         let (outcome, replicas) = std::thread::scope(|scope| {
             let (losses_tx, losses) = channel::<(usize, f32)>();
             let mut inputs = Vec::with_capacity(n);
