@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test setup setup-demo pretrained test-docs test-setup test-native test-python check-wasm lint fixture bench demo pkg
+.PHONY: test setup setup-demo pretrained test-docs test-setup test-native test-python check-wasm lint fixture bench fuzz demo pkg
 
 ## Install what the tests need, then run them all (the quick checks first).
 test: setup test-docs test-setup test-native test-python check-wasm test-web test-edge test-demo
@@ -52,6 +52,12 @@ lint:
 ## Regenerate the committed glyph fixture from the fonts (needs the font packages).
 fixture:
 	scripts/fixture.sh
+
+## Coverage-guided fuzzing of every reader of untrusted bytes, a minute a target
+## (`SECONDS_PER_TARGET=1800 scripts/fuzz.sh` for the long run; not part of `make test`,
+## which replays the seeds and the inputs that once failed: tests/fuzz_replay.rs).
+fuzz:
+	scripts/fuzz.sh
 
 ## Criterion benchmarks (minutes; not part of `make test`).
 bench:

@@ -13,6 +13,8 @@ pub mod backend;
 pub mod blob;
 pub mod embed;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fuzzing;
 pub mod gallery;
 pub mod image;
 pub mod index;

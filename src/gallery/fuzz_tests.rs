@@ -11,78 +11,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::*;
 use crate::blob::{self, BlobRead};
+use crate::fuzzing::{DIM, fresh_gallery as gallery, use_gallery};
 use crate::mutate::{Rng, iterations, mutate};
-use crate::store::{BlobStore, MemoryStore};
-
-const DIM: usize = 16;
 
 fn vector(i: usize, j: usize) -> Vec<f32> {
-    let mut v = vec![0.0; DIM];
-    v[i % DIM] = 1.0;
-    v[(i + 3) % DIM] = 0.01 * j as f32;
-    v[(i + 5) % DIM] = 0.003 * (j % 11) as f32;
-    v
-}
-
-/// A gallery holding one blob of every kind: a graph (float or int8), a flat
-/// segment, a growing chunk, class pages (with metadata and images) and the
-/// manifest.
-fn gallery(quantized: bool) -> MemoryStore {
-    let mut store = MemoryStore::new();
-    let (mut g, created) = Gallery::create(GalleryConfig {
-        dim: DIM,
-        fingerprint: "fp".into(),
-        index: IndexConfig {
-            growing_capacity: 9,
-            ..IndexConfig::default()
-        },
-        head: None,
-    })
-    .unwrap();
-    store.apply(created).unwrap();
-    g.set_auto_maintain(false);
-    let big: Vec<Vec<f32>> = (0..80).map(|j| vector(0, j)).collect();
-    let meta = Some(serde_json::json!({"sku": "A-1", "n": [1, 2]}));
-    store
-        .apply(g.enroll("big", &big, meta, vec![vec![7; 9]]).unwrap())
-        .unwrap();
-    store.apply(g.maintain().unwrap().unwrap()).unwrap();
-    for i in 1..4 {
-        let vs: Vec<Vec<f32>> = (0..3).map(|j| vector(i, j)).collect();
-        store
-            .apply(g.enroll(&format!("c{i}"), &vs, None, vec![]).unwrap())
-            .unwrap();
-    }
-    store.apply(g.maintain().unwrap().unwrap()).unwrap();
-    store
-        .apply(g.enroll("fresh", &[vector(6, 0)], None, vec![]).unwrap())
-        .unwrap();
-    if quantized {
-        store.apply(g.quantize().unwrap()).unwrap();
-    }
-    store
-}
-
-/// Everything a user does with a gallery just opened from `store`; whether
-/// the strict open accepted it.
-fn use_gallery(store: &MemoryStore) -> bool {
-    let mut accepted = false;
-    for mode in [OpenMode::Strict, OpenMode::SkipDamaged] {
-        if let Ok((mut g, _)) = Gallery::open(store, None, mode) {
-            accepted |= mode == OpenMode::Strict;
-            let _ = g.classes();
-            let _ = g.stats();
-            for i in 0..DIM {
-                let _ = g.search(&vector(i, 1), 3, None);
-            }
-            let _ = g.export_bytes();
-            if let Ok(cs) = g.enroll("after", &[vector(9, 0)], None, vec![]) {
-                let _ = g.search(&vector(9, 0), 1, None);
-                drop(cs);
-            }
-        }
-    }
-    accepted
+    crate::fuzzing::vector(i, j, DIM)
 }
 
 #[test]
