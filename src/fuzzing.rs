@@ -289,15 +289,7 @@ fn frame_bundle(rest: &[u8]) -> Vec<u8> {
         }
         _ => header.to_vec(),
     };
-    let mut file = b"METRIANN".to_vec();
-    file.extend_from_slice(&crate::model::bundle::FORMAT_VERSION.to_le_bytes());
-    file.extend_from_slice(&(header.len() as u32).to_le_bytes());
-    file.extend_from_slice(&header);
-    file.extend_from_slice(&(weights.len() as u64).to_le_bytes());
-    file.extend_from_slice(weights);
-    let crc = crc32fast::hash(&file);
-    file.extend_from_slice(&crc.to_le_bytes());
-    file
+    crate::model::bundle::encode(&header, weights)
 }
 
 /// Input: an encoded image. Decoded and preprocessed as an upload is: an
@@ -383,14 +375,11 @@ fn tiny_bundle_seed() -> Option<Vec<u8>> {
     let architecture = Architecture::from(ResNetConfig::tiny(8));
     let model = architecture.init(&device).ok()?;
     let bundle = Bundle::from_model(&model, &architecture, &Preprocessing::new(16), None).ok()?;
-    let file = bundle.to_bytes().ok()?;
-    // The file is magic 8, version 4, header length 4, header, weights length 8, weights, crc 4.
-    let header_len = u32::from_le_bytes(file[12..16].try_into().ok()?) as usize;
-    let header = &file[16..16 + header_len];
-    let weights = &file[16 + header_len + 8..file.len() - 4];
+    let header = serde_json::to_vec(&bundle.header).ok()?;
+    let weights = bundle.weights();
     let mut seed = vec![0u8];
-    seed.extend_from_slice(&(u16::try_from(header_len).ok()?).to_le_bytes());
-    seed.extend_from_slice(header);
+    seed.extend_from_slice(&(u16::try_from(header.len()).ok()?).to_le_bytes());
+    seed.extend_from_slice(&header);
     seed.extend_from_slice(weights);
     Some(seed)
 }

@@ -90,6 +90,22 @@ pub struct Bundle {
     weights: Vec<u8>,
 }
 
+/// The bytes of a bundle file: magic, format version, the header's length and
+/// JSON, the weights' length and bytes, and a CRC-32 of all of it. Takes the
+/// header as raw bytes so that the fuzzer can frame headers no writer makes.
+pub fn encode(header_json: &[u8], weights: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(28 + header_json.len() + weights.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(header_json.len() as u32).to_le_bytes());
+    out.extend_from_slice(header_json);
+    out.extend_from_slice(&(weights.len() as u64).to_le_bytes());
+    out.extend_from_slice(weights);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
 /// The fingerprint of a weight record: 16 hex digits of its SHA-256.
 pub fn fingerprint(weights: &[u8]) -> String {
     let digest = Sha256::digest(weights);
@@ -136,16 +152,7 @@ impl Bundle {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let header = serde_json::to_vec(&self.header)
             .map_err(|e| Error::Internal(format!("serialising bundle header: {e}")))?;
-        let mut out = Vec::with_capacity(28 + header.len() + self.weights.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(&(self.weights.len() as u64).to_le_bytes());
-        out.extend_from_slice(&self.weights);
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        Ok(out)
+        Ok(encode(&header, &self.weights))
     }
 
     /// Parses and checks a bundle file; `name` is what errors call it (a path, a URL).
@@ -281,6 +288,11 @@ impl Bundle {
         let mut header = self.header.clone();
         header.fingerprint = fingerprint(&weights);
         Ok(Self { header, weights })
+    }
+
+    /// The weight record (burn-pack bytes), as [`encode`] writes it.
+    pub fn weights(&self) -> &[u8] {
+        &self.weights
     }
 
     /// Size of the weight record in bytes.
