@@ -40,10 +40,11 @@ nvidia-smi -L | tee -a "$OUT/log"
 train single
 train parallel --devices all
 train single-again
-# A data-parallel checkpoint resumed on the single-device loop, one epoch more.
+# The data-parallel run's epoch-2 checkpoint, alone in a new directory, resumed
+# on the single-device loop to the same last epoch.
 mkdir -p /tmp/ck-resumed && cp /tmp/ck-parallel/epoch-002.* /tmp/ck-resumed/ 2>/dev/null
 log "resume the data-parallel epoch 2 on one device"
-timeout 120 "$BIN" train --data /tmp/g --val-split 0.05 --epochs 3 --batch-size 256 --per-class 4 --backend cuda \
+timeout 150 "$BIN" train --data /tmp/g --val-split 0.05 --epochs "$EPOCHS" --batch-size 256 --per-class 4 --backend cuda \
   --input-size 64 --patience 0 --seed 1 --ckpt-dir /tmp/ck-resumed --model-out /tmp/resumed.bundle \
   --resume /tmp/ck-resumed/epoch-002.bundle --json >"$OUT/train-resumed.json" 2>"$OUT/train-resumed.log"
 log "resume: exit $?"

@@ -3,6 +3,7 @@
 //! early stopping and resume; on one device or data-parallel on several
 //! ([`parallel`]).
 
+mod best;
 pub mod gradients;
 mod parallel;
 
@@ -256,6 +257,7 @@ fn resume(
     let state: RunState = serde_json::from_slice(&text)
         .map_err(|e| Error::corrupt(state_path.display().to_string(), e.to_string()))?;
     info!(epoch = state.epoch, checkpoint = %checkpoint.display(), "resuming");
+    best::restore(checkpoint, state.epoch, state.best_epoch, &opts.ckpt_dir)?;
     Ok((model, optimizer, state))
 }
 

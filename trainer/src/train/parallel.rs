@@ -7,15 +7,22 @@
 //!
 //! Batch-hard mining stays within each device's batch: a step of N devices is
 //! N batches of P×K, each mined on its own, their gradients averaged.
+//!
+//! Each replica keeps one stream of burn's work queue for the whole run: burn
+//! gives every new thread a new stream, and a tensor met on another stream than
+//! its own costs a blocking hand-over. The device threads live one epoch, so
+//! without a fixed stream every epoch would hand over every weight and
+//! optimizer moment again. Replica 0's stream is the caller's, where it is
+//! validated and checkpointed.
 
 use std::sync::mpsc::{Receiver, channel, sync_channel};
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::Device;
 use burn::tensor::distributed::{
     DistributedConfig, DistributedContext, ReduceOperation, all_reduce,
 };
+use burn::tensor::{Device, StreamId};
 
 use metricann::model::EmbeddingModel;
 use metricann::{Error, Result};
@@ -28,6 +35,8 @@ pub(super) struct Replicas {
     models: Vec<EmbeddingModel>,
     optimizers: Vec<ModuleOptimizer>,
     devices: Vec<Device>,
+    /// The stream each replica's work is queued on.
+    streams: Vec<StreamId>,
     /// burn's collective for `devices`, open while they train; none on one device.
     collective: Option<DistributedContext>,
 }
@@ -66,6 +75,7 @@ impl Replicas {
             models: vec![model],
             optimizers: vec![optimizer],
             devices: vec![device],
+            streams: vec![StreamId::current()],
             collective: None,
         }
     }
@@ -83,15 +93,23 @@ impl Replicas {
                 all_reduce_op: ReduceOperation::Mean,
             },
         );
+        let streams: Vec<StreamId> = (0..devices.len())
+            .map(|i| match i {
+                0 => StreamId::current(),
+                _ => StreamId::allocate(),
+            })
+            .collect();
         let models = devices
             .iter()
-            .map(|device| model.clone().fork(device))
+            .zip(&streams)
+            .map(|(device, stream)| stream.executes(|| model.clone().fork(device)))
             .collect();
         tracing::info!(devices = devices.len(), "data-parallel training");
         Replicas {
             models,
             optimizers: vec![optimizer; devices.len()],
             devices,
+            streams,
             collective: Some(collective),
         }
     }
@@ -162,8 +180,9 @@ impl Replicas {
             let (losses_tx, losses) = channel::<(usize, f32)>();
             let mut inputs = Vec::with_capacity(n);
             let mut workers = Vec::with_capacity(n);
-            for (i, ((mut model, mut optimizer), device)) in
-                models.into_iter().zip(optimizers).zip(devices).enumerate()
+            let replicas = models.into_iter().zip(optimizers).zip(devices);
+            for (i, (((mut model, mut optimizer), device), &stream)) in
+                replicas.zip(&self.streams).enumerate()
             {
                 let (input, work) = sync_channel::<Batch>(1);
                 inputs.push(input);
@@ -171,8 +190,9 @@ impl Replicas {
                 workers.push(scope.spawn(move || {
                     for (k, batch) in work.into_iter().enumerate() {
                         let rates = run.rates(first_step + k, epoch);
-                        let (next, loss) =
-                            run.batch(model, &mut optimizer, &device, exchange, rates, batch);
+                        let (next, loss) = stream.executes(|| {
+                            run.batch(model, &mut optimizer, &device, exchange, rates, batch)
+                        });
                         model = next;
                         if losses_tx.send((i, loss)).is_err() {
                             break;
