@@ -58,8 +58,8 @@ for name in ["single", "parallel", "single-again", "resumed"]:
     path = os.path.join(out, f"metrics-{name}.jsonl")
     if os.path.exists(path):
         runs[name] = [json.loads(line) for line in open(path)]
-def steady(rows):  # epochs after the first, whose time includes compiling the kernels
-    speeds = [r["images_per_sec"] for r in rows if r.get("images_per_sec") and r["epoch"] >= 2]
+def steady(rows):  # a run's epochs after its first, whose time includes compiling the kernels
+    speeds = [r["images_per_sec"] for r in rows if r.get("images_per_sec")][1:]
     return sum(speeds) / len(speeds) if speeds else None
 summary = {name: {"epochs": [{k: r.get(k) for k in ("epoch", "train_loss", "val_map_at_r", "val_precision_at_1", "images_per_sec")} for r in rows],
                   "steady_images_per_sec": steady(rows)} for name, rows in runs.items()}
