@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test setup setup-demo pretrained test-docs test-setup test-native test-python check-wasm lint fixture bench fuzz demo pkg
+.PHONY: test setup setup-demo pretrained test-docs test-setup test-native test-python check-wasm lint fixture bench fuzz stress demo pkg
 
 ## Install what the tests need, then run them all (the quick checks first).
 test: setup test-docs test-setup test-native test-python check-wasm test-web test-edge test-demo
@@ -58,6 +58,12 @@ fixture:
 ## which replays the seeds and the inputs that once failed: tests/fuzz_replay.rs).
 fuzz:
 	scripts/fuzz.sh
+
+## The native stress run (about 20 minutes; not part of `make test`): a writer and two reader
+## threads on one gallery directory for 10 minutes, then 10,000 enroll/remove cycles with memory
+## sampled (`metricann stress --help`); fails on any lost or half-applied write.
+stress:
+	cargo run --release -p metricann-trainer --bin metricann -- stress --json >bench/results/stress-native.json
 
 ## Criterion benchmarks (minutes; not part of `make test`).
 bench:

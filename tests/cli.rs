@@ -760,3 +760,34 @@ fn inspect_prints_the_header_and_records_provenance_without_touching_weights() {
         "--out",
     );
 }
+
+#[test]
+fn stress_run_keeps_every_acknowledged_write_and_refuses_a_second_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let gallery = dir.path().join("g");
+    let r = ok_json(&[
+        "stress",
+        "--dir",
+        s(&gallery),
+        "--seconds",
+        "2",
+        "--cycles",
+        "20",
+        "--dim",
+        "16",
+        "--json",
+    ]);
+    assert!(r["mutations"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["violations"].as_array().unwrap().len(), 0, "{r}");
+    assert!(r["reader"]["opens"].as_u64().unwrap() > 0, "{r}");
+    assert!(
+        r["reader"]["locked_as_expected"].as_u64().unwrap() > 0,
+        "{r}"
+    );
+    assert_eq!(r["final_matches_journal"], true, "{r}");
+    assert_eq!(r["memory"].as_array().unwrap().len(), 11, "{r}");
+    assert!(
+        gallery.join("manifest").exists(),
+        "--dir keeps the gallery it stressed"
+    );
+}

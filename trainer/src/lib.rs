@@ -10,4 +10,5 @@ pub mod glyphs;
 pub mod import;
 pub mod npy;
 pub mod sampler;
+pub mod stress;
 pub mod train;

@@ -123,6 +123,13 @@ pub enum Command {
         after_help = "Examples:\n  metricann bench-enroll --base base.npy --add add.npy --json\n  metricann bench-enroll --base base.npy --add add.npy --queries queries.npy --threads 16 --segment-size 1024"
     )]
     BenchEnroll(crate::enroll_bench::EnrollBenchArgs),
+    /// Stress one gallery in a directory: a writer mutating it without pause while
+    /// reader threads reopen, check and search it, then enroll/remove cycles with
+    /// memory sampled; fails on any lost or half-applied write.
+    #[command(
+        after_help = "Examples:\n  metricann stress --seconds 600 --readers 2 --cycles 10000 --json > bench/results/stress-native.json\n  metricann stress --seconds 10 --cycles 100"
+    )]
+    Stress(crate::stress::StressArgs),
     /// Make datasets.
     #[command(subcommand)]
     Dataset(DatasetCommand),
@@ -162,6 +169,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::BenchAdapt(a) => adapt::bench_adapt(a),
         Command::Bench(a) => crate::ann_bench::main(&a),
         Command::BenchEnroll(a) => crate::enroll_bench::main(&a),
+        Command::Stress(a) => crate::stress::main(&a),
         Command::Dataset(DatasetCommand::Glyphs(a)) => dataset::glyphs(a),
         Command::Import(a) => model::import(a),
     }
