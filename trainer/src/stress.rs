@@ -112,6 +112,7 @@ pub struct MemorySample {
 pub struct StressReport {
     pub seconds: f64,
     pub readers: usize,
+    /// Mutations of the mixed load (the cycles come on top).
     pub mutations: u64,
     pub by_kind: Counts,
     pub reader: ReaderTotals,
@@ -165,6 +166,7 @@ fn stress(a: &StressArgs, dir: &Path) -> Result<StressReport> {
     let started = Instant::now();
     let (mutations, reader) = mixed_load(a, dir, &mut writer, &violations)?;
     let seconds = started.elapsed().as_secs_f64();
+    let by_kind = std::mem::take(&mut writer.counts);
     let memory = writer.cycles(a.cycles, dir, a.json)?;
     drop(writer.store);
     let (final_classes, final_matches_journal) = check_final(dir, &writer.journal.lock())?;
@@ -173,7 +175,7 @@ fn stress(a: &StressArgs, dir: &Path) -> Result<StressReport> {
         seconds,
         readers: a.readers,
         mutations,
-        by_kind: writer.counts,
+        by_kind,
         reader,
         violations,
         cycles: a.cycles,
