@@ -148,7 +148,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn bar(len: u64, what: &str, hidden: bool) -> ProgressBar {
+/// A progress bar of `len` steps named `what` (hidden for --json runs).
+pub(crate) fn bar(len: u64, what: &str, hidden: bool) -> ProgressBar {
     let bar = if hidden {
         ProgressBar::hidden()
     } else {

@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -34,6 +33,7 @@ use metricann::store::{BlobStore, FsStore};
 use metricann::{Error, Result};
 
 use crate::ann_bench::proc_status;
+use crate::enroll_bench::bar;
 
 const FINGERPRINT: &str = "stress";
 
@@ -207,7 +207,7 @@ fn mixed_load(
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(a.seconds);
-    let bar = progress(a.seconds, "mixed load (s)", a.json);
+    let bar = bar(a.seconds, "mixed load (s)", a.json);
     let mut mutations = 0u64;
     let mut outcome = Ok(());
     while Instant::now() < deadline {
@@ -367,7 +367,7 @@ impl Writer {
     /// Enroll/remove cycles (with maintenance as an application runs it),
     /// sampling memory and disk ten times.
     fn cycles(&mut self, cycles: usize, dir: &Path, quiet: bool) -> Result<Vec<MemorySample>> {
-        let bar = progress(cycles as u64, "enroll/remove cycles", quiet);
+        let bar = bar(cycles as u64, "enroll/remove cycles", quiet);
         let every = (cycles / 10).max(1);
         let mut samples = Vec::new();
         for cycle in 0..=cycles {
@@ -516,20 +516,6 @@ fn disk_usage(dir: &Path) -> Result<(u64, usize)> {
         }
     }
     Ok((bytes, files))
-}
-
-fn progress(len: u64, what: &str, hidden: bool) -> ProgressBar {
-    let bar = if hidden {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(len)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message(what.to_string());
-    bar
 }
 
 /// Runs the command: the report, then an error if any check failed.
