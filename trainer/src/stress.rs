@@ -33,6 +33,7 @@ use metricann::store::{BlobStore, FsStore};
 use metricann::{Error, Result};
 
 use crate::ann_bench::proc_status;
+use crate::cli::common::print_report;
 use crate::enroll_bench::bar;
 
 const FINGERPRINT: &str = "stress";
@@ -522,8 +523,7 @@ fn disk_usage(dir: &Path) -> Result<(u64, usize)> {
 pub fn main(a: &StressArgs) -> Result<()> {
     let r = run(a)?;
     if a.json {
-        let json = serde_json::to_string(&r).map_err(|e| Error::Internal(e.to_string()))?;
-        println!("{json}");
+        print_report(&r)?;
     } else {
         println!(
             "{} mutations in {:.0} s ({:?}); readers: {:?}",

@@ -1,7 +1,7 @@
 //! The `metricann` command line: one subcommand per pipeline stage.
 
 mod adapt;
-mod common;
+pub(crate) mod common;
 mod dataset;
 mod evaluation;
 mod gallery;
