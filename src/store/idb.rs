@@ -67,6 +67,8 @@ pub struct IdbStore {
     gallery: String,
     /// The manifest as last read or written: the precondition of the next write.
     manifest: RefCell<Option<Vec<u8>>>,
+    /// Closes this connection when another tab deletes or upgrades the database.
+    _on_version_change: Handler,
 }
 
 /// The database name of gallery `gallery`.
@@ -129,55 +131,101 @@ fn idb_error(gallery: &str, what: &str, value: &JsValue) -> Error {
             "IndexedDB refused to store {what} of gallery {gallery:?}: {detail}"
         ));
     }
-    Error::Internal(format!(
-        "IndexedDB {what} of gallery {gallery:?} failed: {}",
-        describe(value)
-    ))
+    // The browser failed the request or aborted the transaction (a failing
+    // disk, a closing tab, a crashed storage process): the environment's
+    // I/O, not a bug of ours.
+    Error::io(
+        format!("IndexedDB gallery {gallery:?}"),
+        std::io::Error::other(format!("{what} failed: {}", describe(value))),
+    )
 }
 
-/// A promise settled by a request's `success` (with its result) or `error`.
-fn request_promise(request: &IdbRequest) -> Promise {
-    let request = request.clone();
-    Promise::new(&mut |resolve: Function, reject: Function| {
-        let ok_request = request.clone();
-        let on_success = Closure::once_into_js(move |_event: JsValue| {
-            let result = ok_request.result().unwrap_or(JsValue::UNDEFINED);
-            let _ = resolve.call1(&JsValue::UNDEFINED, &result);
-        });
-        let err_request = request.clone();
-        let on_error = Closure::once_into_js(move |_event: JsValue| {
-            let error = err_request
-                .error()
-                .ok()
-                .flatten()
-                .map(JsValue::from)
-                .unwrap_or_else(|| JsValue::from_str("unknown IndexedDB error"));
-            let _ = reject.call1(&JsValue::UNDEFINED, &error);
-        });
-        request.set_onsuccess(Some(on_success.unchecked_ref()));
-        request.set_onerror(Some(on_error.unchecked_ref()));
-    })
+/// A promise settled by the first of two events, with the handlers that settle
+/// it attached until [`Settled::wait`] returns: `Closure::once_into_js` frees a
+/// closure only when it is called, so the handler of the event that never fires
+/// (a request's `error`, a transaction's `abort`) would keep what it captured,
+/// the request with its result, the transaction, the promise's functions,
+/// alive for as long as the page lives.
+struct Settled {
+    promise: Promise,
+    _handlers: Option<[Handler; 2]>,
 }
 
-/// A promise settled when a transaction completes (resolves) or aborts (rejects
-/// with the transaction's error).
-fn transaction_promise(tx: &IdbTransaction) -> Promise {
-    let tx = tx.clone();
-    Promise::new(&mut |resolve: Function, reject: Function| {
-        let on_complete = Closure::once_into_js(move |_event: JsValue| {
-            let _ = resolve.call0(&JsValue::UNDEFINED);
+/// An event handler written in Rust.
+type Handler = Closure<dyn FnMut(JsValue)>;
+
+impl Settled {
+    /// `attach(ok, fail)` sets the two handlers on the event target; the
+    /// promise resolves with `ok_value(event)` or rejects with `fail_value(event)`.
+    fn new(
+        attach: impl FnOnce(&Function, &Function),
+        ok_value: impl Fn(JsValue) -> JsValue + 'static,
+        fail_value: impl Fn(JsValue) -> JsValue + 'static,
+    ) -> Settled {
+        let mut parts = Some((attach, ok_value, fail_value));
+        let mut handlers = None;
+        let promise = Promise::new(&mut |resolve: Function, reject: Function| {
+            let Some((attach, ok_value, fail_value)) = parts.take() else {
+                return;
+            };
+            let ok = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+                let _ = resolve.call1(&JsValue::UNDEFINED, &ok_value(event));
+            });
+            let fail = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+                let _ = reject.call1(&JsValue::UNDEFINED, &fail_value(event));
+            });
+            attach(ok.as_ref().unchecked_ref(), fail.as_ref().unchecked_ref());
+            handlers = Some([ok, fail]);
         });
+        Settled {
+            promise,
+            _handlers: handlers,
+        }
+    }
+
+    /// Settled by a request's `success` (with its result) or `error`.
+    fn request(request: &IdbRequest) -> Settled {
+        let (ok_request, fail_request) = (request.clone(), request.clone());
+        Settled::new(
+            |ok, fail| {
+                request.set_onsuccess(Some(ok));
+                request.set_onerror(Some(fail));
+            },
+            move |_event| ok_request.result().unwrap_or(JsValue::UNDEFINED),
+            move |_event| {
+                fail_request
+                    .error()
+                    .ok()
+                    .flatten()
+                    .map(JsValue::from)
+                    .unwrap_or_else(|| JsValue::from_str("unknown IndexedDB error"))
+            },
+        )
+    }
+
+    /// Settled when a transaction completes (resolves) or aborts (rejects with
+    /// the transaction's error).
+    fn transaction(tx: &IdbTransaction) -> Settled {
         let abort_tx = tx.clone();
-        let on_abort = Closure::once_into_js(move |_event: JsValue| {
-            let error = abort_tx
-                .error()
-                .map(JsValue::from)
-                .unwrap_or_else(|| JsValue::from_str("the transaction was aborted"));
-            let _ = reject.call1(&JsValue::UNDEFINED, &error);
-        });
-        tx.set_oncomplete(Some(on_complete.unchecked_ref()));
-        tx.set_onabort(Some(on_abort.unchecked_ref()));
-    })
+        Settled::new(
+            |ok, fail| {
+                tx.set_oncomplete(Some(ok));
+                tx.set_onabort(Some(fail));
+            },
+            |_event| JsValue::UNDEFINED,
+            move |_event| {
+                abort_tx
+                    .error()
+                    .map(JsValue::from)
+                    .unwrap_or_else(|| JsValue::from_str("the transaction was aborted"))
+            },
+        )
+    }
+
+    /// The outcome; the handlers are freed with `self`.
+    async fn wait(self) -> std::result::Result<JsValue, JsValue> {
+        JsFuture::from(self.promise.clone()).await
+    }
 }
 
 /// The value a blob is stored as: a `Blob` when large, else a `Uint8Array`.
@@ -225,7 +273,8 @@ impl IdbStore {
             .open_with_u32(&name, DB_VERSION)
             .map_err(|e| idb_error(gallery, "opening the database", &e))?;
         let upgrade_request = request.clone();
-        let on_upgrade = Closure::once_into_js(move |_event: JsValue| {
+        // Both freed once the open request settles (see `Settled`).
+        let on_upgrade = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
             if let Ok(result) = upgrade_request.result()
                 && let Ok(db) = result.dyn_into::<IdbDatabase>()
                 && !db.object_store_names().contains(OBJECT_STORE)
@@ -234,16 +283,18 @@ impl IdbStore {
                 let _ = db.create_object_store(OBJECT_STORE);
             }
         });
-        request.set_onupgradeneeded(Some(on_upgrade.unchecked_ref()));
-        let on_blocked = Closure::once_into_js(move |_event: JsValue| {
+        request.set_onupgradeneeded(Some(on_upgrade.as_ref().unchecked_ref()));
+        let on_blocked = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
             web_sys_log(
                 "metricann: the IndexedDB upgrade waits for another tab to close the gallery",
             );
         });
-        request.set_onblocked(Some(on_blocked.unchecked_ref()));
-        let request: &IdbRequest = request.as_ref();
-        let db = JsFuture::from(request_promise(request))
-            .await
+        request.set_onblocked(Some(on_blocked.as_ref().unchecked_ref()));
+        let opened = Settled::request(request.as_ref()).wait().await;
+        request.set_onupgradeneeded(None);
+        request.set_onblocked(None);
+        drop((on_upgrade, on_blocked));
+        let db = opened
             .map_err(|e| idb_error(gallery, "opening the database", &e))?
             .dyn_into::<IdbDatabase>()
             .map_err(|_| Error::Internal("IndexedDB open did not yield a database".into()))?;
@@ -259,11 +310,11 @@ impl IdbStore {
             close_db.close();
         });
         db.set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
-        on_version_change.forget();
         Ok(IdbStore {
             db,
             gallery: gallery.to_string(),
             manifest: RefCell::new(None),
+            _on_version_change: on_version_change,
         })
     }
 
@@ -293,10 +344,12 @@ impl IdbStore {
         let values_request = store
             .get_all()
             .map_err(|e| idb_error(&self.gallery, "reading blobs", &e))?;
-        let keys = JsFuture::from(request_promise(&keys_request))
+        let keys = Settled::request(&keys_request)
+            .wait()
             .await
             .map_err(|e| idb_error(&self.gallery, "listing blobs", &e))?;
-        let values = JsFuture::from(request_promise(&values_request))
+        let values = Settled::request(&values_request)
+            .wait()
             .await
             .map_err(|e| idb_error(&self.gallery, "reading blobs", &e))?;
         let keys: Array = keys.unchecked_into();
@@ -362,7 +415,7 @@ impl IdbStore {
         }
         let (tx, store) = self.transaction(IdbTransactionMode::Readwrite)?;
         let conflict = std::rc::Rc::new(RefCell::new(None::<Error>));
-        let done = transaction_promise(&tx);
+        let done = Settled::transaction(&tx);
 
         // The writes, staged as JS values before the transaction can auto-commit.
         let puts = changes
@@ -382,7 +435,8 @@ impl IdbStore {
         let write_tx = tx.clone();
         let write_store = store.clone();
         let conflict_slot = conflict.clone();
-        let on_checked = Closure::once_into_js(move |_event: JsValue| {
+        // Freed with this function: a failed check never calls it (see `Settled`).
+        let on_checked = Closure::once(move |_event: JsValue| {
             let found = check_request.result().ok().and_then(|v| bytes_of(&v));
             if found != expected {
                 *conflict_slot.borrow_mut() = Some(Error::Locked(format!(
@@ -409,9 +463,9 @@ impl IdbStore {
                 let _ = write_tx.abort();
             }
         });
-        check.set_onsuccess(Some(on_checked.unchecked_ref()));
+        check.set_onsuccess(Some(on_checked.as_ref().unchecked_ref()));
 
-        let outcome = JsFuture::from(done).await;
+        let outcome = done.wait().await;
         if let Some(e) = conflict.borrow_mut().take() {
             return Err(e);
         }
@@ -438,6 +492,7 @@ impl IdbStore {
 
 impl Drop for IdbStore {
     fn drop(&mut self) {
+        self.db.set_onversionchange(None);
         self.db.close();
     }
 }
@@ -449,7 +504,8 @@ pub async fn delete_database(gallery: &str) -> Result<()> {
     let request = factory
         .delete_database(&database_name(gallery))
         .map_err(|e| idb_error(gallery, "deleting the database", &e))?;
-    JsFuture::from(request_promise(request.as_ref()))
+    Settled::request(request.as_ref())
+        .wait()
         .await
         .map_err(|e| idb_error(gallery, "deleting the database", &e))?;
     Ok(())
