@@ -119,6 +119,8 @@ export interface Stats {
   bytes: number;
   /** Bytes the index holds in memory: vectors (or int8 codes), graph links, ids. */
   memoryBytes: number;
+  /** The module's whole WebAssembly memory (it grows and never shrinks): what to watch for leaks. */
+  wasmMemoryBytes: number;
   /** How sealed graphs store vectors: 'none' (float32) or 'int8' (after quantize()). */
   quantization: 'none' | 'int8';
   backend: 'webgpu' | 'cpu';

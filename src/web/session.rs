@@ -247,6 +247,7 @@ impl Session {
             "segments": segments,
             "bytes": s.bytes,
             "memoryBytes": s.memory_bytes,
+            "wasmMemoryBytes": core::arch::wasm32::memory_size::<0>() * WASM_PAGE_BYTES,
             "quantization": s.quantization,
             "backend": backend_label(self.model.backend),
             "backendFallback": self.model.fallback,
@@ -272,6 +273,9 @@ impl Session {
         to_value(&v)
     }
 }
+
+/// The size of a WebAssembly memory page.
+const WASM_PAGE_BYTES: usize = 65_536;
 
 const CLOSED: &str = "this MetricAnn instance is closed";
 
