@@ -27,7 +27,7 @@ web-model:
 test-web: setup web-pkg web-model
 	cd tests/web && METRICANN_PKG=$(CURDIR)/$(WEB_TEST_PKG) METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) \
 	  $(if $(filter test,$(MAKECMDGOALS)),METRICANN_REQUIRE_PYTHON=1) \
-	  node --test --test-concurrency=1 browser.test.mjs threads.test.mjs node.test.mjs vite.test.mjs python.test.mjs
+	  node --test --test-concurrency=1 browser.test.mjs faults.test.mjs threads.test.mjs node.test.mjs vite.test.mjs python.test.mjs
 
 ## The package on the edge: examples/edge/ run on Cloudflare's workerd (wrangler dev), Deno and
 ## Bun, each from its npm package (tests/edge/package.json).
