@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test setup setup-demo pretrained test-docs test-setup test-native test-python check-wasm lint fixture bench fuzz stress demo pkg
+.PHONY: test setup setup-demo pretrained test-docs test-setup test-native test-python check-wasm lint fixture bench fuzz stress stress-web demo pkg
 
 ## Install what the tests need, then run them all (the quick checks first).
 test: setup test-docs test-setup test-native test-python check-wasm test-web test-edge test-demo
@@ -64,6 +64,15 @@ fuzz:
 ## sampled (`metricann stress --help`); fails on any lost or half-applied write.
 stress:
 	cargo run --release -p metricann-trainer --bin metricann -- stress --json >bench/results/stress-native.json
+
+## The browser stress run (about 12 minutes; not part of `make test`): two tabs and a worker on one
+## IndexedDB gallery in headless Chromium for 10 minutes, then 10,000 enroll/remove cycles with wasm
+## memory and IndexedDB sampled (bench/web/stress.mjs; STRESS_WEB_ARGS="--minutes 0.5 --cycles 300"
+## for a quick one); results in bench/results/stress-web.json; fails on any lost or half-applied write.
+STRESS_WEB_ARGS ?=
+stress-web: setup web-pkg web-model
+	METRICANN_PKG=$(CURDIR)/$(WEB_TEST_PKG) METRICANN_MODEL_DIR=$(CURDIR)/$(WEB_MODEL_DIR) \
+	  node bench/web/stress.mjs $(STRESS_WEB_ARGS)
 
 ## Criterion benchmarks (minutes; not part of `make test`).
 bench:
