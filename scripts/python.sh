@@ -65,7 +65,8 @@ run_tests() {
   "$venv/bin/pip" install -q -r python/tests/requirements.txt -r python/tests/requirements-ray.txt
   "$venv/bin/pip" install -q "$whl"
   # From the tests folder: `import metricann` must find the installed wheel, not python/.
-  (cd python/tests && "../../$venv/bin/python" -m pytest -q -p no:cacheprovider "${@}")
+  # Unbuffered: if the interpreter dies, the log shows how far it got.
+  (cd python/tests && PYTHONUNBUFFERED=1 "../../$venv/bin/python" -m pytest -q -p no:cacheprovider "${@}")
 }
 
 case "${1:-}" in

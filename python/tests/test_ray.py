@@ -64,7 +64,10 @@ def cluster():
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        ray_cli("stop", "--force")
+        # A graceful stop first: the head's GCS tells its clients it is going
+        # away, where SIGKILL leaves them to find out by timing out.
+        if ray_cli("stop", "--grace-period=30", timeout=90).returncode != 0:
+            ray_cli("stop", "--force")
         shutil.rmtree(temp, ignore_errors=True)
         if saved_auth is None:
             os.environ.pop("RAY_AUTH_MODE", None)
