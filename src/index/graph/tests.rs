@@ -157,6 +157,42 @@ fn tiny_and_empty_graphs() {
     assert!(Graph::build(vec![1, 2], data, dim, &params(8)).is_err());
 }
 
+#[test]
+fn builds_past_the_serial_prefix_link_every_point_on_many_threads() {
+    // 1,025 points on 16 threads: 16 on one thread, then all 16 at once.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(16)
+        .build()
+        .unwrap();
+    let (n, dim) = (1025, 8);
+    let data = unit_vectors(n, dim, 3);
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let g = pool.install(|| Graph::build(ids, data.clone(), dim, &params(16)).unwrap());
+    assert_well_formed(&g);
+    let mut found = Vec::new();
+    let mut linked = 0;
+    for (i, q) in data.chunks_exact(dim).enumerate() {
+        g.search(q, 64, &mut found);
+        linked += usize::from(found[0].1 == i as u64);
+    }
+    assert!(linked >= n - 2, "{linked} of {n} points find themselves");
+}
+
+#[test]
+fn small_builds_are_the_same_on_any_number_of_threads() {
+    let (n, dim) = (1024, 8);
+    let data = unit_vectors(n, dim, 4);
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let on = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| Graph::build(ids.clone(), data.clone(), dim, &params(16)).unwrap())
+    };
+    assert_eq!(on(1), on(8));
+}
+
 /// Clustered unit vectors, like embeddings of classes: `n / per` centres, each
 /// with `per` members around it.
 fn clustered(n: usize, dim: usize, per: usize, seed: u64) -> Vec<f32> {
@@ -280,7 +316,7 @@ fn one_thread_builds_the_same_graph_every_time() {
 
 #[test]
 fn threads_build_as_good_a_graph_as_one() {
-    // Past the serial prefix, so that four threads insert concurrently.
+    // Four threads insert concurrently from the 376th point on.
     let (n, dim) = (6000, 16);
     let data = clustered(n, dim, 20, 41);
     let ids: Vec<u64> = (0..n as u64).collect();
