@@ -140,32 +140,42 @@ fn idb_error(gallery: &str, what: &str, value: &JsValue) -> Error {
     )
 }
 
-/// A promise settled by the first of two events, with the handlers that settle
-/// it attached until [`Settled::wait`] returns: `Closure::once_into_js` frees a
-/// closure only when it is called, so the handler of the event that never fires
-/// (a request's `error`, a transaction's `abort`) would keep what it captured,
-/// the request with its result, the transaction, the promise's functions,
-/// alive for as long as the page lives.
+/// A promise settled by the first of two events of one target, with the
+/// listeners that settle it attached for as long as the `Settled` lives and
+/// removed when it is dropped:
+/// - `Closure::once_into_js` frees a closure only when it is called, so the
+///   handler of the event that never fires (a request's `error`, a
+///   transaction's `abort`) would keep what it captured, the request with its
+///   result, the transaction, the promise's functions, alive for as long as the
+///   page lives;
+/// - a listener whose closure was freed while still attached throws when its
+///   event comes after all ("closure invoked after being dropped").
+///
+/// Create it before awaiting anything else: an event that fires before its
+/// listener is attached is lost, and in the threaded build a woken future
+/// resumes only a task later (`Atomics.waitAsync`), after events already queued.
 struct Settled {
     promise: Promise,
-    _handlers: Option<[Handler; 2]>,
+    target: web_sys::EventTarget,
+    listeners: Option<[(&'static str, Handler); 2]>,
 }
 
 /// An event handler written in Rust.
 type Handler = Closure<dyn FnMut(JsValue)>;
 
 impl Settled {
-    /// `attach(ok, fail)` sets the two handlers on the event target; the
-    /// promise resolves with `ok_value(event)` or rejects with `fail_value(event)`.
+    /// Listens on `target` for `ok_event` and `fail_event`; the promise
+    /// resolves with `ok_value(event)` or rejects with `fail_value(event)`.
     fn new(
-        attach: impl FnOnce(&Function, &Function),
+        target: &web_sys::EventTarget,
+        [ok_event, fail_event]: [&'static str; 2],
         ok_value: impl Fn(JsValue) -> JsValue + 'static,
         fail_value: impl Fn(JsValue) -> JsValue + 'static,
     ) -> Settled {
-        let mut parts = Some((attach, ok_value, fail_value));
-        let mut handlers = None;
+        let mut parts = Some((ok_value, fail_value));
+        let mut listeners = None;
         let promise = Promise::new(&mut |resolve: Function, reject: Function| {
-            let Some((attach, ok_value, fail_value)) = parts.take() else {
+            let Some((ok_value, fail_value)) = parts.take() else {
                 return;
             };
             let ok = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
@@ -174,12 +184,16 @@ impl Settled {
             let fail = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
                 let _ = reject.call1(&JsValue::UNDEFINED, &fail_value(event));
             });
-            attach(ok.as_ref().unchecked_ref(), fail.as_ref().unchecked_ref());
-            handlers = Some([ok, fail]);
+            for (event, handler) in [(ok_event, &ok), (fail_event, &fail)] {
+                let _ = target
+                    .add_event_listener_with_callback(event, handler.as_ref().unchecked_ref());
+            }
+            listeners = Some([(ok_event, ok), (fail_event, fail)]);
         });
         Settled {
             promise,
-            _handlers: handlers,
+            target: target.clone(),
+            listeners,
         }
     }
 
@@ -187,10 +201,8 @@ impl Settled {
     fn request(request: &IdbRequest) -> Settled {
         let (ok_request, fail_request) = (request.clone(), request.clone());
         Settled::new(
-            |ok, fail| {
-                request.set_onsuccess(Some(ok));
-                request.set_onerror(Some(fail));
-            },
+            request.as_ref(),
+            ["success", "error"],
             move |_event| ok_request.result().unwrap_or(JsValue::UNDEFINED),
             move |_event| {
                 fail_request
@@ -208,10 +220,8 @@ impl Settled {
     fn transaction(tx: &IdbTransaction) -> Settled {
         let abort_tx = tx.clone();
         Settled::new(
-            |ok, fail| {
-                tx.set_oncomplete(Some(ok));
-                tx.set_onabort(Some(fail));
-            },
+            tx.as_ref(),
+            ["complete", "abort"],
             |_event| JsValue::UNDEFINED,
             move |_event| {
                 abort_tx
@@ -222,9 +232,19 @@ impl Settled {
         )
     }
 
-    /// The outcome; the handlers are freed with `self`.
+    /// The outcome; the listeners are removed with `self`.
     async fn wait(self) -> std::result::Result<JsValue, JsValue> {
         JsFuture::from(self.promise.clone()).await
+    }
+}
+
+impl Drop for Settled {
+    fn drop(&mut self) {
+        for (event, handler) in self.listeners.iter().flatten() {
+            let _ = self
+                .target
+                .remove_event_listener_with_callback(event, handler.as_ref().unchecked_ref());
+        }
     }
 }
 
@@ -344,11 +364,16 @@ impl IdbStore {
         let values_request = store
             .get_all()
             .map_err(|e| idb_error(&self.gallery, "reading blobs", &e))?;
-        let keys = Settled::request(&keys_request)
+        // Both listen before either is awaited (see `Settled`).
+        let (keys, values) = (
+            Settled::request(&keys_request),
+            Settled::request(&values_request),
+        );
+        let keys = keys
             .wait()
             .await
             .map_err(|e| idb_error(&self.gallery, "listing blobs", &e))?;
-        let values = Settled::request(&values_request)
+        let values = values
             .wait()
             .await
             .map_err(|e| idb_error(&self.gallery, "reading blobs", &e))?;
@@ -466,6 +491,7 @@ impl IdbStore {
         check.set_onsuccess(Some(on_checked.as_ref().unchecked_ref()));
 
         let outcome = done.wait().await;
+        check.set_onsuccess(None);
         if let Some(e) = conflict.borrow_mut().take() {
             return Err(e);
         }
