@@ -84,7 +84,10 @@ async function open(context, origin) {
 }
 
 async function ready(page) {
-  await page.waitForFunction(() => document.body.dataset.state !== 'loading', null, { timeout: 120_000 });
+  await page.waitForFunction(() => document.body.dataset.state !== 'loading', null, { timeout: 120_000 }).catch(async (e) => {
+    const at = await page.evaluate(() => `${document.getElementById('load-label').textContent} ${document.getElementById('load-detail').textContent}`);
+    throw new Error(`the app was still loading (the bar said "${at.trim()}"): ${e.message.split('\n')[0]}`);
+  });
   const state = await page.evaluate(() => ({ state: document.body.dataset.state, banner: document.getElementById('banner-text').textContent }));
   assert.equal(state.state, 'ready', `the app did not start: ${state.banner}`);
 }
