@@ -111,13 +111,18 @@ def recall(found, gt, k):
     return float(np.mean([len(set(f[:k]) & set(g[:k])) / k for f, g in zip(found, gt)]))
 
 
-def int8_recall_ceiling(base_path, queries_path, gt_path, k):
-    """recall@k of an exact scan over the int8 codes, quantised as the index does
-    (one max-abs scale a vector): no search over those codes can score higher."""
-    base = np.load(base_path)
+def int8_dequantized(base):
+    """What the index's int8 codes stand for: one max-abs scale a vector, times
+    the rounded codes (distance::quantize_i8)."""
     scale = np.abs(base).max(axis=1, keepdims=True) / np.float32(127)
     codes = np.clip(np.round(base / np.where(scale == 0, 1, scale)), -127, 127)
-    found = exact_topk((codes * scale).astype(np.float32), np.load(queries_path), k)
+    return (codes * scale).astype(np.float32)
+
+
+def int8_recall_ceiling(base_path, queries_path, gt_path, k):
+    """recall@k of an exact scan over the int8 codes: no search over those codes
+    can score higher."""
+    found = exact_topk(int8_dequantized(np.load(base_path)), np.load(queries_path), k)
     return recall(found, np.load(gt_path), k)
 
 

@@ -16,19 +16,13 @@ import time
 
 import numpy as np
 
-from ann_vs_hnswlib import clustered, exact_topk, machine, recall
-
-
-def quantized(base):
-    scale = np.abs(base).max(axis=1, keepdims=True) / np.float32(127)
-    codes = np.clip(np.round(base / np.where(scale == 0, 1, scale)), -127, 127)
-    return (codes * scale).astype(np.float32)
+from ann_vs_hnswlib import clustered, exact_topk, int8_dequantized, machine, recall
 
 
 def ceiling(n, a):
     base, queries = clustered(n, a.nq, a.dim, a.per_cluster, a.spread, a.seed)
     truth = exact_topk(base, queries, a.k + 1)
-    codes = quantized(base)
+    codes = int8_dequantized(base)
     found = exact_topk(codes, queries, a.k)
     scores = np.einsum("qd,qkd->qk", queries, base[truth])
     coded = np.einsum("qd,qkd->qk", queries, codes[truth])
