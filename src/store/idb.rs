@@ -68,7 +68,7 @@ pub struct IdbStore {
     /// The manifest as last read or written: the precondition of the next write.
     manifest: RefCell<Option<Vec<u8>>>,
     /// Closes this connection when another tab deletes or upgrades the database.
-    _on_version_change: Handler,
+    _on_version_change: Listener,
 }
 
 /// The database name of gallery `gallery`.
@@ -156,12 +156,39 @@ fn idb_error(gallery: &str, what: &str, value: &JsValue) -> Error {
 /// resumes only a task later (`Atomics.waitAsync`), after events already queued.
 struct Settled {
     promise: Promise,
-    target: web_sys::EventTarget,
-    listeners: Option<[(&'static str, Handler); 2]>,
+    _listeners: Option<[Listener; 2]>,
 }
 
 /// An event handler written in Rust.
 type Handler = Closure<dyn FnMut(JsValue)>;
+
+/// A [`Handler`] listening on a target until dropped: the closure is freed only
+/// once nothing can call it any more.
+#[derive(Debug)]
+struct Listener {
+    target: web_sys::EventTarget,
+    event: &'static str,
+    handler: Handler,
+}
+
+impl Listener {
+    fn new(target: &web_sys::EventTarget, event: &'static str, handler: Handler) -> Listener {
+        let _ = target.add_event_listener_with_callback(event, handler.as_ref().unchecked_ref());
+        Listener {
+            target: target.clone(),
+            event,
+            handler,
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self
+            .target
+            .remove_event_listener_with_callback(self.event, self.handler.as_ref().unchecked_ref());
+    }
+}
 
 impl Settled {
     /// Listens on `target` for `ok_event` and `fail_event`; the promise
@@ -184,16 +211,14 @@ impl Settled {
             let fail = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
                 let _ = reject.call1(&JsValue::UNDEFINED, &fail_value(event));
             });
-            for (event, handler) in [(ok_event, &ok), (fail_event, &fail)] {
-                let _ = target
-                    .add_event_listener_with_callback(event, handler.as_ref().unchecked_ref());
-            }
-            listeners = Some([(ok_event, ok), (fail_event, fail)]);
+            listeners = Some([
+                Listener::new(target, ok_event, ok),
+                Listener::new(target, fail_event, fail),
+            ]);
         });
         Settled {
             promise,
-            target: target.clone(),
-            listeners,
+            _listeners: listeners,
         }
     }
 
@@ -235,16 +260,6 @@ impl Settled {
     /// The outcome; the listeners are removed with `self`.
     async fn wait(self) -> std::result::Result<JsValue, JsValue> {
         JsFuture::from(self.promise.clone()).await
-    }
-}
-
-impl Drop for Settled {
-    fn drop(&mut self) {
-        for (event, handler) in self.listeners.iter().flatten() {
-            let _ = self
-                .target
-                .remove_event_listener_with_callback(event, handler.as_ref().unchecked_ref());
-        }
     }
 }
 
@@ -293,7 +308,7 @@ impl IdbStore {
             .open_with_u32(&name, DB_VERSION)
             .map_err(|e| idb_error(gallery, "opening the database", &e))?;
         let upgrade_request = request.clone();
-        // Both freed once the open request settles (see `Settled`).
+        // Both removed once the open request settles (see `Settled`).
         let on_upgrade = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
             if let Ok(result) = upgrade_request.result()
                 && let Ok(db) = result.dyn_into::<IdbDatabase>()
@@ -303,17 +318,17 @@ impl IdbStore {
                 let _ = db.create_object_store(OBJECT_STORE);
             }
         });
-        request.set_onupgradeneeded(Some(on_upgrade.as_ref().unchecked_ref()));
         let on_blocked = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
             web_sys_log(
                 "metricann: the IndexedDB upgrade waits for another tab to close the gallery",
             );
         });
-        request.set_onblocked(Some(on_blocked.as_ref().unchecked_ref()));
+        let listeners = (
+            Listener::new(request.as_ref(), "upgradeneeded", on_upgrade),
+            Listener::new(request.as_ref(), "blocked", on_blocked),
+        );
         let opened = Settled::request(request.as_ref()).wait().await;
-        request.set_onupgradeneeded(None);
-        request.set_onblocked(None);
-        drop((on_upgrade, on_blocked));
+        drop(listeners);
         let db = opened
             .map_err(|e| idb_error(gallery, "opening the database", &e))?
             .dyn_into::<IdbDatabase>()
@@ -329,12 +344,11 @@ impl IdbStore {
         let on_version_change = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
             close_db.close();
         });
-        db.set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
         Ok(IdbStore {
+            _on_version_change: Listener::new(db.as_ref(), "versionchange", on_version_change),
             db,
             gallery: gallery.to_string(),
             manifest: RefCell::new(None),
-            _on_version_change: on_version_change,
         })
     }
 
@@ -460,8 +474,8 @@ impl IdbStore {
         let write_tx = tx.clone();
         let write_store = store.clone();
         let conflict_slot = conflict.clone();
-        // Freed with this function: a failed check never calls it (see `Settled`).
-        let on_checked = Closure::once(move |_event: JsValue| {
+        // Removed with this function: a failed check never calls it (see `Settled`).
+        let on_checked: Handler = Closure::once(move |_event: JsValue| {
             let found = check_request.result().ok().and_then(|v| bytes_of(&v));
             if found != expected {
                 *conflict_slot.borrow_mut() = Some(Error::Locked(format!(
@@ -488,10 +502,9 @@ impl IdbStore {
                 let _ = write_tx.abort();
             }
         });
-        check.set_onsuccess(Some(on_checked.as_ref().unchecked_ref()));
+        let _on_checked = Listener::new(check.as_ref(), "success", on_checked);
 
         let outcome = done.wait().await;
-        check.set_onsuccess(None);
         if let Some(e) = conflict.borrow_mut().take() {
             return Err(e);
         }
@@ -518,7 +531,6 @@ impl IdbStore {
 
 impl Drop for IdbStore {
     fn drop(&mut self) {
-        self.db.set_onversionchange(None);
         self.db.close();
     }
 }
