@@ -750,7 +750,13 @@ impl Gallery {
     /// Quantises the index's sealed graphs to int8 codes, and later ones too
     /// ([`Index::quantize`]): one change set, so the switch is atomic.
     pub fn quantize(&mut self) -> Result<ChangeSet> {
-        let cs = self.index.quantize()?;
+        self.quantize_to(Quantization::Int8)
+    }
+
+    /// Stores the index's sealed graphs, and later ones, as `mode` says
+    /// ([`Index::quantize_to`]): one change set, so the switch is atomic.
+    pub fn quantize_to(&mut self, mode: Quantization) -> Result<ChangeSet> {
+        let cs = self.index.quantize_to(mode)?;
         self.finish(cs)
     }
 

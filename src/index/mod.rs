@@ -751,27 +751,47 @@ impl Index {
         out
     }
 
-    /// Quantises every sealed float graph to int8 codes now (each gets a new
-    /// blob) and makes later seals and merges quantised too: for a gallery
-    /// built with float graphs, or imported, that must fit less memory. Float
-    /// vectors cannot be had back from codes, so there is no way back but
-    /// re-adding the vectors. Refused while a maintenance job is out.
+    /// Quantises every sealed float graph to int8 codes now: `quantize_to(Int8)`.
     pub fn quantize(&mut self) -> Result<ChangeSet> {
+        self.quantize_to(Quantization::Int8)
+    }
+
+    /// Stores every sealed graph as `mode` says now (each changed one gets a
+    /// new blob) and makes later seals and merges do the same: for a gallery
+    /// built with float graphs, or imported, that must fit less memory.
+    /// `Int8Residual` graphs can drop their residual (`Int8`), but float
+    /// vectors cannot be had back from codes, nor a residual from int8 codes
+    /// alone: those are refused, as is any change while a maintenance job is
+    /// out; a refused call changes nothing.
+    pub fn quantize_to(&mut self, mode: Quantization) -> Result<ChangeSet> {
         if let Some(job) = &self.job {
             return Err(Error::BadInput(format!(
                 "segment {job} is being built; quantise once it is in"
             )));
         }
-        self.config.quantization = Quantization::Int8;
+        for s in &self.sealed {
+            if let Sealed::Hnsw(graph) = &s.seg
+                && !graph.can_store_as(mode)
+            {
+                return Err(Error::BadInput(format!(
+                    "segment {} is stored as {}; it cannot become {} (what its codes \
+                     rounded off is not kept): add the vectors again to a new index",
+                    s.entry.name,
+                    graph.quantization().name(),
+                    mode.name()
+                )));
+            }
+        }
+        self.config.quantization = mode;
         let mut cs = ChangeSet::new();
         for i in 0..self.sealed.len() {
             let Sealed::Hnsw(graph) = &mut self.sealed[i].seg else {
                 continue;
             };
-            if graph.is_quantized() {
+            if graph.quantization() == mode {
                 continue;
             }
-            graph.quantize();
+            graph.quantize(mode).map_err(Error::Internal)?;
             let (name, _) = self.next_name("seg");
             let s = &mut self.sealed[i];
             let bytes = s.seg.encode(&self.fingerprint, self.dim)?;

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::distance;
 use super::graph::legacy::{QuantizedLayout, read_stored};
 use super::graph::{BuildParams, Graph, LEGACY_M, Scored, packed};
-use super::{Hit, IndexConfig, Quantization, SegmentKind};
+use super::{Hit, IndexConfig, SegmentKind};
 use crate::blob;
 use crate::blob::wire::Reader;
 use crate::{Error, Result};
@@ -173,9 +173,9 @@ impl Sealed {
         };
         let mut graph = Graph::build(flat.ids, flat.data, dim, &params)
             .map_err(|e| Error::Internal(format!("building a HNSW segment: {e}")))?;
-        if config.quantization == Quantization::Int8 {
-            graph.quantize();
-        }
+        graph
+            .quantize(config.quantization)
+            .map_err(Error::Internal)?;
         Ok(Sealed::Hnsw(graph))
     }
 
@@ -197,9 +197,9 @@ impl Sealed {
         graph
             .extend(more.ids, more.data, &params)
             .map_err(|e| Error::Internal(format!("inserting into a HNSW segment: {e}")))?;
-        if config.quantization == Quantization::Int8 {
-            graph.quantize();
-        }
+        graph
+            .quantize(config.quantization)
+            .map_err(Error::Internal)?;
         Ok(Sealed::Hnsw(graph))
     }
 
@@ -476,7 +476,7 @@ fn checked_dim(name: &str, dim: u64) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::NeighborSelection;
+    use crate::index::{NeighborSelection, Quantization};
     use crate::index::test_data::unit_vectors;
 
     fn query(unit: &[f32]) -> Query<'_> {
@@ -762,7 +762,7 @@ mod tests {
             panic!("120 vectors get a graph");
         };
         let mut quantized = float.clone();
-        quantized.quantize();
+        quantized.quantize(Quantization::Int8).unwrap();
         for (kind, listed, graph, old) in [
             (
                 KIND_LEGACY_FLOAT_GRAPH,

@@ -57,6 +57,7 @@ impl QuantizedLayout {
         let vectors = Vectors::I8 {
             codes: self.codes,
             scales: self.scales,
+            residual: None,
         };
         Graph::checked(
             dim,
@@ -112,7 +113,7 @@ mod write {
         /// A quantised graph's serializable form as stored before the packed
         /// layout; `None` for a float graph.
         pub(crate) fn quantized_layout(&self) -> Option<impl Serialize + '_> {
-            let Vectors::I8 { codes, scales } = &self.vectors else {
+            let Vectors::I8 { codes, scales, .. } = &self.vectors else {
                 return None;
             };
             Some(QuantizedLayoutRef {
@@ -229,6 +230,7 @@ pub(crate) mod tests {
     use serde::Serialize;
 
     use super::*;
+    use crate::index::Quantization;
     use crate::index::distance;
     use crate::index::graph::tests::params;
     use crate::index::test_data::unit_vectors;
@@ -295,7 +297,7 @@ pub(crate) mod tests {
         let ids: Vec<u64> = (0..n as u64).collect();
         let float = Graph::build(ids.clone(), data.clone(), dim, &params(64)).unwrap();
         let mut quant = float.clone();
-        quant.quantize();
+        quant.quantize(Quantization::Int8).unwrap();
         let bytes = postcard::to_allocvec(&quant.quantized_layout().unwrap()).unwrap();
         let read = |bytes: &[u8]| {
             let mut r = Reader::new(bytes);

@@ -15,7 +15,11 @@
 //! the same way, and the `ef` candidates it ends with are re-ranked by the float
 //! query against their codes ([`distance::dot_f32_i8`]), so the reported scores
 //! carry only the stored vectors' rounding. The float vectors are not kept:
-//! that is the memory saved.
+//! that is the memory saved. With [`Quantization::Int8Residual`] each vector
+//! also keeps `dim` residual codes of what the codes rounded off
+//! ([`distance::quantize_residual_i8`]), read only by the re-ranking: the walk
+//! costs what int8's does, and the reported scores are within a 254th of
+//! int8's rounding of the float ones (260 bytes a vector at dimension 128).
 //!
 //! A graph is stored in the [`packed`] layout: fixed-width arrays, read at
 //! memory speed. Segments written before it are still read ([`legacy`]): a
@@ -27,8 +31,8 @@
 
 use std::cmp::Ordering;
 
-use super::NeighborSelection;
 use super::distance;
+use super::{NeighborSelection, Quantization};
 use crate::blob::wire::{Reader, WireError};
 
 mod build;
@@ -71,8 +75,13 @@ pub(crate) struct Graph {
 enum Vectors {
     /// `n × dim` floats.
     F32(Vec<f32>),
-    /// `n × dim` codes and `n` scales: vector `p` ≈ `scales[p] · codes[p]`.
-    I8 { codes: Vec<i8>, scales: Vec<f32> },
+    /// `n × dim` codes and `n` scales: vector `p` ≈ `scales[p] · codes[p]`;
+    /// with `n × dim` residual codes, `scales[p] · (codes[p] + residual[p] / 254)`.
+    I8 {
+        codes: Vec<i8>,
+        scales: Vec<f32>,
+        residual: Option<Vec<i8>>,
+    },
 }
 
 /// Build parameters.
@@ -248,19 +257,69 @@ impl Graph {
         })
     }
 
-    /// Replaces the float vectors by `i8` codes with a scale per vector (see the
-    /// module documentation). A graph already quantised is left as it is.
-    pub(crate) fn quantize(&mut self) {
-        let Vectors::F32(data) = &self.vectors else {
-            return;
-        };
-        let mut codes = vec![0i8; data.len()];
-        let scales = data
-            .chunks_exact(self.dim)
-            .zip(codes.chunks_exact_mut(self.dim))
-            .map(|(v, c)| distance::quantize_i8(v, c))
-            .collect();
-        self.vectors = Vectors::I8 { codes, scales };
+    /// Stores the vectors as `mode` says (see the module documentation):
+    /// float vectors become codes, with residual codes for `Int8Residual`;
+    /// residual codes are dropped for `Int8`. What cannot be had back from
+    /// codes (floats, or the residual of codes stored without one) is an
+    /// error, and the graph is left as it was.
+    pub(crate) fn quantize(&mut self, mode: Quantization) -> Result<(), String> {
+        if !self.can_store_as(mode) {
+            return Err(format!(
+                "a graph stored as {} cannot become {}: what its codes rounded off is not kept",
+                self.quantization().name(),
+                mode.name()
+            ));
+        }
+        let dim = self.dim;
+        match (&mut self.vectors, mode) {
+            (Vectors::F32(data), Quantization::Int8 | Quantization::Int8Residual) => {
+                let mut codes = vec![0i8; data.len()];
+                let scales: Vec<f32> = data
+                    .chunks_exact(dim)
+                    .zip(codes.chunks_exact_mut(dim))
+                    .map(|(v, c)| distance::quantize_i8(v, c))
+                    .collect();
+                let residual = (mode == Quantization::Int8Residual).then(|| {
+                    let mut residual = vec![0i8; data.len()];
+                    for (((v, c), r), &s) in data
+                        .chunks_exact(dim)
+                        .zip(codes.chunks_exact(dim))
+                        .zip(residual.chunks_exact_mut(dim))
+                        .zip(&scales)
+                    {
+                        distance::quantize_residual_i8(v, c, s, r);
+                    }
+                    residual
+                });
+                self.vectors = Vectors::I8 {
+                    codes,
+                    scales,
+                    residual,
+                };
+            }
+            (Vectors::I8 { residual, .. }, Quantization::Int8) => *residual = None,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Whether [`Graph::quantize`] can store this graph's vectors as `mode`.
+    pub(crate) fn can_store_as(&self, mode: Quantization) -> bool {
+        let now = self.quantization();
+        now == mode
+            || now == Quantization::None
+            || (now == Quantization::Int8Residual && mode == Quantization::Int8)
+    }
+
+    /// How the graph stores its vectors.
+    pub(crate) fn quantization(&self) -> Quantization {
+        match &self.vectors {
+            Vectors::F32(_) => Quantization::None,
+            Vectors::I8 { residual: None, .. } => Quantization::Int8,
+            Vectors::I8 {
+                residual: Some(_), ..
+            } => Quantization::Int8Residual,
+        }
     }
 
     pub(crate) fn is_quantized(&self) -> bool {
@@ -272,7 +331,11 @@ impl Graph {
     pub(crate) fn heap_bytes(&self) -> usize {
         let vectors = match &self.vectors {
             Vectors::F32(data) => data.len() * 4,
-            Vectors::I8 { codes, scales } => codes.len() + scales.len() * 4,
+            Vectors::I8 {
+                codes,
+                scales,
+                residual,
+            } => codes.len() + scales.len() * 4 + residual.as_ref().map_or(0, Vec::len),
         };
         let links: usize = self.zero.len() + self.upper.iter().map(Vec::len).sum::<usize>();
         vectors + links * 4 + self.ids.len() * 8
@@ -299,7 +362,7 @@ impl Graph {
     }
 
     /// Calls `f` with every (id, vector), in point order; a quantised graph's
-    /// vectors are dequantised (`scale · codes`).
+    /// vectors are dequantised (`scale · codes`, plus the residual if kept).
     pub(crate) fn for_each(&self, mut f: impl FnMut(u64, &[f32])) {
         match &self.vectors {
             Vectors::F32(data) => self
@@ -307,15 +370,23 @@ impl Graph {
                 .iter()
                 .zip(data.chunks_exact(self.dim))
                 .for_each(|(&id, v)| f(id, v)),
-            Vectors::I8 { codes, scales } => {
+            Vectors::I8 {
+                codes,
+                scales,
+                residual,
+            } => {
                 let mut v = vec![0.0f32; self.dim];
-                for ((&id, c), &scale) in self
-                    .ids
-                    .iter()
-                    .zip(codes.chunks_exact(self.dim))
-                    .zip(scales)
-                {
-                    distance::dequantize_i8(c, scale, &mut v);
+                for (p, (&id, &scale)) in self.ids.iter().zip(scales).enumerate() {
+                    let at = p * self.dim..(p + 1) * self.dim;
+                    match residual {
+                        Some(r) => distance::dequantize_residual_i8(
+                            &codes[at.clone()],
+                            &r[at],
+                            scale,
+                            &mut v,
+                        ),
+                        None => distance::dequantize_i8(&codes[at], scale, &mut v),
+                    }
                     f(id, &v);
                 }
             }

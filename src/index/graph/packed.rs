@@ -16,12 +16,12 @@
 //! | dimension | varint |
 //! | `ef_search` | varint |
 //! | points `n` | varint |
-//! | vectors | `u8`: 0 = `f32`, 1 = `i8` codes with a scale each |
+//! | vectors | `u8`: 0 = `f32`, 1 = `i8` codes with a scale each, 2 = the same plus residual codes |
 //! | link width | `u8`: 3 or 4 |
 //! | `M` | varint (absent in `SEGP`, whose graphs all have `M` = 32) |
 //! | upper layers | varint count, then each layer's node count (varint) |
 //! | ids | `n` × `u64` |
-//! | vectors | `n·dim` × `f32`, or `n` × `f32` scales then `n·dim` × `i8` |
+//! | vectors | `n·dim` × `f32`, or `n` × `f32` scales then `n·dim` × `i8` (then `n·dim` × `i8` residual codes for 2) |
 //! | layer 0 | `n·2M` links |
 //! | upper layers | each layer's nodes × `M` links, bottom up |
 //!
@@ -33,6 +33,7 @@ use crate::blob::wire::{Reader, WireError};
 
 const VECTORS_F32: u8 = 0;
 const VECTORS_I8: u8 = 1;
+const VECTORS_I8_RESIDUAL: u8 = 2;
 
 /// The largest point count whose links fit in 3 bytes next to the empty slot.
 const MAX_POINTS_U24: usize = 0xFF_FFFF;
@@ -50,7 +51,11 @@ pub(crate) fn write(graph: &Graph, fingerprint: &str, out: &mut Vec<u8>) {
     let links = graph.zero.len() + graph.upper.iter().map(Vec::len).sum::<usize>();
     let vectors = match &graph.vectors {
         Vectors::F32(data) => data.len() * 4,
-        Vectors::I8 { codes, scales } => codes.len() + scales.len() * 4,
+        Vectors::I8 {
+            codes,
+            scales,
+            residual,
+        } => codes.len() + scales.len() * 4 + residual.as_ref().map_or(0, Vec::len),
     };
     out.reserve(64 + fingerprint.len() + n * 8 + vectors + links * width);
     put_varint(out, fingerprint.len() as u64);
@@ -60,7 +65,10 @@ pub(crate) fn write(graph: &Graph, fingerprint: &str, out: &mut Vec<u8>) {
     put_varint(out, n as u64);
     out.push(match graph.vectors {
         Vectors::F32(_) => VECTORS_F32,
-        Vectors::I8 { .. } => VECTORS_I8,
+        Vectors::I8 { residual: None, .. } => VECTORS_I8,
+        Vectors::I8 {
+            residual: Some(_), ..
+        } => VECTORS_I8_RESIDUAL,
     });
     out.push(width as u8);
     put_varint(out, graph.m as u64);
@@ -77,11 +85,18 @@ pub(crate) fn write(graph: &Graph, fingerprint: &str, out: &mut Vec<u8>) {
                 out.extend_from_slice(&x.to_le_bytes());
             }
         }
-        Vectors::I8 { codes, scales } => {
+        Vectors::I8 {
+            codes,
+            scales,
+            residual,
+        } => {
             for s in scales {
                 out.extend_from_slice(&s.to_le_bytes());
             }
             out.extend_from_slice(bytemuck::cast_slice(codes));
+            if let Some(residual) = residual {
+                out.extend_from_slice(bytemuck::cast_slice(residual));
+            }
         }
     }
     for layer in std::iter::once(&graph.zero).chain(&graph.upper) {
@@ -148,7 +163,7 @@ pub(crate) fn read(r: &mut Reader, m: Option<usize>) -> Result<Packed, String> {
             }
             Vectors::F32(data)
         }
-        VECTORS_I8 => {
+        VECTORS_I8 | VECTORS_I8_RESIDUAL => {
             let scales = fixed(r, "scales", n, 4, |b| {
                 f32::from_le_bytes([b[0], b[1], b[2], b[3]])
             })?;
@@ -156,7 +171,16 @@ pub(crate) fn read(r: &mut Reader, m: Option<usize>) -> Result<Packed, String> {
                 return Err(format!("point {p} has scale {}", scales[p]));
             }
             let codes = bytemuck::cast_slice(r.raw("codes", values)?).to_vec();
-            Vectors::I8 { codes, scales }
+            let residual = if vectors == VECTORS_I8_RESIDUAL {
+                Some(bytemuck::cast_slice(r.raw("residual codes", values)?).to_vec())
+            } else {
+                None
+            };
+            Vectors::I8 {
+                codes,
+                scales,
+                residual,
+            }
         }
         t => return Err(format!("unknown vector type {t}")),
     };
@@ -251,6 +275,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 mod tests {
     use super::super::BuildParams;
     use super::*;
+    use crate::index::Quantization;
 
     fn graph(n: usize, dim: usize) -> Graph {
         graph_m(n, dim, 7)
@@ -318,8 +343,10 @@ mod tests {
     fn float_and_int8_graphs_roundtrip() {
         let float = graph(300, 12);
         let mut quantized = float.clone();
-        quantized.quantize();
-        for g in [&float, &quantized] {
+        quantized.quantize(Quantization::Int8).unwrap();
+        let mut residual = float.clone();
+        residual.quantize(Quantization::Int8Residual).unwrap();
+        for g in [&float, &quantized, &residual] {
             let bytes = packed(g);
             let mut r = Reader::new(&bytes);
             let back = read(&mut r, None).unwrap();
@@ -333,6 +360,8 @@ mod tests {
             packed(&float).len() - packed(&quantized).len(),
             300 * 12 * 3 - 300 * 4
         );
+        // Residual codes add a byte a value.
+        assert_eq!(packed(&residual).len() - packed(&quantized).len(), 300 * 12);
         let links = float.zero.len() + float.upper.iter().map(Vec::len).sum::<usize>();
         assert!(packed(&quantized).len() < 300 * (8 + 4 + 12) + links * 3 + 64);
     }

@@ -58,7 +58,11 @@ impl Graph {
                         .map(|Reverse(s)| (s.score, self.ids[s.id as usize])),
                 );
             }
-            Vectors::I8 { codes, scales } => {
+            Vectors::I8 {
+                codes,
+                scales,
+                residual,
+            } => {
                 let mut query_codes = std::mem::take(&mut state.query_codes);
                 // The query's own scale is one positive factor on every walk
                 // score: it changes no comparison, so it is left out.
@@ -79,8 +83,13 @@ impl Graph {
                 self.walk(&scorer, ef, state);
                 out.extend(state.results.drain().map(|Reverse(s)| {
                     let p = s.id as usize;
-                    let code = &codes[p * dim..(p + 1) * dim];
-                    (scales[p] * distance::dot_f32_i8(query, code), self.ids[p])
+                    let at = p * dim..(p + 1) * dim;
+                    let mut dot = distance::dot_f32_i8(query, &codes[at.clone()]);
+                    if let Some(residual) = residual {
+                        dot +=
+                            distance::dot_f32_i8(query, &residual[at]) / distance::RESIDUAL_STEPS;
+                    }
+                    (scales[p] * dot, self.ids[p])
                 }));
                 state.query_codes = query_codes;
             }

@@ -99,7 +99,7 @@ fn quantized_graph_keeps_recall_and_scores() {
     let ids: Vec<u64> = (0..n as u64).collect();
     let float = Graph::build(ids.clone(), data.clone(), dim, &params(64)).unwrap();
     let mut quant = float.clone();
-    quant.quantize();
+    quant.quantize(Quantization::Int8).unwrap();
     assert!(quant.is_quantized() && !float.is_quantized());
     // Codes and scales take about a quarter of the floats' memory.
     let links = float.heap_bytes() - n * dim * 4;
@@ -138,8 +138,55 @@ fn quantized_graph_keeps_recall_and_scores() {
 
     // Quantising twice changes nothing.
     let mut twice = quant.clone();
-    twice.quantize();
+    twice.quantize(Quantization::Int8).unwrap();
     assert_eq!(twice, quant);
+}
+
+#[test]
+fn residual_codes_give_the_float_graphs_answers_at_the_int8_walk() {
+    let (n, dim) = (1500, 32);
+    let data = unit_vectors(n, dim, 21);
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let float = Graph::build(ids, data.clone(), dim, &params(64)).unwrap();
+    let mut fine = float.clone();
+    fine.quantize(Quantization::Int8Residual).unwrap();
+    assert_eq!(fine.quantization(), Quantization::Int8Residual);
+    // A residual code a value on top of int8's codes and scales.
+    let links = float.heap_bytes() - n * dim * 4;
+    assert_eq!(fine.heap_bytes(), links + 2 * n * dim + n * 4);
+
+    let queries = unit_vectors(100, dim, 22);
+    let rf = recall_at_10(&float, &data, dim, &queries, 100);
+    let rr = recall_at_10(&fine, &data, dim, &queries, 100);
+    assert!(
+        rr >= rf - 0.005,
+        "int8-residual recall {rr} against float {rf}"
+    );
+    let (mut want, mut got) = (Vec::new(), Vec::new());
+    for q in queries.chunks_exact(dim) {
+        float.search(q, 100, &mut want);
+        fine.search(q, 100, &mut got);
+        // The walk is int8's, so the candidate sets may differ a little; the
+        // scores of the points both found are the float ones.
+        for &(score, id) in &got {
+            let exact = distance::dot(q, &data[id as usize * dim..][..dim]);
+            assert!((score - exact).abs() < 2e-4, "{score} vs {exact}");
+        }
+    }
+
+    // Dropping the residual gives the int8 graph; the way back is refused.
+    let mut coarse = fine.clone();
+    coarse.quantize(Quantization::Int8).unwrap();
+    let mut direct = float.clone();
+    direct.quantize(Quantization::Int8).unwrap();
+    assert_eq!(coarse, direct);
+    let err = coarse.quantize(Quantization::Int8Residual).unwrap_err();
+    assert!(err.contains("int8 cannot become int8-residual"), "{err}");
+    assert!(fine.quantize(Quantization::None).is_err());
+    assert_eq!(
+        coarse, direct,
+        "a refused change leaves the graph as it was"
+    );
 }
 
 #[test]

@@ -335,6 +335,69 @@ fn quantizing_shrinks_memory_keeps_recall_and_persists() {
 }
 
 #[test]
+fn int8_residual_scores_as_float_drops_to_int8_and_persists() {
+    let dim = 32;
+    let mut index = Index::new(dim, "fp", small_config()).unwrap();
+    let mut blobs = Blobs::new();
+    let vs = random_unit(650, dim, 31);
+    fill(&mut index, &mut blobs, &vs, 0, 50);
+    let graphs = |index: &Index| {
+        let s = index.segments();
+        s.iter().filter(|s| s.kind == SegmentKind::HnswInt8).count()
+    };
+    let queries = random_unit(30, dim, 32);
+    let float: Vec<Vec<Hit>> = queries
+        .iter()
+        .map(|q| index.search_ef(q, 10, 128).unwrap())
+        .collect();
+    let memory = index.memory_bytes();
+
+    blobs.apply(index.quantize_to(Quantization::Int8Residual).unwrap());
+    assert_eq!(index.config().quantization, Quantization::Int8Residual);
+    assert!(graphs(&index) >= 2, "{:?}", index.segments());
+    let residual_memory = index.memory_bytes();
+    assert!(residual_memory < memory, "{residual_memory} vs {memory}");
+    // Scores within a 254th of int8's rounding: the float ones, nearly.
+    for (q, want) in queries.iter().zip(&float) {
+        let got = index.search_ef(q, 10, 128).unwrap();
+        let common = got
+            .iter()
+            .filter(|h| want.iter().any(|w| w.id == h.id))
+            .count();
+        assert!(common >= 9, "{got:?} vs {want:?}");
+        for h in &got {
+            let exact = vs[h.id as usize]
+                .iter()
+                .zip(q)
+                .map(|(a, b)| a * b)
+                .sum::<f32>();
+            assert!((h.score - exact).abs() < 2e-4, "{} vs {exact}", h.score);
+        }
+    }
+    // It reloads as it was.
+    let (back, damage) = Index::load(dim, "fp", &index.manifest(), &blobs, false).unwrap();
+    assert!(damage.is_empty());
+    assert_eq!(back.config().quantization, Quantization::Int8Residual);
+    assert_eq!(back.memory_bytes(), residual_memory);
+    for q in &queries {
+        assert_eq!(back.search(q, 10).unwrap(), index.search(q, 10).unwrap());
+    }
+
+    // Dropping the residuals is allowed; getting them back is not, and the
+    // refusal changes nothing.
+    blobs.apply(index.quantize().unwrap());
+    assert_eq!(index.config().quantization, Quantization::Int8);
+    assert!(index.memory_bytes() < residual_memory);
+    let err = index.quantize_to(Quantization::Int8Residual).unwrap_err();
+    assert!(
+        err.is_user_error() && err.to_string().contains("cannot become int8-residual"),
+        "{err}"
+    );
+    assert_eq!(index.config().quantization, Quantization::Int8);
+    assert!(index.quantize_to(Quantization::None).is_err());
+}
+
+#[test]
 fn optimize_rebuilds_everything_into_one_graph() {
     let dim = 16;
     // Seals that do not merge: several sealed segments and the growing one.

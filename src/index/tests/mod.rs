@@ -347,6 +347,15 @@ fn quantization_settings_parse_and_default_to_float() {
     let old: IndexConfig = serde_json::from_str(r#"{"growing_capacity":100}"#).unwrap();
     assert_eq!(old.quantization, Quantization::None);
     assert_eq!("int8".parse::<Quantization>().unwrap(), Quantization::Int8);
+    for q in [
+        Quantization::None,
+        Quantization::Int8,
+        Quantization::Int8Residual,
+    ] {
+        assert_eq!(q.name().parse::<Quantization>().unwrap(), q);
+        let json = serde_json::to_string(&q).unwrap();
+        assert_eq!(json, format!("\"{}\"", q.name()), "stored as it is named");
+    }
     assert!("int4".parse::<Quantization>().is_err());
 }
 
