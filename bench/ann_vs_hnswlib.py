@@ -6,8 +6,8 @@ computes the exact top-k with numpy, then runs, each in its own process (so each
 has its own peak RSS):
 
   - our CLI:  metricann bench --base B --queries Q --gt G --k K --ef ... --m M
-              --quantize none[,int8] --json (with int8, the same graph measured
-              again with its vectors quantised: one curve per storage)
+              --quantize none[,int8-residual][,int8] --json (the same graph
+              measured again for each storage after the first: one curve each)
   - hnswlib:  this script with --worker hnswlib (space "ip", the same M,
               ef_construction and ef list)
 
@@ -228,7 +228,7 @@ def plot(results, png, title):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    curves = [("metricann", q, style) for q, style in (("none", "o-"), ("int8", "^-"))
+    curves = [("metricann", q, style) for q, style in (("none", "o-"), ("int8-residual", "v-"), ("int8", "^-"))
               if runs_of(results["metricann"], q)]
     curves.append(("hnswlib", "none", "s--"))
     for key, q, style in curves:
@@ -236,7 +236,7 @@ def plot(results, png, title):
         runs = runs_of(r, q)
         xs = [x["recall_at_k"] for x in runs]
         ys = [x["qps"] for x in runs]
-        label = key if q == "none" else f"{key} int8"
+        label = key if q == "none" else f"{key} {q}"
         ax.plot(xs, ys, style, label=f"{label} (build {r['build_seconds']:.0f} s)")
         for x, y, run in zip(xs, ys, runs):
             ax.annotate(f"ef {run['ef']}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
@@ -263,7 +263,8 @@ def main():
     p.add_argument("--ef-construction", type=int, default=100)
     p.add_argument("--ef", type=lambda s: [int(x) for x in s.split(",")], default=[10, 16, 32, 64, 128, 256])
     p.add_argument("--neighbors", default="diverse", help="our build's neighbour selection (diverse is hnswlib's)")
-    p.add_argument("--quantize", default="none", help="our vector storage(s): none, int8 or none,int8")
+    p.add_argument("--quantize", default="none",
+                   help="our vector storage(s), in this order: none, int8-residual, int8 (e.g. none,int8-residual,int8)")
     p.add_argument("--threads", type=int, default=0, help="build threads for both (0: all cores)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--bin", default=str(ROOT / "target" / "release" / "metricann"))
@@ -319,11 +320,11 @@ def main():
     ours, theirs = results["metricann"], results["hnswlib"]
     summary = {"build_seconds_ratio": ours["build_seconds"] / theirs["build_seconds"]}
     theirs_runs = runs_of(theirs)
-    for quantization in ("none", "int8"):
+    for quantization in ("none", "int8-residual", "int8"):
         ours_runs = runs_of(ours, quantization)
         if not ours_runs:
             continue
-        prefix = "" if quantization == "none" else "int8_"
+        prefix = "" if quantization == "none" else quantization.replace("-", "_") + "_"
         for t in TARGETS:
             for key, at in (("qps_at_recall", qps_at), ("qps_interpolated_at_recall", qps_interpolated)):
                 q1, q2 = at(ours_runs, t), at(theirs_runs, t)

@@ -287,14 +287,31 @@ fn pipeline_extract_index_search_update_remove_eval() {
         back.stats().vectors as u64,
         one["vectors"].as_u64().unwrap()
     );
-    // Quantised in place: the graph's vectors become codes, the classes stay.
+    // Quantised in place: the graph's vectors become codes and residual
+    // codes, then codes alone; the classes stay.
     assert_eq!(segments[0]["kind"], "hnsw", "{one}");
+    assert_eq!(one["quantization"], "none", "{one}");
+    let fine = ok_json(&[
+        "quantize",
+        "--index",
+        s(&work.path().join("one-graph")),
+        "--mode",
+        "int8-residual",
+        "--json",
+    ]);
+    assert_eq!(fine["quantization"], "int8-residual", "{fine}");
+    assert!(
+        fine["memory_bytes"].as_u64() < one["memory_bytes"].as_u64(),
+        "{fine}"
+    );
     let quantized = ok_json(&[
         "quantize",
         "--index",
         s(&work.path().join("one-graph")),
         "--json",
     ]);
+    assert_eq!(quantized["quantization"], "int8", "{quantized}");
+    assert!(quantized["memory_bytes"].as_u64() < fine["memory_bytes"].as_u64());
     assert_eq!(quantized["segments"][0]["kind"], "hnsw-int8", "{quantized}");
     assert_eq!(quantized["vectors"], one["vectors"]);
     assert_eq!(quantized["classes"], 32);

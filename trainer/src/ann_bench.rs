@@ -4,8 +4,8 @@
 //! base vectors, then, for each `--ef`, runs every query on one thread and reports
 //! queries per second, latency percentiles and recall@k against the ground truth
 //! (a `--gt` file of row indices, or the index's own exact search). With
-//! `--quantize none,int8` the same graph is then quantised and measured again,
-//! so the two runs differ only in how the vectors are stored. The shape of the
+//! `--quantize none,int8-residual,int8` the same graph is then quantised and
+//! measured again, so the runs differ only in how the vectors are stored. The shape of the
 //! report is what `bench/ann_vs_hnswlib.py` compares with hnswlib.
 
 use std::path::{Path, PathBuf};
@@ -54,7 +54,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub limit: Option<usize>,
     /// How the graph stores its vectors; with several, every --ef runs for each,
-    /// in order, on the same graph (none before int8: codes cannot become floats again).
+    /// in order, on the same graph: none, then int8-residual, then int8 (codes
+    /// cannot become floats again, nor int8 codes get their residual back).
     #[arg(long, num_args = 1.., value_delimiter = ',', default_value = "none")]
     pub quantize: Vec<Quantization>,
     /// Print the report as one JSON object on stdout.
@@ -172,9 +173,9 @@ pub fn run(a: &BenchArgs) -> Result<Report> {
     let index_bytes = index.bytes();
     let mut runs = Vec::with_capacity(a.ef.len() * a.quantize.len());
     for &quantization in &a.quantize {
-        if quantization == Quantization::Int8 {
+        if quantization != Quantization::None {
             // The change set (the re-encoded segment) is dropped, as in `build`.
-            index.quantize()?;
+            index.quantize_to(quantization)?;
         }
         for &ef in &a.ef {
             runs.push(run_queries(
@@ -230,14 +231,21 @@ fn check_args(a: &BenchArgs) -> Result<NeighborSelection> {
         )));
     }
     if a.quantize.is_empty() {
-        return Err(Error::BadInput("--quantize needs none or int8".into()));
-    }
-    if a.quantize
-        .windows(2)
-        .any(|w| w[0] == Quantization::Int8 && w[1] != Quantization::Int8)
-    {
         return Err(Error::BadInput(
-            "--quantize: none after int8; codes cannot become floats again, list none first".into(),
+            "--quantize needs none, int8-residual or int8".into(),
+        ));
+    }
+    // The order one graph can go through: each step drops what the next lacks.
+    let step = |q: &Quantization| match q {
+        Quantization::None => 0,
+        Quantization::Int8Residual => 1,
+        Quantization::Int8 => 2,
+    };
+    if a.quantize.windows(2).any(|w| step(&w[0]) >= step(&w[1])) {
+        return Err(Error::BadInput(
+            "--quantize: list each once, in the order none, int8-residual, int8 \
+             (codes cannot become floats again, nor int8 codes get a residual)"
+                .into(),
         ));
     }
     a.neighbors
@@ -521,32 +529,45 @@ mod tests {
 
         // The same graph quantised: the codes take a quarter of the floats'
         // memory, the graph the same, and recall stays close.
-        let both = BenchArgs {
-            quantize: vec![Quantization::None, Quantization::Int8],
+        let all = BenchArgs {
+            quantize: vec![
+                Quantization::None,
+                Quantization::Int8Residual,
+                Quantization::Int8,
+            ],
             ..args(dir.path())
         };
-        let r = run(&both).unwrap();
-        assert_eq!(r.runs.len(), 4);
-        let (float, int8) = (&r.runs[1], &r.runs[3]);
+        let r = run(&all).unwrap();
+        assert_eq!(r.runs.len(), 6);
+        let (float, fine, int8) = (&r.runs[1], &r.runs[3], &r.runs[5]);
         assert_eq!(
-            (float.quantization, int8.quantization),
-            (Quantization::None, Quantization::Int8)
+            (float.quantization, fine.quantization, int8.quantization),
+            (
+                Quantization::None,
+                Quantization::Int8Residual,
+                Quantization::Int8
+            )
         );
-        assert_eq!(float.ef, int8.ef);
-        // 300 vectors of 8 floats (32 bytes) become 8 codes + a scale (12 bytes).
+        assert_eq!((float.ef, fine.ef), (int8.ef, int8.ef));
+        // 300 vectors of 8 floats (32 bytes) become 8 codes + a scale (12
+        // bytes), and 8 residual codes more (20 bytes).
         assert_eq!(float.index_memory_bytes - int8.index_memory_bytes, 300 * 20);
-        assert!(int8.index_bytes < float.index_bytes);
+        assert_eq!(float.index_memory_bytes - fine.index_memory_bytes, 300 * 12);
+        assert!(int8.index_bytes < fine.index_bytes && fine.index_bytes < float.index_bytes);
         assert!(int8.recall_at_k > float.recall_at_k - 0.1, "{:?}", r.runs);
-        let back = BenchArgs {
-            quantize: vec![Quantization::Int8, Quantization::None],
-            ..args(dir.path())
-        };
-        assert!(
-            run(&back)
-                .unwrap_err()
-                .to_string()
-                .contains("none after int8")
-        );
+        assert!(fine.recall_at_k > float.recall_at_k - 0.02, "{:?}", r.runs);
+        for wrong in [
+            vec![Quantization::Int8, Quantization::None],
+            vec![Quantization::Int8, Quantization::Int8Residual],
+            vec![Quantization::None, Quantization::None],
+        ] {
+            let back = BenchArgs {
+                quantize: wrong,
+                ..args(dir.path())
+            };
+            let e = run(&back).unwrap_err().to_string();
+            assert!(e.contains("none, int8-residual, int8"), "{e}");
+        }
 
         // A ground-truth file whose lists are all wrong: recall 0.
         let gt_path = dir.path().join("gt.npy");

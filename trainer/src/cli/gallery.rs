@@ -34,8 +34,9 @@ pub struct BuildIndexArgs {
     /// Vectors in the growing segment before it is sealed into an HNSW graph.
     #[arg(long, default_value_t = 1024)]
     pub segment_size: usize,
-    /// How sealed graphs store vectors: none (f32) or int8 (a quarter of the
-    /// memory; the README's benchmark gives the recall it costs).
+    /// How sealed graphs store vectors: none (f32), int8 (a quarter of the
+    /// memory; the README's benchmark gives the recall it costs) or
+    /// int8-residual (about half, float's recall at int8's search speed).
     #[arg(long, default_value = "none")]
     pub quantize: Quantization,
     /// HNSW efConstruction: candidates weighed for each new node's links.
@@ -127,6 +128,17 @@ pub struct StatsArgs {
     /// Print the gallery's stats as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct QuantizeArgs {
+    #[command(flatten)]
+    pub gallery: StatsArgs,
+    /// int8 (codes: a quarter of the floats' bytes) or int8-residual (codes
+    /// plus residual codes: about half, float's recall); a gallery already
+    /// int8-residual may become int8, not the other way.
+    #[arg(long, default_value = "int8")]
+    pub mode: Quantization,
 }
 
 #[derive(Args, Debug)]
@@ -414,11 +426,12 @@ pub(super) fn remove(a: RemoveArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn quantize(a: StatsArgs) -> Result<()> {
+pub(super) fn quantize(a: QuantizeArgs) -> Result<()> {
+    let QuantizeArgs { gallery: a, mode } = a;
     let mut store = FsStore::open(&a.index)?;
     let (mut gallery, _) =
         Gallery::open(&store, None, OpenMode::Strict).map_err(|e| name_in(&a.index, e))?;
-    let changes = gallery.quantize()?;
+    let changes = gallery.quantize_to(mode)?;
     let written = changes.put_bytes();
     store.apply(changes)?;
     print_stats(
@@ -464,6 +477,8 @@ fn stats_json(gallery: &Gallery) -> serde_json::Value {
         "deleted": stats.deleted,
         "segments": stats.segments.iter().map(|s| json!({"name": s.name, "kind": s.kind, "vectors": s.vectors})).collect::<Vec<_>>(),
         "bytes": stats.bytes,
+        "memory_bytes": stats.memory_bytes,
+        "quantization": stats.quantization,
     })
 }
 

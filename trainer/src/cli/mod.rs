@@ -15,7 +15,9 @@ pub use adapt::BenchAdaptArgs;
 pub(crate) use common::{embed_images, load_images, open_folder};
 pub use dataset::GlyphArgs;
 pub use evaluation::{BenchTrainArgs, EvalArgs};
-pub use gallery::{BuildIndexArgs, ExportArgs, RemoveArgs, SearchArgs, StatsArgs, UpdateArgs};
+pub use gallery::{
+    BuildIndexArgs, ExportArgs, QuantizeArgs, RemoveArgs, SearchArgs, StatsArgs, UpdateArgs,
+};
 pub use model::{ExtractArgs, InspectArgs, TrainArch, TrainArgs};
 
 const EXAMPLES: &str = "\
@@ -75,11 +77,13 @@ pub enum Command {
     #[command(after_help = "Example:\n  metricann stats --index gallery/ --json")]
     Stats(StatsArgs),
     /// Quantise a gallery's float graphs to int8 codes in place (a quarter of
-    /// the vectors' bytes; see the README on what it costs in recall).
+    /// the vectors' bytes; see the README on what it costs in recall), or to
+    /// codes plus residual codes (`--mode int8-residual`: about half, float's
+    /// recall).
     #[command(
-        after_help = "Example:\n  metricann build-index --embeddings emb/ --out gallery/ --optimize\n  metricann quantize --index gallery/ --json"
+        after_help = "Examples:\n  metricann build-index --embeddings emb/ --out gallery/ --optimize\n  metricann quantize --index gallery/ --json\n  metricann quantize --index gallery/ --mode int8-residual"
     )]
-    Quantize(StatsArgs),
+    Quantize(QuantizeArgs),
     /// Pack a gallery into one export file, for the npm package's
     /// `MetricAnn.import` (a gallery built here, loaded in a browser).
     #[command(
