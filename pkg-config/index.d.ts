@@ -121,8 +121,8 @@ export interface Stats {
   memoryBytes: number;
   /** The module's whole WebAssembly memory (it grows and never shrinks): what to watch for leaks. */
   wasmMemoryBytes: number;
-  /** How sealed graphs store vectors: 'none' (float32) or 'int8' (after quantize()). */
-  quantization: 'none' | 'int8';
+  /** How sealed graphs store vectors: 'none' (float32), 'int8' or 'int8-residual' (after quantize()). */
+  quantization: 'none' | 'int8' | 'int8-residual';
   backend: 'webgpu' | 'cpu';
   /** Why "auto" did not take WebGPU. */
   backendFallback: string | null;
@@ -239,10 +239,14 @@ export interface MetricAnnApi {
   maintain(): Promise<boolean>;
   /**
    * Store the gallery's graphs as int8 codes from now on: about a quarter of the
-   * vectors' memory, at a small cost in recall (README, "int8"). One transaction;
-   * there is no way back to float32 short of enrolling again.
+   * vectors' memory, at a small cost in recall (README, "int8"). With
+   * 'int8-residual', each vector also keeps a residual code a dimension, read only
+   * when ranking the final candidates: about half the memory of float32 and its
+   * recall, at int8's search speed. One transaction; 'int8-residual' can later
+   * become 'int8', but there is no way back to float32 (or from 'int8' to
+   * 'int8-residual') short of enrolling again.
    */
-  quantize(): Promise<Stats>;
+  quantize(mode?: 'int8' | 'int8-residual'): Promise<Stats>;
   /**
    * Rebuild the whole index into one graph, in one transaction: after a bulk
    * load, for the fastest search (each segment is searched per query). Slow: a
@@ -281,7 +285,7 @@ export declare class MetricAnn implements MetricAnnApi {
   adapt(options?: AdaptOptions): Promise<AdaptResult>;
   resetAdaptation(): Promise<boolean>;
   maintain(): Promise<boolean>;
-  quantize(): Promise<Stats>;
+  quantize(mode?: 'int8' | 'int8-residual'): Promise<Stats>;
   optimize(): Promise<Stats>;
   close(): Promise<void>;
 }

@@ -282,8 +282,8 @@ export class MetricAnn {
     return call(() => this.#live().maintain());
   }
 
-  quantize() {
-    return call(() => this.#live().quantize());
+  quantize(mode) {
+    return call(() => this.#live().quantize(mode));
   }
 
   optimize() {
@@ -378,8 +378,8 @@ class RemoteMetricAnn {
   maintain() {
     return this.#call('maintain');
   }
-  quantize() {
-    return this.#call('quantize');
+  quantize(mode) {
+    return this.#call('quantize', mode);
   }
   optimize() {
     return this.#call('optimize');

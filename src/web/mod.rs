@@ -359,13 +359,15 @@ impl MetricAnn {
     }
 
     /// Stores the gallery's graphs as int8 codes from now on (a quarter of
-    /// their vectors' memory; see the README for the recall it costs), in one
-    /// transaction. Resolves to the stats.
-    pub fn quantize(&self) -> Promise {
+    /// their vectors' memory; see the README for the recall it costs), or,
+    /// with `"int8-residual"`, codes plus residual codes (about half, with
+    /// float recall), in one transaction. Resolves to the stats.
+    pub fn quantize(&self, mode: Option<String>) -> Promise {
         self.call(move |shared| async move {
+            let mode = mode.as_deref().unwrap_or("int8").parse()?;
             shared
                 .with(async |s| {
-                    s.mutate(Stale::Allowed, async |s| s.gallery.quantize())
+                    s.mutate(Stale::Allowed, async |s| s.gallery.quantize_to(mode))
                         .await?;
                     s.stats()
                 })

@@ -374,7 +374,7 @@ async function suite(t, context, origin, backend) {
     assert.equal(res.badSteps.error.code, 'BAD_INPUT');
   });
 
-  await t.test(`[${backend}] optimize() then quantize(): one int8 graph in IndexedDB, smaller in memory, still found after a reload`, async () => {
+  await t.test(`[${backend}] optimize() then quantize('int8-residual') and quantize(): one int8 graph in IndexedDB, smaller in memory, still found after a reload`, async () => {
     const qg = `quant-${backend}`;
     const N = 1300; // past the growing segment's 1,024: one sealed graph
     const before = await page.evaluate(
@@ -393,11 +393,15 @@ async function suite(t, context, origin, backend) {
         const maintained = await ann.stats();
         const float = await ann.optimize();
         const again = await ann.optimize();
+        const failed = (p) => p.then(() => 'resolved', (e) => String(e.message ?? e));
+        const unknown = await failed(ann.quantize('int4'));
+        const fine = await ann.quantize('int8-residual');
         const quant = await ann.quantize();
+        const noWayBack = await failed(ann.quantize('int8-residual'));
         const tops = [];
         for (let i = 0; i < N; i += 97) tops.push((await ann.searchVector(window.vectors[i], { k: 1 })).matches[0].label);
         await ann.close();
-        return { maintained, float, again, quant, tops };
+        return { maintained, float, again, unknown, fine, quant, noWayBack, tops };
       },
       [qg, MODEL, backend, N],
     );
@@ -408,6 +412,13 @@ async function suite(t, context, origin, backend) {
     assert.equal(before.float.vectors, N + 20);
     assert.deepEqual(before.again, before.float);
     assert.equal(before.float.quantization, 'none');
+    assert.match(before.unknown, /int4/);
+    // Codes plus residual codes: between float's memory and int8's.
+    assert.equal(before.fine.quantization, 'int8-residual');
+    assert.deepEqual(kinds(before.fine), ['hnsw-int8']);
+    assert.ok(before.fine.memoryBytes < before.float.memoryBytes * 0.8, `${before.fine.memoryBytes} vs ${before.float.memoryBytes}`);
+    assert.ok(before.fine.memoryBytes > before.quant.memoryBytes, `${before.fine.memoryBytes} vs ${before.quant.memoryBytes}`);
+    assert.match(before.noWayBack, /cannot become int8-residual/);
     assert.equal(before.quant.quantization, 'int8');
     assert.deepEqual(kinds(before.quant), ['hnsw-int8']);
     assert.ok(before.quant.memoryBytes < before.float.memoryBytes * 0.8, `${before.quant.memoryBytes} vs ${before.float.memoryBytes}`);
