@@ -476,8 +476,8 @@ fn checked_dim(name: &str, dim: u64) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::{NeighborSelection, Quantization};
     use crate::index::test_data::unit_vectors;
+    use crate::index::{NeighborSelection, Quantization};
 
     fn query(unit: &[f32]) -> Query<'_> {
         Query { unit, codes: &[] }
