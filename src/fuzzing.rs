@@ -20,7 +20,7 @@ use crate::blob::{self, BlobRead};
 use crate::embed::Embedder;
 use crate::gallery::{Gallery, GalleryConfig, KIND_EXPORT, OpenMode};
 use crate::image::{Preprocessing, decode};
-use crate::index::IndexConfig;
+use crate::index::{IndexConfig, Quantization};
 use crate::model::{Architecture, Bundle, ResNetConfig};
 use crate::store::{BlobStore, MemoryStore};
 
@@ -37,9 +37,9 @@ pub fn vector(i: usize, j: usize, dim: usize) -> Vec<f32> {
 }
 
 /// A gallery holding one blob of every kind a gallery writes now: a graph
-/// (float, or int8 when `quantized`), a flat segment, a growing chunk, class
-/// pages with metadata and images, and the manifest.
-pub fn fresh_gallery(quantized: bool) -> MemoryStore {
+/// (its vectors stored as `storage` says), a flat segment, a growing chunk,
+/// class pages with metadata and images, and the manifest.
+pub fn fresh_gallery(storage: Quantization) -> MemoryStore {
     let mut store = MemoryStore::new();
     let (mut g, created) = Gallery::create(GalleryConfig {
         dim: DIM,
@@ -79,8 +79,8 @@ pub fn fresh_gallery(quantized: bool) -> MemoryStore {
     apply(&mut store, g.maintain().expect("maintain").expect("work"));
     let fresh = [vector(6, 0, DIM)];
     apply(&mut store, enroll(&mut g, "fresh", &fresh, None, vec![]));
-    if quantized {
-        apply(&mut store, g.quantize().expect("quantize"));
+    if storage != Quantization::None {
+        apply(&mut store, g.quantize_to(storage).expect("quantize"));
     }
     store
 }
@@ -106,11 +106,15 @@ pub const LEGACY_GALLERIES: [&str; 3] = [
     "tests/fixtures/legacy/gallery-int8",
 ];
 
-/// The galleries [`gallery_blob`] mutates: the two fresh ones, then the
+/// The galleries [`gallery_blob`] mutates: the three fresh ones, then the
 /// [`LEGACY_GALLERIES`] of the repository at `repo`. Always in that order, so
 /// that an input's first byte picks the same gallery in every run.
 pub fn base_galleries(repo: &Path) -> std::io::Result<Vec<MemoryStore>> {
-    let mut bases = vec![fresh_gallery(false), fresh_gallery(true)];
+    let mut bases = vec![
+        fresh_gallery(Quantization::None),
+        fresh_gallery(Quantization::Int8),
+        fresh_gallery(Quantization::Int8Residual),
+    ];
     for dir in LEGACY_GALLERIES {
         bases.push(read_gallery(&repo.join(dir))?);
     }

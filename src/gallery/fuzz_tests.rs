@@ -21,8 +21,12 @@ fn vector(i: usize, j: usize) -> Vec<f32> {
 #[test]
 fn mutated_blobs_of_every_kind_are_errors_never_panics() {
     let iters = iterations(300);
-    for quantized in [false, true] {
-        let store = gallery(quantized);
+    for storage in [
+        Quantization::None,
+        Quantization::Int8,
+        Quantization::Int8Residual,
+    ] {
+        let store = gallery(storage);
         let names = store.names();
         assert!(names.iter().any(|n| n.starts_with("seg-")), "{names:?}");
         assert!(names.iter().any(|n| n.starts_with("grow-")), "{names:?}");
@@ -30,7 +34,7 @@ fn mutated_blobs_of_every_kind_are_errors_never_panics() {
             let bytes = store.get(name).unwrap().unwrap();
             let kind = blob::peek_kind(&bytes).expect("a framed blob");
             let payload = blob::open(name, kind, &bytes).unwrap().to_vec();
-            let mut rng = Rng(0x9E37_79B9 ^ (b as u64) << 20 ^ quantized as u64);
+            let mut rng = Rng(0x9E37_79B9 ^ (b as u64) << 20 ^ storage as u64);
             let mut accepted = 0;
             for i in 0..iters {
                 let fuzzed = blob::seal(kind, &mutate(&mut rng, &payload));
@@ -39,10 +43,10 @@ fn mutated_blobs_of_every_kind_are_errors_never_panics() {
                 let outcome = catch_unwind(AssertUnwindSafe(|| use_gallery(&copy)));
                 match outcome {
                     Ok(ok) => accepted += usize::from(ok),
-                    Err(_) => panic!("{name} (quantized {quantized}), mutation {i}: a panic"),
+                    Err(_) => panic!("{name} ({storage:?}), mutation {i}: a panic"),
                 }
             }
-            eprintln!("{name} (int8 {quantized}): {iters} mutations, {accepted} opened");
+            eprintln!("{name} ({storage:?}): {iters} mutations, {accepted} opened");
         }
     }
 }
