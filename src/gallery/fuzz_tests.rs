@@ -53,7 +53,7 @@ fn mutated_blobs_of_every_kind_are_errors_never_panics() {
 
 #[test]
 fn mutated_exports_are_errors_never_panics() {
-    let store = gallery(false);
+    let store = gallery(Quantization::None);
     let (g, _) = Gallery::open(&store, None, OpenMode::Strict).unwrap();
     let export = g.export_bytes().unwrap();
     let kind = blob::peek_kind(&export).unwrap();
@@ -75,7 +75,7 @@ fn mutated_exports_are_errors_never_panics() {
 /// counting on from them overflow. Each is now corruption, named.
 #[test]
 fn ids_and_counters_past_2_pow_53_are_corrupt() {
-    let store = gallery(false);
+    let store = gallery(Quantization::None);
     let reseal = |name: &str, change: &dyn Fn(&[u8]) -> Vec<u8>| {
         let bytes = store.get(name).unwrap().unwrap();
         let kind = blob::peek_kind(&bytes).unwrap();
