@@ -56,7 +56,7 @@ def table(reports):
              *[f"metricann {n}" for n in names], "hnswlib 0.8.0", *[f"{n} ÷ hnswlib" for n in names]]]
     build = [med([o["build_seconds"] for o in ours]), med([t["build_seconds"] for t in theirs])]
     rows.append([f"build, {threads(reports[0])} threads",
-                 f"{build[0]:.1f} s", *["" for _ in storages[1:]], f"{build[1]:.1f} s",
+                 f"{build[0]:.3g} s", *["" for _ in storages[1:]], f"{build[1]:.3g} s",
                  f"{build[0] / build[1]:.2f}", *["" for _ in storages[1:]]])
     for target in TARGETS:
         cells, ratios = [], []
