@@ -6,7 +6,7 @@ repeated runs of one session) give one table of medians, because the lent
 machine moves a query row by a third between runs. Every storage measured
 (none, int8-residual, int8) gets its columns beside hnswlib's.
 
-    python3 bench/ann_table.py bench/results/ann-2026-12-06-residual/r*-…-100000x128-…-M16-*.json
+    target/bench-venv/bin/python bench/ann_table.py bench/results/ann-2026-12-06-residual/r*-…-100000x128-…-M16-*.json
 """
 
 import argparse
@@ -14,23 +14,18 @@ import json
 import statistics
 import sys
 
+from ann_vs_hnswlib import TARGETS, qps_at, runs_of
+
 STORAGES = ("none", "int8-residual", "int8")
-TARGETS = ("0.90", "0.95", "0.99")
 
 
-def runs_of(side, storage):
-    return {r["ef"]: r for r in side["runs"] if r.get("quantization", "none") == storage}
+def runs_by_ef(side, storage):
+    return {r["ef"]: r for r in runs_of(side, storage)}
 
 
 def med(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
-
-
-def qps_at(runs, target):
-    """Best QPS among the runs reaching recall ≥ target, and that run's ef."""
-    ok = [(r["qps"], ef) for ef, r in runs.items() if r["recall_at_k"] >= float(target)]
-    return max(ok) if ok else (None, None)
 
 
 def threads(report):
@@ -60,23 +55,23 @@ def table(reports):
                  f"{build[0] / build[1]:.2f}", *["" for _ in storages[1:]]])
     for target in TARGETS:
         cells, ratios = [], []
-        hn = [qps_at(runs_of(t, "none"), target)[0] for t in theirs]
+        hn = [qps_at(runs_of(t), target) for t in theirs]
         for s in storages:
-            mine = [qps_at(runs_of(o, s), target)[0] for o in ours]
+            mine = [qps_at(runs_of(o, s), target) for o in ours]
             cells.append(fmt(med(mine)))
             per_run = [a / b for a, b in zip(mine, hn) if a and b]
             ratios.append(f"{med(per_run):.2f}" if per_run else "–")
-        rows.append([f"QPS at recall@10 ≥ {target}", *cells, fmt(med(hn)), *ratios])
-    for ef in sorted(runs_of(ours[0], "none")):
+        rows.append([f"QPS at recall@10 ≥ {target:.2f}", *cells, fmt(med(hn)), *ratios])
+    for ef in sorted(runs_by_ef(ours[0], "none")):
         cells, ratios = [], []
         hq = [t["runs"][[r["ef"] for r in t["runs"]].index(ef)] for t in theirs]
         for s in storages:
-            mine = [runs_of(o, s)[ef] for o in ours]
+            mine = [runs_by_ef(o, s)[ef] for o in ours]
             cells.append(fmt(med([m["qps"] for m in mine]), med([m["recall_at_k"] for m in mine])))
             ratios.append(f"{med([m['qps'] / h['qps'] for m, h in zip(mine, hq)]):.2f}")
         rows.append([f"ef {ef}: QPS (recall@10)", *cells,
                      fmt(med([h["qps"] for h in hq]), med([h["recall_at_k"] for h in hq])), *ratios])
-    memory = [fmt(med([runs_of(o, s)[min(runs_of(o, s))].get("index_memory_bytes") for o in ours]) / 1e6)
+    memory = [fmt(med([runs_of(o, s)[0].get("index_memory_bytes") for o in ours]) / 1e6)
               + " MB" for s in storages]
     rows.append(["index memory (vectors, links, ids)", *memory, "", *["" for _ in storages]])
     rss = [med([o["memory"].get("peak_rss_build_bytes") for o in ours]),
