@@ -84,6 +84,20 @@ enum Vectors {
     },
 }
 
+impl Vectors {
+    /// Bytes the vectors take, in memory and in the packed layout alike.
+    fn bytes(&self) -> usize {
+        match self {
+            Vectors::F32(data) => data.len() * 4,
+            Vectors::I8 {
+                codes,
+                scales,
+                residual,
+            } => codes.len() + scales.len() * 4 + residual.as_ref().map_or(0, Vec::len),
+        }
+    }
+}
+
 /// Build parameters.
 #[derive(Clone, Copy)]
 pub(crate) struct BuildParams {
@@ -274,23 +288,21 @@ impl Graph {
         match (&mut self.vectors, mode) {
             (Vectors::F32(data), Quantization::Int8 | Quantization::Int8Residual) => {
                 let mut codes = vec![0i8; data.len()];
-                let scales: Vec<f32> = data
+                let mut residual =
+                    (mode == Quantization::Int8Residual).then(|| vec![0i8; data.len()]);
+                let scales = data
                     .chunks_exact(dim)
                     .zip(codes.chunks_exact_mut(dim))
-                    .map(|(v, c)| distance::quantize_i8(v, c))
+                    .enumerate()
+                    .map(|(p, (v, c))| {
+                        let scale = distance::quantize_i8(v, c);
+                        if let Some(r) = &mut residual {
+                            let r = &mut r[p * dim..(p + 1) * dim];
+                            distance::quantize_residual_i8(v, c, scale, r);
+                        }
+                        scale
+                    })
                     .collect();
-                let residual = (mode == Quantization::Int8Residual).then(|| {
-                    let mut residual = vec![0i8; data.len()];
-                    for (((v, c), r), &s) in data
-                        .chunks_exact(dim)
-                        .zip(codes.chunks_exact(dim))
-                        .zip(residual.chunks_exact_mut(dim))
-                        .zip(&scales)
-                    {
-                        distance::quantize_residual_i8(v, c, s, r);
-                    }
-                    residual
-                });
                 self.vectors = Vectors::I8 {
                     codes,
                     scales,
@@ -329,16 +341,8 @@ impl Graph {
     /// Bytes the graph holds in memory: vectors (or codes and scales), links
     /// and ids.
     pub(crate) fn heap_bytes(&self) -> usize {
-        let vectors = match &self.vectors {
-            Vectors::F32(data) => data.len() * 4,
-            Vectors::I8 {
-                codes,
-                scales,
-                residual,
-            } => codes.len() + scales.len() * 4 + residual.as_ref().map_or(0, Vec::len),
-        };
         let links: usize = self.zero.len() + self.upper.iter().map(Vec::len).sum::<usize>();
-        vectors + links * 4 + self.ids.len() * 8
+        self.vectors.bytes() + links * 4 + self.ids.len() * 8
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -28,7 +28,7 @@
 //! Every size is checked against the bytes left before anything is allocated,
 //! and the graph goes through [`Graph::checked`] like every other.
 
-use super::{Graph, INVALID, Vectors};
+use super::{Graph, INVALID, Quantization, Vectors};
 use crate::blob::wire::{Reader, WireError};
 
 const VECTORS_F32: u8 = 0;
@@ -49,26 +49,16 @@ pub(crate) fn write(graph: &Graph, fingerprint: &str, out: &mut Vec<u8>) {
     let n = graph.ids.len();
     let width = link_bytes(n);
     let links = graph.zero.len() + graph.upper.iter().map(Vec::len).sum::<usize>();
-    let vectors = match &graph.vectors {
-        Vectors::F32(data) => data.len() * 4,
-        Vectors::I8 {
-            codes,
-            scales,
-            residual,
-        } => codes.len() + scales.len() * 4 + residual.as_ref().map_or(0, Vec::len),
-    };
-    out.reserve(64 + fingerprint.len() + n * 8 + vectors + links * width);
+    out.reserve(64 + fingerprint.len() + n * 8 + graph.vectors.bytes() + links * width);
     put_varint(out, fingerprint.len() as u64);
     out.extend_from_slice(fingerprint.as_bytes());
     put_varint(out, graph.dim as u64);
     put_varint(out, graph.ef_search as u64);
     put_varint(out, n as u64);
-    out.push(match graph.vectors {
-        Vectors::F32(_) => VECTORS_F32,
-        Vectors::I8 { residual: None, .. } => VECTORS_I8,
-        Vectors::I8 {
-            residual: Some(_), ..
-        } => VECTORS_I8_RESIDUAL,
+    out.push(match graph.quantization() {
+        Quantization::None => VECTORS_F32,
+        Quantization::Int8 => VECTORS_I8,
+        Quantization::Int8Residual => VECTORS_I8_RESIDUAL,
     });
     out.push(width as u8);
     put_varint(out, graph.m as u64);
@@ -275,7 +265,6 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 mod tests {
     use super::super::BuildParams;
     use super::*;
-    use crate::index::Quantization;
 
     fn graph(n: usize, dim: usize) -> Graph {
         graph_m(n, dim, 7)
