@@ -25,8 +25,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::search::{PREFETCH_AHEAD, prefetch};
 use super::visited::Visited;
-use super::{BuildParams, Graph, INVALID, Scored, Vectors};
+use super::{BuildParams, Graph, INVALID, M_RANGE, Scored, Vectors};
 use crate::index::config::NeighborSelection;
 use crate::index::distance;
 
@@ -445,18 +446,30 @@ impl<'a> Builder<'a> {
         visited.insert(point);
         candidates.push(entry);
         results.push(Reverse(entry));
+        let mut fresh = [0u32; 2 * *M_RANGE.end()];
         while let Some(c) = candidates.pop() {
             let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
             if results.len() >= ef && c.score < worst {
                 break;
             }
+            let mut count = 0;
             for slot in links.list(c.id) {
                 let p = slot.load(Relaxed);
                 if p == INVALID {
                     break;
                 }
-                if !visited.insert(p) {
-                    continue;
+                if visited.insert(p) {
+                    fresh[count] = p;
+                    count += 1;
+                }
+            }
+            let fresh = &fresh[..count];
+            for &p in fresh.iter().take(PREFETCH_AHEAD) {
+                prefetch(self.vector(p));
+            }
+            for (i, &p) in fresh.iter().enumerate() {
+                if let Some(&ahead) = fresh.get(i + PREFETCH_AHEAD) {
+                    prefetch(self.vector(ahead));
                 }
                 let score = self.score(q, p);
                 let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
