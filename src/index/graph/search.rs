@@ -268,9 +268,8 @@ impl Scorer for CodeScorer<'_> {
 /// How many neighbours ahead of the one being scored have their vectors
 /// prefetched. Prefetching all of a node's (up to 2M) neighbours at once stalls
 /// on the core's line-fill buffers once the graph outgrows the cache; a few
-/// ahead keeps as many loads in flight while the distances run. Measured on a
-/// million vectors with M 32: 10–15 % more queries a second at ef 10–128 than
-/// prefetching all at once, the same at 100k, where the vectors stay in cache.
+/// ahead keeps as many loads in flight while the distances run (bench/README.md,
+/// "Where the query time goes", has the measurements; 8 ahead measured the same).
 pub(super) const PREFETCH_AHEAD: usize = 4;
 
 /// Issues a prefetch of `v`'s first cache lines (a hint: never faults).
@@ -279,11 +278,12 @@ pub(super) fn prefetch<T>(v: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // A 128-d float vector spans eight 64-byte lines; the first four are
-        // enough for the hardware prefetcher to follow the rest. Its codes span two.
+        // A 128-d float vector spans eight 64-byte lines, all of which the
+        // distance reads: fetching only the first four left the dot product
+        // waiting on the rest once the vectors outgrow the cache. Codes span two.
         let bytes = std::mem::size_of_val(v);
         let start = v.as_ptr() as *const i8;
-        for line in (0..bytes.min(256)).step_by(64) {
+        for line in (0..bytes.min(512)).step_by(64) {
             // SAFETY: prefetching is a hint and cannot fault; the address is
             // inside `v` anyway.
             #[allow(unused_unsafe)]
