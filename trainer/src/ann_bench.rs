@@ -12,10 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use metricann::index::{Index, IndexConfig, NeighborSelection, Quantization, distance};
+use metricann::index::{
+    Index, IndexConfig, IndexManifest, NeighborSelection, Quantization, distance,
+};
 use metricann::metrics::mean_recall_at_k;
+use metricann::store::{BlobRead, BlobStore, ChangeSet, FsStore};
 use metricann::{Error, Result};
 
 #[derive(Args, Debug)]
@@ -58,6 +61,15 @@ pub struct BenchArgs {
     /// cannot become floats again, nor int8 codes get their residual back).
     #[arg(long, num_args = 1.., value_delimiter = ',', default_value = "none")]
     pub quantize: Vec<Quantization>,
+    /// After the build, write the graph to this directory (its segment blobs and a
+    /// manifest), so that later runs query the very same graph with --index.
+    #[arg(long, conflicts_with = "index")]
+    pub save_index: Option<PathBuf>,
+    /// Query the graph a --save-index run wrote instead of building one (M and the
+    /// build settings are then the saved graph's). --base still gives the rows'
+    /// count and dimension and, without --gt, the exact ground truth.
+    #[arg(long)]
+    pub index: Option<PathBuf>,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -108,6 +120,10 @@ pub struct Report {
     pub neighbors: NeighborSelection,
     pub build_threads: usize,
     pub build_seconds: f64,
+    /// The --index directory the graph was loaded from (then nothing was built:
+    /// the build fields are zero).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loaded_from: Option<PathBuf>,
     /// The dot-product kernel the distances ran on.
     pub kernel: &'static str,
     /// `file` (--gt) or `exact` (the index's exact search).
@@ -165,7 +181,13 @@ pub fn run(a: &BenchArgs) -> Result<Report> {
     let Inputs {
         base, queries, gt, ..
     } = inputs;
-    let built = build(a, base, dim, neighbors)?;
+    let built = match &a.index {
+        Some(dir) => load_saved(dir, dim, base.len() / dim)?,
+        None => build(a, base, dim, neighbors)?,
+    };
+    if let Some(dir) = &a.save_index {
+        save(&built.index, dir)?;
+    }
     let peak_rss_build = proc_status(if peak_reset { "VmHWM" } else { "VmPeak" });
     let rss_after_build = proc_status("VmRSS");
     let mut index = built.index;
@@ -196,11 +218,12 @@ pub fn run(a: &BenchArgs) -> Result<Report> {
         dim,
         nq,
         k: a.k,
-        m: a.m,
-        ef_construction: a.ef_construction,
-        neighbors,
+        m: index.config().m,
+        ef_construction: index.config().ef_construction,
+        neighbors: index.config().neighbors,
         build_threads: built.threads,
         build_seconds: built.seconds,
+        loaded_from: a.index.clone(),
         kernel: distance::kernel_name(),
         ground_truth: if a.gt.is_some() { "file" } else { "exact" },
         memory: Memory {
@@ -363,6 +386,57 @@ fn build(a: &BenchArgs, base: Vec<f32>, dim: usize, neighbors: NeighborSelection
     })
 }
 
+/// What `--save-index` writes as the directory's manifest blob.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    dim: usize,
+    index: IndexManifest,
+}
+
+/// Writes the index's blobs, then its manifest (the commit point), to `dir`.
+fn save(index: &Index, dir: &Path) -> Result<()> {
+    let saved = Saved {
+        dim: index.dim(),
+        index: index.manifest(),
+    };
+    let manifest = serde_json::to_vec(&saved).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut changes = ChangeSet::new();
+    changes.puts = index.blobs()?;
+    changes
+        .puts
+        .push((metricann::blob::MANIFEST.into(), manifest));
+    FsStore::create(dir)?.apply(changes)
+}
+
+/// The index a `--save-index` run wrote to `dir`, checked against the base
+/// vectors' dimension and row count.
+fn load_saved(dir: &Path, dim: usize, rows: usize) -> Result<Built> {
+    let store = FsStore::open_read_only(dir)?;
+    let not_saved = |why: String| bad(dir, format!("not an index --save-index wrote: {why}"));
+    let bytes = store
+        .get(metricann::blob::MANIFEST)?
+        .ok_or_else(|| not_saved("no manifest".into()))?;
+    let saved: Saved = serde_json::from_slice(&bytes).map_err(|e| not_saved(e.to_string()))?;
+    if saved.dim != dim {
+        return Err(bad(
+            dir,
+            format!("dimension {} but the base vectors have {dim}", saved.dim),
+        ));
+    }
+    let (index, _) = Index::load(dim, "bench", &saved.index, &store, false)?;
+    if index.len() != rows {
+        return Err(bad(
+            dir,
+            format!("{} vectors but --base has {rows} rows", index.len()),
+        ));
+    }
+    Ok(Built {
+        index,
+        threads: 0,
+        seconds: 0.0,
+    })
+}
+
 /// The first `--k` neighbours of each query: from `--gt`, or the index's exact search.
 fn ground_truth(
     a: &BenchArgs,
@@ -491,6 +565,8 @@ mod tests {
             threads: 1,
             limit: None,
             quantize: vec![Quantization::None],
+            save_index: None,
+            index: None,
             json: true,
         }
     }
@@ -579,6 +655,43 @@ mod tests {
         };
         // float32 is not an id array
         assert!(run(&with_gt).unwrap_err().to_string().contains("gt.npy"));
+    }
+
+    #[test]
+    fn a_saved_graph_is_queried_again_without_a_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(dir.path());
+        a.m = 8;
+        crate::npy::write_f32(&a.base, &rows(300, 8, 1), 8).unwrap();
+        crate::npy::write_f32(&a.queries, &rows(20, 8, 2), 8).unwrap();
+        a.save_index = Some(dir.path().join("graph"));
+        let built = run(&a).unwrap();
+        assert!(built.loaded_from.is_none() && built.build_seconds > 0.0);
+
+        a.save_index = None;
+        a.index = Some(dir.path().join("graph"));
+        a.m = 32;
+        let loaded = run(&a).unwrap();
+        assert_eq!(loaded.loaded_from, a.index);
+        assert_eq!((loaded.build_seconds, loaded.build_threads), (0.0, 0));
+        assert_eq!(loaded.m, 8, "M is the saved graph's, not --m's");
+        for (b, l) in built.runs.iter().zip(&loaded.runs) {
+            assert_eq!(b.recall_at_k, l.recall_at_k, "ef {}", b.ef);
+            assert_eq!(b.index_bytes, l.index_bytes);
+        }
+        let json = serde_json::to_value(&loaded).unwrap();
+        assert!(json["loaded_from"].is_string());
+
+        // Another base: the saved graph is refused, naming the directory.
+        crate::npy::write_f32(&a.base, &rows(200, 8, 1), 8).unwrap();
+        let err = run(&a).unwrap_err().to_string();
+        assert!(
+            err.contains("graph") && err.contains("300 vectors"),
+            "{err}"
+        );
+        a.index = Some(dir.path().to_path_buf());
+        let err = run(&a).unwrap_err().to_string();
+        assert!(err.contains("not an index --save-index wrote"), "{err}");
     }
 
     #[test]

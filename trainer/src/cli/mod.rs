@@ -119,7 +119,7 @@ pub enum Command {
     BenchAdapt(BenchAdaptArgs),
     /// Benchmark the index as an ANN library: build time, memory, and per ef QPS (one thread) and recall@k.
     #[command(
-        after_help = "Examples:\n  metricann bench --base base.npy --queries queries.npy --k 10 --ef 16,32,64,128,256 --json\n  metricann bench --base base.npy --queries queries.npy --gt gt.npy --k 10 --ef 64 --ef 128 --m 32 --ef-construction 100 --threads 1\n  metricann bench --base base.npy --queries queries.npy --gt gt.npy --quantize none,int8 --json"
+        after_help = "Examples:\n  metricann bench --base base.npy --queries queries.npy --k 10 --ef 16,32,64,128,256 --json\n  metricann bench --base base.npy --queries queries.npy --gt gt.npy --k 10 --ef 64 --ef 128 --m 32 --ef-construction 100 --threads 1\n  metricann bench --base base.npy --queries queries.npy --gt gt.npy --quantize none,int8 --json\n  metricann bench --base base.npy --queries queries.npy --gt gt.npy --m 32 --save-index graph/ --json\n  metricann bench --base base.npy --queries queries.npy --gt gt.npy --index graph/ --ef 10,16,32 --json   # the same graph again"
     )]
     Bench(crate::ann_bench::BenchArgs),
     /// Benchmark enrolling classes one by one into a large gallery, with index maintenance on a background thread and searches running meanwhile.
