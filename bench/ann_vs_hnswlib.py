@@ -11,7 +11,12 @@ has its own peak RSS):
   - hnswlib:  this script with --worker hnswlib (space "ip", the same M,
               ef_construction and ef list)
 
-Both build on --threads threads and query on one thread. Writes
+Both build on --threads threads and query on one thread. A machine whose speed
+drifts while one side runs after the other (a shared, lent one) moves a single
+run's ratios by tens of per cent: --rounds N builds each graph once, saves it
+(`metricann bench --save-index`, hnswlib's save_index), and queries the two again,
+alternating, N - 1 more times (`--index`, load_index); each QPS is then the median
+of the rounds, and each round's own ratios are kept. Writes
 bench/results/<name>.json (both reports, QPS at recall 0.90/0.95/0.99 and the
 ratios) and bench/results/<name>.png (recall@k against QPS).
 
@@ -22,11 +27,14 @@ Run:
   target/bench-venv/bin/python bench/ann_vs_hnswlib.py --n 100000
   target/bench-venv/bin/python bench/ann_vs_hnswlib.py --n 20000 --neighbors diverse
   target/bench-venv/bin/python bench/ann_vs_hnswlib.py --base emb/vectors.npy --nq 1000   # real embeddings
+  target/bench-venv/bin/python bench/ann_vs_hnswlib.py --n 100000 --m 32 --rounds 5       # alternating
 """
 
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -140,16 +148,21 @@ def hnswlib_worker(a):
         pass
     index = hnswlib.Index(space="ip", dim=base.shape[1])
     t = time.perf_counter()
-    index.init_index(max_elements=len(base), ef_construction=a.ef_construction, M=a.m, random_seed=a.seed)
-    index.set_num_threads(a.threads or os.cpu_count())
-    index.add_items(base, np.arange(len(base)))
-    build_seconds = time.perf_counter() - t
+    if a.load_path:  # a later round: the graph an earlier one saved, no build
+        index.load_index(a.load_path, max_elements=len(base))
+    else:
+        index.init_index(max_elements=len(base), ef_construction=a.ef_construction, M=a.m, random_seed=a.seed)
+        index.set_num_threads(a.threads or os.cpu_count())
+        index.add_items(base, np.arange(len(base)))
+    build_seconds = 0.0 if a.load_path else time.perf_counter() - t
     peak = rss("VmHWM")
     del base
-    saved = ROOT / "target" / "bench-data" / "hnswlib-tmp.bin"
-    index.save_index(str(saved))
+    saved = Path(a.save_path or a.load_path or ROOT / "target" / "bench-data" / "hnswlib-tmp.bin")
+    if not a.load_path:
+        index.save_index(str(saved))
     index_bytes = saved.stat().st_size
-    saved.unlink()
+    if not (a.save_path or a.load_path):
+        saved.unlink()
     index.set_num_threads(1)
     runs = []
     for ef in a.ef:
@@ -274,6 +287,11 @@ def main():
     p.add_argument("--base-path", help=argparse.SUPPRESS)
     p.add_argument("--queries-path", help=argparse.SUPPRESS)
     p.add_argument("--gt-path", help=argparse.SUPPRESS)
+    p.add_argument("--save-path", help=argparse.SUPPRESS)
+    p.add_argument("--load-path", help=argparse.SUPPRESS)
+    p.add_argument("--rounds", type=int, default=1,
+                   help="query both graphs this many times, alternating sides (each built once, saved, "
+                        "and loaded again for rounds 2..N); QPS is then the median of the rounds")
     a = p.parse_args()
     if a.worker:
         return hnswlib_worker(a)
@@ -299,23 +317,42 @@ def main():
         previous = json.loads(earlier[-1].read_text())
 
     results = {"benchmark": "ann_vs_hnswlib", "data": name, "k": a.k, "machine": machine()}
-    if a.skip == "metricann":
-        results["metricann"] = previous["metricann"]
-    else:
-        cmd = [a.bin, "bench", "--base", str(base), "--queries", str(queries), "--gt", str(gt), "--k", str(a.k),
-               "--ef", ef, "--m", str(a.m), "--ef-construction", str(a.ef_construction),
-               "--neighbors", a.neighbors, "--threads", str(a.threads), "--quantize", a.quantize, "--json"]
-        print("run:", " ".join(cmd), file=sys.stderr)
-        results["metricann"] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-        results["metricann_command"] = " ".join(cmd)
-    if a.skip == "hnswlib":
-        results["hnswlib"] = previous["hnswlib"]
-    else:
-        cmd = [sys.executable, __file__, "--worker", "hnswlib", "--base-path", str(base), "--queries-path",
-               str(queries), "--gt-path", str(gt), "--k", str(a.k), "--ef", ef, "--m", str(a.m),
-               "--ef-construction", str(a.ef_construction), "--threads", str(a.threads), "--seed", str(a.seed)]
-        print("run: hnswlib worker", file=sys.stderr)
-        results["hnswlib"] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    if a.rounds > 1 and a.skip:
+        sys.exit("--rounds needs both sides (no --skip)")
+    saved = ROOT / "target" / "bench-data" / name
+    ours_saved, theirs_saved = saved / f"metricann-graph-{tag}", saved / f"hnswlib-{tag}.bin"
+    rounds = []
+    for r in range(a.rounds):
+        again, ours_runs = r > 0, None
+        if a.skip != "metricann":
+            cmd = [a.bin, "bench", "--base", str(base), "--queries", str(queries), "--gt", str(gt), "--k", str(a.k),
+                   "--ef", ef, "--m", str(a.m), "--ef-construction", str(a.ef_construction),
+                   "--neighbors", a.neighbors, "--threads", str(a.threads), "--quantize", a.quantize, "--json"]
+            if a.rounds > 1:
+                cmd += ["--index" if again else "--save-index", str(ours_saved)]
+            print(f"run {r + 1}/{a.rounds}:", " ".join(cmd), file=sys.stderr)
+            report = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+            if not again:
+                results["metricann"], results["metricann_command"] = report, " ".join(cmd)
+            ours_runs = report["runs"]
+        if a.skip != "hnswlib":
+            cmd = [sys.executable, __file__, "--worker", "hnswlib", "--base-path", str(base), "--queries-path",
+                   str(queries), "--gt-path", str(gt), "--k", str(a.k), "--ef", ef, "--m", str(a.m),
+                   "--ef-construction", str(a.ef_construction), "--threads", str(a.threads), "--seed", str(a.seed)]
+            if a.rounds > 1:
+                cmd += ["--load-path" if again else "--save-path", str(theirs_saved)]
+            print(f"run {r + 1}/{a.rounds}: hnswlib worker", file=sys.stderr)
+            report = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+            if not again:
+                results["hnswlib"] = report
+            if ours_runs is not None:
+                rounds.append({"metricann": ours_runs, "hnswlib": report["runs"]})
+    if a.skip:
+        results[a.skip] = previous[a.skip]
+    if a.rounds > 1:
+        median_of_rounds(results, rounds)
+        shutil.rmtree(ours_saved, ignore_errors=True)
+        theirs_saved.unlink(missing_ok=True)
 
     ours, theirs = results["metricann"], results["hnswlib"]
     summary = {"build_seconds_ratio": ours["build_seconds"] / theirs["build_seconds"]}
@@ -342,6 +379,21 @@ def main():
          f"{name}, k={a.k}, M={a.m}, efC={a.ef_construction}, ours: {a.neighbors}")
     print(json.dumps(summary, indent=2))
     print(f"wrote {result_path} and {result_path.with_suffix('.png')}", file=sys.stderr)
+
+
+def median_of_rounds(results, rounds):
+    """Each side's QPS at each (storage, ef) becomes the median of its rounds; the
+    rounds themselves, and each round's own ratio, stay in results["rounds"]."""
+    key = lambda run: (run.get("quantization", "none"), run["ef"])
+    for side in ("metricann", "hnswlib"):
+        for run in results[side]["runs"]:
+            qps = [x["qps"] for rnd in rounds for x in rnd[side] if key(x) == key(run)]
+            run["qps"], run["qps_rounds"] = statistics.median(qps), qps
+    for rnd in rounds:
+        theirs = {x["ef"]: x["qps"] for x in rnd["hnswlib"]}
+        rnd["ratio"] = [{"quantization": x.get("quantization", "none"), "ef": x["ef"], "ratio": x["qps"] / theirs[x["ef"]]}
+                        for x in rnd["metricann"] if x["ef"] in theirs]
+    results["rounds"] = rounds
 
 
 def machine():
