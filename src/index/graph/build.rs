@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::search::{PREFETCH_AHEAD, prefetch};
+use super::search::{prefetch, prefetching};
 use super::visited::Visited;
 use super::{BuildParams, Graph, INVALID, M_RANGE, Scored, Vectors};
 use crate::index::config::NeighborSelection;
@@ -463,14 +463,7 @@ impl<'a> Builder<'a> {
                     count += 1;
                 }
             }
-            let fresh = &fresh[..count];
-            for &p in fresh.iter().take(PREFETCH_AHEAD) {
-                prefetch(self.vector(p));
-            }
-            for (i, &p) in fresh.iter().enumerate() {
-                if let Some(&ahead) = fresh.get(i + PREFETCH_AHEAD) {
-                    prefetch(self.vector(ahead));
-                }
+            for p in prefetching(&fresh[..count], |p| prefetch(self.vector(p))) {
                 let score = self.score(q, p);
                 let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
                 if results.len() < ef || score > worst {

@@ -179,14 +179,7 @@ impl Graph {
                     count += 1;
                 }
             }
-            let fresh = &fresh[..count];
-            for &p in fresh.iter().take(PREFETCH_AHEAD) {
-                scorer.prefetch(p);
-            }
-            for (i, &p) in fresh.iter().enumerate() {
-                if let Some(&ahead) = fresh.get(i + PREFETCH_AHEAD) {
-                    scorer.prefetch(ahead);
-                }
+            for p in prefetching(&fresh[..count], |p| scorer.prefetch(p)) {
                 let score = scorer.score(p);
                 let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.score);
                 if results.len() < ef || score > worst {
@@ -270,7 +263,26 @@ impl Scorer for CodeScorer<'_> {
 /// on the core's line-fill buffers once the graph outgrows the cache; a few
 /// ahead keeps as many loads in flight while the distances run (bench/README.md,
 /// "Where the query time goes", has the measurements; 8 ahead measured the same).
-pub(super) const PREFETCH_AHEAD: usize = 4;
+const PREFETCH_AHEAD: usize = 4;
+
+/// `ids` in order, each handed out after `fetch` was called on the one
+/// [`PREFETCH_AHEAD`] places further on (the first ones up front), so their
+/// vectors are on their way while the earlier ones are scored.
+#[inline(always)]
+pub(super) fn prefetching<'a>(
+    ids: &'a [u32],
+    fetch: impl Fn(u32) + 'a,
+) -> impl Iterator<Item = u32> + 'a {
+    for &p in ids.iter().take(PREFETCH_AHEAD) {
+        fetch(p);
+    }
+    ids.iter().enumerate().map(move |(i, &p)| {
+        if let Some(&ahead) = ids.get(i + PREFETCH_AHEAD) {
+            fetch(ahead);
+        }
+        p
+    })
+}
 
 /// Issues a prefetch of `v`'s first cache lines (a hint: never faults).
 #[inline(always)]
