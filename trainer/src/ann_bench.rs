@@ -363,7 +363,7 @@ fn build(a: &BenchArgs, base: Vec<f32>, dim: usize, neighbors: NeighborSelection
         neighbors,
         ..IndexConfig::default()
     };
-    let mut index = Index::new(dim, "bench", config)?;
+    let mut index = Index::new(dim, FINGERPRINT, config)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(a.threads)
         .build()
@@ -385,6 +385,10 @@ fn build(a: &BenchArgs, base: Vec<f32>, dim: usize, neighbors: NeighborSelection
         seconds: start.elapsed().as_secs_f64(),
     })
 }
+
+/// The model fingerprint the benchmark's index carries (its vectors come from
+/// no model); a saved graph is loaded back under the same one.
+const FINGERPRINT: &str = "bench";
 
 /// What `--save-index` writes as the directory's manifest blob.
 #[derive(Serialize, Deserialize)]
@@ -423,7 +427,7 @@ fn load_saved(dir: &Path, dim: usize, rows: usize) -> Result<Built> {
             format!("dimension {} but the base vectors have {dim}", saved.dim),
         ));
     }
-    let (index, _) = Index::load(dim, "bench", &saved.index, &store, false)?;
+    let (index, _) = Index::load(dim, FINGERPRINT, &saved.index, &store, false)?;
     if index.len() != rows {
         return Err(bad(
             dir,
