@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::nodes::{Nodes, SharedNodes};
 use super::search::{prefetch, prefetching};
 use super::visited::Visited;
 use super::{BuildParams, Graph, INVALID, M_RANGE, Scored, Vectors};
@@ -54,8 +55,8 @@ const BLOCK: usize = 16;
 const MAX_LEVEL: usize = 16;
 
 /// Builds the graph over `data` (`ids.len() × dim` unit vectors) on rayon's
-/// current pool. The vectors are put in the graph's order where they are, so
-/// the build holds no second copy of them.
+/// current pool. The vectors are put in the graph's order and then into
+/// layer 0's blocks where they are, so the build holds no second copy of them.
 pub(super) fn build(mut ids: Vec<u64>, mut data: Vec<f32>, dim: usize, p: &BuildParams) -> Graph {
     let levels = draw_levels(ids.len(), p.m, p.seed);
     let mut order: Vec<u32> = (0..ids.len() as u32).collect();
@@ -66,19 +67,18 @@ pub(super) fn build(mut ids: Vec<u64>, mut data: Vec<f32>, dim: usize, p: &Build
         .map(|l| order.partition_point(|&row| levels[row as usize] >= l))
         .collect();
     permute_rows(&mut data, &mut ids, dim, &order);
-    let builder = Builder::new(dim, p, &data, &counts);
+    let mut nodes = Nodes::from_vectors(data, dim, 2 * p.m);
+    let upper = counts.iter().map(|&count| Layer::new(count, p.m)).collect();
+    let builder = Builder::new(p, nodes.shared(), upper);
     builder.insert_all(ids.len());
-    let Builder { layers, .. } = builder;
-    let mut layers = layers.into_iter().map(Layer::into_links);
-    let zero = layers.next().unwrap_or_default();
-    let upper = layers.collect();
+    let upper = builder.upper.into_iter().map(Layer::into_links).collect();
     Graph {
         dim,
         m: p.m,
         ef_search: p.ef_search.max(1),
-        vectors: Vectors::F32(data),
+        vectors: Vectors::F32,
         ids,
-        zero,
+        nodes,
         upper,
     }
 }
@@ -94,9 +94,10 @@ pub(super) fn build(mut ids: Vec<u64>, mut data: Vec<f32>, dim: usize, p: &Build
 /// build, so the result is the graph a build would have grown had the new
 /// points come last.
 pub(super) fn extend(graph: &mut Graph, ids: Vec<u64>, data: Vec<f32>, p: &BuildParams) {
-    let Vectors::F32(old) = &mut graph.vectors else {
-        unreachable!("Graph::extend refuses quantised graphs");
-    };
+    debug_assert!(
+        !graph.is_quantized(),
+        "Graph::extend refuses quantised graphs"
+    );
     let (dim, m, old_n, top) = (graph.dim, graph.m, graph.ids.len(), graph.upper.len());
     if ids.is_empty() {
         return;
@@ -152,19 +153,31 @@ pub(super) fn extend(graph: &mut Graph, ids: Vec<u64>, data: Vec<f32>, p: &Build
         }
         out
     };
-    let mut layers = vec![Layer::from_links(
-        renumber(&graph.zero, 2 * m, order.len()),
-        2 * m,
-    )];
-    for (l, links) in graph.upper.iter().enumerate() {
-        layers.push(Layer::from_links(renumber(links, m, counts[l]), m));
+    let upper = graph
+        .upper
+        .iter()
+        .enumerate()
+        .map(|(l, links)| Layer::from_links(renumber(links, m, counts[l]), m))
+        .collect();
+    // Layer 0 is renumbered where it is: the new points' blocks are added
+    // after the old ones, every old link is mapped to its new position, and
+    // the blocks are then put in the new order.
+    let nodes = &mut graph.nodes;
+    nodes.grow(order.len());
+    for (j, v) in data.chunks_exact(dim).enumerate() {
+        nodes.vector_mut(old_n + j).copy_from_slice(v);
     }
-    let mut vectors = std::mem::take(old);
-    vectors.extend_from_slice(&data);
     drop(data);
+    for node in 0..old_n {
+        for slot in nodes.links_mut(node) {
+            if *slot != INVALID {
+                *slot = position[*slot as usize];
+            }
+        }
+    }
     let mut all_ids = std::mem::take(&mut graph.ids);
     all_ids.extend_from_slice(&ids);
-    permute_rows(&mut vectors, &mut all_ids, dim, &order);
+    nodes.permute(&mut all_ids, &order);
     let inserted: Vec<u32> = order
         .iter()
         .enumerate()
@@ -172,20 +185,23 @@ pub(super) fn extend(graph: &mut Graph, ids: Vec<u64>, data: Vec<f32>, p: &Build
         .map(|(pos, _)| pos as u32)
         .collect();
     let params = BuildParams { m, ..*p };
-    let builder = Builder::with_layers(dim, &params, &vectors, layers);
+    let builder = Builder::new(&params, nodes.shared(), upper);
     builder.insert_parallel(&inserted);
-    let mut layers = builder.layers.into_iter().map(Layer::into_links);
-    graph.zero = layers.next().unwrap_or_default();
-    graph.upper = layers.collect();
+    graph.upper = builder.upper.into_iter().map(Layer::into_links).collect();
     graph.ids = all_ids;
-    graph.vectors = Vectors::F32(vectors);
 }
 
-/// Reorders rows in place so that row `i` becomes what row `order[i]` was:
-/// each cycle of the permutation is followed with one row held aside.
-fn permute_rows(data: &mut [f32], ids: &mut [u64], dim: usize, order: &[u32]) {
+/// Reorders rows of `dim` values in place so that row `i` becomes what row
+/// `order[i]` was: each cycle of the permutation is followed with one row
+/// held aside.
+pub(super) fn permute_rows<T: Copy + Default>(
+    data: &mut [T],
+    ids: &mut [u64],
+    dim: usize,
+    order: &[u32],
+) {
     let mut done = vec![false; order.len()];
-    let mut held = vec![0.0f32; dim];
+    let mut held = vec![T::default(); dim];
     for start in 0..order.len() {
         if done[start] {
             continue;
@@ -272,35 +288,36 @@ struct Scratch {
 }
 
 struct Builder<'a> {
-    dim: usize,
     m: usize,
     ef_construction: usize,
     neighbors: NeighborSelection,
-    vectors: &'a [f32],
-    /// Layer 0 (`2M` slots a node), then the upper layers (`M`).
-    layers: Vec<Layer>,
+    /// Layer 0 (`2M` slots a node) with the vectors.
+    zero: SharedNodes<'a>,
+    /// Layers 1 and up (`M` slots a node).
+    upper: Vec<Layer>,
     locks: Vec<AtomicBool>,
 }
 
 impl<'a> Builder<'a> {
-    fn new(dim: usize, p: &BuildParams, vectors: &'a [f32], upper_counts: &[usize]) -> Self {
-        let n = vectors.len() / dim.max(1);
-        let mut layers = vec![Layer::new(n, 2 * p.m)];
-        layers.extend(upper_counts.iter().map(|&count| Layer::new(count, p.m)));
-        Builder::with_layers(dim, p, vectors, layers)
-    }
-
     /// Over layers that may already hold links (see [`extend`]).
-    fn with_layers(dim: usize, p: &BuildParams, vectors: &'a [f32], layers: Vec<Layer>) -> Self {
-        let n = vectors.len() / dim.max(1);
+    fn new(p: &BuildParams, zero: SharedNodes<'a>, upper: Vec<Layer>) -> Self {
+        let n = zero.len();
         Builder {
-            dim,
             m: p.m,
             ef_construction: p.ef_construction.max(1),
             neighbors: p.neighbors,
-            vectors,
-            layers,
+            zero,
+            upper,
             locks: (0..n).map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
+
+    /// `node`'s link slots on `layer`.
+    #[inline(always)]
+    fn list(&self, layer: usize, node: u32) -> &[AtomicU32] {
+        match layer {
+            0 => self.zero.links(node),
+            _ => self.upper[layer - 1].list(node),
         }
     }
 
@@ -346,7 +363,7 @@ impl<'a> Builder<'a> {
 
     #[inline(always)]
     fn vector(&self, p: u32) -> &[f32] {
-        &self.vectors[p as usize * self.dim..][..self.dim]
+        self.zero.vector(p)
     }
 
     #[inline(always)]
@@ -356,7 +373,7 @@ impl<'a> Builder<'a> {
 
     /// The number of layers above 0 that `point` is on.
     fn level(&self, point: u32) -> usize {
-        self.layers[1..]
+        self.upper
             .iter()
             .take_while(|l| (point as usize) < l.slots.len() / l.width)
             .count()
@@ -371,10 +388,10 @@ impl<'a> Builder<'a> {
             score: self.score(q, 0),
             id: 0,
         };
-        for layer in (level + 1..self.layers.len()).rev() {
+        for layer in (level + 1..=self.upper.len()).rev() {
             entry = self.greedy(layer, q, entry);
         }
-        for layer in (0..=level.min(self.layers.len() - 1)).rev() {
+        for layer in (0..=level.min(self.upper.len())).rev() {
             self.search_layer(layer, q, entry, point, scratch);
             let Some(&best) = scratch.found.first() else {
                 continue;
@@ -399,10 +416,9 @@ impl<'a> Builder<'a> {
     /// Greedy descent on one upper layer: the neighbour most similar to `q`,
     /// until none is better.
     fn greedy(&self, layer: usize, q: &[f32], mut entry: Scored<u32>) -> Scored<u32> {
-        let links = &self.layers[layer];
         loop {
             let mut moved = false;
-            for slot in links.list(entry.id) {
+            for slot in self.list(layer, entry.id) {
                 let p = slot.load(Relaxed);
                 if p == INVALID {
                     break;
@@ -430,7 +446,6 @@ impl<'a> Builder<'a> {
         point: u32,
         scratch: &mut Scratch,
     ) {
-        let links = &self.layers[layer];
         let ef = self.ef_construction;
         let Scratch {
             visited,
@@ -453,7 +468,7 @@ impl<'a> Builder<'a> {
                 break;
             }
             let mut count = 0;
-            for slot in links.list(c.id) {
+            for slot in self.list(layer, c.id) {
                 let p = slot.load(Relaxed);
                 if p == INVALID {
                     break;
@@ -521,7 +536,7 @@ impl<'a> Builder<'a> {
     /// Writes `point`'s own list on `layer`.
     fn write_list(&self, layer: usize, point: u32, chosen: &[Scored<u32>]) {
         let _guard = self.lock(point);
-        let list = self.layers[layer].list(point);
+        let list = self.list(layer, point);
         for (i, slot) in list.iter().enumerate() {
             slot.store(chosen.get(i).map_or(INVALID, |s| s.id), Relaxed);
         }
@@ -538,7 +553,7 @@ impl<'a> Builder<'a> {
         kept: &mut Vec<Scored<u32>>,
         pruned: &mut Vec<Scored<u32>>,
     ) {
-        let list = self.layers[layer].list(c.id);
+        let list = self.list(layer, c.id);
         let _guard = self.lock(c.id);
         if let Some(free) = list.iter().position(|s| s.load(Relaxed) == INVALID) {
             list[free].store(point, Relaxed);

@@ -4,6 +4,7 @@
 //! blob kind `SEGH`), a quantised one in a varint layout (`SEGQ`). Nothing
 //! writes them any more except the tests, which need old blobs to read.
 
+use super::nodes::Nodes;
 use super::{Graph, LEGACY_M, MapLayout, Vectors};
 use crate::blob::wire::{Reader, WireError};
 
@@ -59,13 +60,15 @@ impl QuantizedLayout {
             scales: self.scales,
             residual: None,
         };
+        let nodes = Nodes::from_parts(&self.zero, 2 * LEGACY_M, &[], 0)?;
+        drop(self.zero);
         Graph::checked(
             dim,
             LEGACY_M,
             self.ef_search,
             vectors,
             self.ids,
-            self.zero,
+            nodes,
             self.upper,
         )
     }
@@ -124,7 +127,7 @@ mod write {
                 codes: serde_bytes::ByteBuf::from(
                     codes.iter().map(|&c| c as u8).collect::<Vec<u8>>(),
                 ),
-                zero: &self.zero,
+                zero: self.nodes.flat_links(),
                 upper: &self.upper,
             })
         }
@@ -138,7 +141,7 @@ mod write {
         ids: &'a [u64],
         scales: &'a [f32],
         codes: serde_bytes::ByteBuf,
-        zero: &'a [u32],
+        zero: Vec<u32>,
         upper: &'a [Vec<u32>],
     }
 
@@ -162,7 +165,8 @@ mod write {
             let mut h = s.serialize_struct("Hnsw", 4)?;
             h.serialize_field("ef_search", &g.ef_search)?;
             h.serialize_field("points", &RowsRef(g))?;
-            h.serialize_field("zero", &LinksRef::<{ 2 * LEGACY_M }>(&g.zero))?;
+            let zero = g.nodes.flat_links();
+            h.serialize_field("zero", &LinksRef::<{ 2 * LEGACY_M }>(&zero))?;
             let layers: Vec<LinksRef<LEGACY_M>> =
                 g.upper.iter().map(|l| LinksRef::<LEGACY_M>(l)).collect();
             h.serialize_field("layers", &layers)?;

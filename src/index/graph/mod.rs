@@ -2,10 +2,10 @@
 //!
 //! [`build`] inserts the points (in parallel) straight into this layout:
 //!
-//! - the vectors in one contiguous `f32` array, in the graph's point order, so a
-//!   node's vector is one offset away and can be prefetched;
-//! - layer 0 as one `u32` array of `2M` slots per node, upper layers as `M`
-//!   slots per node (`u32::MAX` ends a node's list), `M` chosen per graph;
+//! - layer 0 as one block per node ([`nodes`]): the node's float vector, then
+//!   its `2M` link slots (`u32::MAX` ends a node's list), in the graph's point
+//!   order, so a node is one offset away and can be prefetched; the upper
+//!   layers as `M` slots per node; `M` chosen per graph;
 //! - a search with two binary heaps and a generation-stamped visited array
 //!   reused per thread, and `ef` chosen per query.
 //!
@@ -34,9 +34,11 @@ use std::cmp::Ordering;
 use super::distance;
 use super::{NeighborSelection, Quantization};
 use crate::blob::wire::{Reader, WireError};
+use nodes::Nodes;
 
 mod build;
 pub(crate) mod legacy;
+mod nodes;
 pub(crate) mod packed;
 mod search;
 mod visited;
@@ -58,12 +60,12 @@ pub(crate) struct Graph {
     m: usize,
     /// The `ef` searches use unless told otherwise; also stored with the graph.
     ef_search: usize,
-    /// `n × dim`, point order.
+    /// How the vectors are kept, point order.
     vectors: Vectors,
     /// The caller's id of each point, point order.
     ids: Vec<u64>,
-    /// `n × 2m` layer-0 links.
-    zero: Vec<u32>,
+    /// Layer 0: each point's `2m` links, with its float vector in a float graph.
+    nodes: Nodes,
     /// `upper[l - 1]`: layer `l`'s links, `m` per node. Layer `l` holds the first
     /// `upper[l - 1].len() / m` points (a prefix, shrinking upwards); a search
     /// enters at point 0 of the top layer.
@@ -73,8 +75,8 @@ pub(crate) struct Graph {
 /// A graph's vectors, in point order.
 #[derive(Clone, Debug, PartialEq)]
 enum Vectors {
-    /// `n × dim` floats.
-    F32(Vec<f32>),
+    /// Floats, in layer 0's [`Nodes`] beside each point's links.
+    F32,
     /// `n × dim` codes and `n` scales: vector `p` ≈ `scales[p] · codes[p]`;
     /// with `n × dim` residual codes, `scales[p] · (codes[p] + residual[p] / 254)`.
     I8 {
@@ -85,10 +87,11 @@ enum Vectors {
 }
 
 impl Vectors {
-    /// Bytes the vectors take, in memory and in the packed layout alike.
+    /// Bytes the codes take, in memory and in the packed layout alike (the
+    /// floats are counted with the nodes).
     fn bytes(&self) -> usize {
         match self {
-            Vectors::F32(data) => data.len() * 4,
+            Vectors::F32 => 0,
             Vectors::I8 {
                 codes,
                 scales,
@@ -195,15 +198,9 @@ impl Graph {
         if let Some(pos) = vectors.iter().position(|x| !x.is_finite()) {
             return Err(format!("point {} has a non-finite value", pos / dim));
         }
-        Graph::checked(
-            dim,
-            LEGACY_M,
-            ef_search,
-            Vectors::F32(vectors),
-            ids,
-            zero,
-            upper,
-        )
+        let nodes = Nodes::from_parts(&zero, 2 * LEGACY_M, &vectors, dim)?;
+        drop(vectors);
+        Graph::checked(dim, LEGACY_M, ef_search, Vectors::F32, ids, nodes, upper)
     }
 
     /// Checks that every link is in range and the layers shrink upwards, and
@@ -214,23 +211,38 @@ impl Graph {
         ef_search: u64,
         vectors: Vectors,
         ids: Vec<u64>,
-        zero: Vec<u32>,
+        nodes: Nodes,
         layers: Vec<Vec<u32>>,
     ) -> Result<Graph, String> {
         let n = ids.len();
         if !M_RANGE.contains(&m) {
             return Err(format!("M {m} is outside {M_RANGE:?}"));
         }
-        let m0 = 2 * m;
-        if zero.len() != n * m0 {
-            return Err(format!("{n} points but {} graph nodes", zero.len() / m0));
-        }
-        if let Some(bad) = out_of_range(&zero, n) {
+        if nodes.len() != n || nodes.width() != 2 * m {
             return Err(format!(
-                "node {} links to point {} of {n}",
-                bad / m0,
-                zero[bad]
+                "{n} points but {} graph nodes of {} links",
+                nodes.len(),
+                nodes.width()
             ));
+        }
+        let floats = if matches!(vectors, Vectors::F32) {
+            dim
+        } else {
+            0
+        };
+        if nodes.dim() != floats {
+            return Err(format!(
+                "nodes of dimension {} in a graph of {floats}",
+                nodes.dim()
+            ));
+        }
+        for p in 0..n {
+            if let Some(bad) = out_of_range(nodes.links(p), n) {
+                return Err(format!(
+                    "node {p} links to point {} of {n}",
+                    nodes.links(p)[bad]
+                ));
+            }
         }
         let mut below = n;
         let mut upper = Vec::with_capacity(layers.len());
@@ -266,7 +278,7 @@ impl Graph {
             ef_search,
             vectors,
             ids,
-            zero,
+            nodes,
             upper,
         })
     }
@@ -286,15 +298,16 @@ impl Graph {
         }
         let dim = self.dim;
         match (&mut self.vectors, mode) {
-            (Vectors::F32(data), Quantization::Int8 | Quantization::Int8Residual) => {
-                let mut codes = vec![0i8; data.len()];
-                let mut residual =
-                    (mode == Quantization::Int8Residual).then(|| vec![0i8; data.len()]);
-                let scales = data
-                    .chunks_exact(dim)
-                    .zip(codes.chunks_exact_mut(dim))
+            (Vectors::F32, Quantization::Int8 | Quantization::Int8Residual) => {
+                let values = self.ids.len() * dim;
+                let mut codes = vec![0i8; values];
+                let mut residual = (mode == Quantization::Int8Residual).then(|| vec![0i8; values]);
+                let nodes = &self.nodes;
+                let scales = codes
+                    .chunks_exact_mut(dim)
                     .enumerate()
-                    .map(|(p, (v, c))| {
+                    .map(|(p, c)| {
+                        let v = nodes.vector(p);
                         let scale = distance::quantize_i8(v, c);
                         if let Some(r) = &mut residual {
                             let r = &mut r[p * dim..(p + 1) * dim];
@@ -308,6 +321,7 @@ impl Graph {
                     scales,
                     residual,
                 };
+                self.nodes = self.nodes.without_vectors();
             }
             (Vectors::I8 { residual, .. }, Quantization::Int8) => *residual = None,
             _ => {}
@@ -326,7 +340,7 @@ impl Graph {
     /// How the graph stores its vectors.
     pub(crate) fn quantization(&self) -> Quantization {
         match &self.vectors {
-            Vectors::F32(_) => Quantization::None,
+            Vectors::F32 => Quantization::None,
             Vectors::I8 { residual: None, .. } => Quantization::Int8,
             Vectors::I8 {
                 residual: Some(_), ..
@@ -338,11 +352,11 @@ impl Graph {
         matches!(self.vectors, Vectors::I8 { .. })
     }
 
-    /// Bytes the graph holds in memory: vectors (or codes and scales), links
-    /// and ids.
+    /// Bytes the graph holds in memory: layer 0's nodes (links, and float
+    /// vectors), codes and scales, upper links and ids.
     pub(crate) fn heap_bytes(&self) -> usize {
-        let links: usize = self.zero.len() + self.upper.iter().map(Vec::len).sum::<usize>();
-        self.vectors.bytes() + links * 4 + self.ids.len() * 8
+        let upper: usize = self.upper.iter().map(Vec::len).sum();
+        self.nodes.bytes() + self.vectors.bytes() + upper * 4 + self.ids.len() * 8
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -369,11 +383,11 @@ impl Graph {
     /// vectors are dequantised (`scale · codes`, plus the residual if kept).
     pub(crate) fn for_each(&self, mut f: impl FnMut(u64, &[f32])) {
         match &self.vectors {
-            Vectors::F32(data) => self
+            Vectors::F32 => self
                 .ids
                 .iter()
-                .zip(data.chunks_exact(self.dim))
-                .for_each(|(&id, v)| f(id, v)),
+                .enumerate()
+                .for_each(|(p, &id)| f(id, self.nodes.vector(p))),
             Vectors::I8 {
                 codes,
                 scales,

@@ -28,6 +28,7 @@
 //! Every size is checked against the bytes left before anything is allocated,
 //! and the graph goes through [`Graph::checked`] like every other.
 
+use super::nodes::Nodes;
 use super::{Graph, INVALID, Quantization, Vectors};
 use crate::blob::wire::{Reader, WireError};
 
@@ -48,8 +49,10 @@ fn link_bytes(n: usize) -> usize {
 pub(crate) fn write(graph: &Graph, fingerprint: &str, out: &mut Vec<u8>) {
     let n = graph.ids.len();
     let width = link_bytes(n);
-    let links = graph.zero.len() + graph.upper.iter().map(Vec::len).sum::<usize>();
-    out.reserve(64 + fingerprint.len() + n * 8 + graph.vectors.bytes() + links * width);
+    let nodes = &graph.nodes;
+    let links = n * nodes.width() + graph.upper.iter().map(Vec::len).sum::<usize>();
+    let floats = n * nodes.dim() * 4;
+    out.reserve(64 + fingerprint.len() + n * 8 + floats + graph.vectors.bytes() + links * width);
     put_varint(out, fingerprint.len() as u64);
     out.extend_from_slice(fingerprint.as_bytes());
     put_varint(out, graph.dim as u64);
@@ -70,8 +73,8 @@ pub(crate) fn write(graph: &Graph, fingerprint: &str, out: &mut Vec<u8>) {
         out.extend_from_slice(&id.to_le_bytes());
     }
     match &graph.vectors {
-        Vectors::F32(data) => {
-            for x in data {
+        Vectors::F32 => {
+            for x in (0..n).flat_map(|p| nodes.vector(p)) {
                 out.extend_from_slice(&x.to_le_bytes());
             }
         }
@@ -89,11 +92,10 @@ pub(crate) fn write(graph: &Graph, fingerprint: &str, out: &mut Vec<u8>) {
             }
         }
     }
-    for layer in std::iter::once(&graph.zero).chain(&graph.upper) {
-        // INVALID is all ones, so its low `width` bytes are the empty slot.
-        for p in layer {
-            out.extend_from_slice(&p.to_le_bytes()[..width]);
-        }
+    // INVALID is all ones, so its low `width` bytes are the empty slot.
+    let zero = (0..n).flat_map(|p| nodes.links(p));
+    for p in zero.chain(graph.upper.iter().flatten()) {
+        out.extend_from_slice(&p.to_le_bytes()[..width]);
     }
 }
 
@@ -143,16 +145,9 @@ pub(crate) fn read(r: &mut Reader, m: Option<usize>) -> Result<Packed, String> {
     let values = n
         .checked_mul(dim)
         .ok_or_else(|| format!("{n} points of dimension {dim}"))?;
-    let vectors = match vectors {
-        VECTORS_F32 => {
-            let data = fixed(r, "vectors", values, 4, |b| {
-                f32::from_le_bytes([b[0], b[1], b[2], b[3]])
-            })?;
-            if let Some(pos) = data.iter().position(|x| !x.is_finite()) {
-                return Err(format!("point {} has a non-finite value", pos / dim));
-            }
-            Vectors::F32(data)
-        }
+    let m0 = 2 * m;
+    let (vectors, mut nodes) = match vectors {
+        VECTORS_F32 => (Vectors::F32, float_nodes(r, n, m0, dim, width)?),
         VECTORS_I8 | VECTORS_I8_RESIDUAL => {
             let scales = fixed(r, "scales", n, 4, |b| {
                 f32::from_le_bytes([b[0], b[1], b[2], b[3]])
@@ -166,23 +161,25 @@ pub(crate) fn read(r: &mut Reader, m: Option<usize>) -> Result<Packed, String> {
             } else {
                 None
             };
-            Vectors::I8 {
+            let codes = Vectors::I8 {
                 codes,
                 scales,
                 residual,
-            }
+            };
+            ensure_left(r, n, 0, m0 * width)?;
+            (codes, Nodes::new(n, m0, 0))
         }
         t => return Err(format!("unknown vector type {t}")),
     };
-    let slots = n
-        .checked_mul(2 * m)
-        .ok_or_else(|| format!("{n} points: too many links"))?;
-    let zero = links(r, "layer 0", slots, width)?;
+    let raw = r.raw("layer 0", n * m0 * width)?;
+    for (p, bytes) in raw.chunks_exact(m0 * width).enumerate() {
+        decode_links(bytes, width, nodes.links_mut(p));
+    }
     let upper = counts
         .into_iter()
         .map(|nodes| links(r, "upper layer", nodes * m, width))
         .collect::<Result<Vec<_>, _>>()?;
-    let graph = Graph::checked(dim, m, ef_search, vectors, ids, zero, upper)?;
+    let graph = Graph::checked(dim, m, ef_search, vectors, ids, nodes, upper)?;
     Ok(Packed {
         fingerprint,
         dim,
@@ -204,43 +201,81 @@ fn fixed<T>(
     Ok(r.raw(what, bytes)?.chunks_exact(width).map(f).collect())
 }
 
+/// Fails unless `n` nodes' vectors (`floats` each) and layer-0 links
+/// (`link_bytes` each) are left to read: checked before the nodes are allocated.
+fn ensure_left(r: &Reader, n: usize, floats: usize, link_bytes: usize) -> Result<(), String> {
+    let need = (floats * 4 + link_bytes)
+        .checked_mul(n)
+        .ok_or_else(|| format!("{n} points: too many bytes"))?;
+    if r.remaining() < need {
+        return Err(format!(
+            "{n} points need {need} bytes of vectors and layer 0, {} are left",
+            r.remaining()
+        ));
+    }
+    Ok(())
+}
+
+/// A float graph's nodes with their vectors read in (`n × dim` little-endian
+/// floats, each checked finite) and their links still empty.
+fn float_nodes(
+    r: &mut Reader,
+    n: usize,
+    m0: usize,
+    dim: usize,
+    width: usize,
+) -> Result<Nodes, String> {
+    ensure_left(r, n, dim, m0 * width)?;
+    let raw = r.raw("vectors", n * dim * 4)?;
+    let mut nodes = Nodes::new(n, m0, dim);
+    for (p, bytes) in raw.chunks_exact(dim * 4).enumerate() {
+        let v = nodes.vector_mut(p);
+        for (x, b) in v.iter_mut().zip(bytes.chunks_exact(4)) {
+            *x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(format!("point {p} has a non-finite value"));
+        }
+    }
+    Ok(nodes)
+}
+
 /// `count` links of `width` bytes, the empty slot mapped to [`INVALID`].
 fn links(r: &mut Reader, what: &str, count: usize, width: usize) -> Result<Vec<u32>, WireError> {
-    if width == 4 {
-        return fixed(r, what, count, 4, |b| {
-            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-        });
-    }
     let bytes = count
-        .checked_mul(3)
+        .checked_mul(width)
         .ok_or_else(|| WireError::from(format!("{what}: {count} values")))?;
     let raw = r.raw(what, bytes)?;
-    // Four links from three words: one load per word instead of one per
-    // byte (at a million points this reads 64 million links). Collected as
-    // quads (no zeroing first, no capacity check per link), then viewed as
-    // links without a copy; the tail holds what an odd `M` leaves.
-    let (body, tail) = raw.split_at(count / 4 * 12);
-    let quads: Vec<[u32; 4]> = body
-        .chunks_exact(12)
-        .map(|w| {
-            let a = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-            let b = u32::from_le_bytes([w[4], w[5], w[6], w[7]]);
-            let c = u32::from_le_bytes([w[8], w[9], w[10], w[11]]);
-            [
-                u24(a & 0xFF_FFFF),
-                u24((a >> 24) | ((b & 0xFFFF) << 8)),
-                u24((b >> 16) | ((c & 0xFF) << 16)),
-                u24(c >> 8),
-            ]
-        })
-        .collect();
-    let mut out: Vec<u32> = bytemuck::allocation::try_cast_vec(quads)
-        .map_err(|(e, _)| WireError::from(format!("{what}: {e:?}")))?;
-    out.extend(
-        tail.chunks_exact(3)
-            .map(|b| u24(u32::from(b[0]) | (u32::from(b[1]) << 8) | (u32::from(b[2]) << 16))),
-    );
+    let mut out = vec![0; count];
+    decode_links(raw, width, &mut out);
     Ok(out)
+}
+
+/// Decodes `out.len()` links of `width` bytes from `raw`.
+fn decode_links(raw: &[u8], width: usize, out: &mut [u32]) {
+    if width == 4 {
+        for (o, b) in out.iter_mut().zip(raw.chunks_exact(4)) {
+            *o = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        return;
+    }
+    // Four links from three words: one load per word instead of one per
+    // byte (at a million points this reads 64 million links); the tail
+    // holds what an odd `M` leaves.
+    let (body, tail) = raw.split_at(out.len() / 4 * 12);
+    let (quads, rest) = out.split_at_mut(out.len() / 4 * 4);
+    for (w, o) in body.chunks_exact(12).zip(quads.chunks_exact_mut(4)) {
+        let a = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        let b = u32::from_le_bytes([w[4], w[5], w[6], w[7]]);
+        let c = u32::from_le_bytes([w[8], w[9], w[10], w[11]]);
+        o[0] = u24(a & 0xFF_FFFF);
+        o[1] = u24((a >> 24) | ((b & 0xFFFF) << 8));
+        o[2] = u24((b >> 16) | ((c & 0xFF) << 16));
+        o[3] = u24(c >> 8);
+    }
+    for (b, o) in tail.chunks_exact(3).zip(rest) {
+        *o = u24(u32::from(b[0]) | (u32::from(b[1]) << 8) | (u32::from(b[2]) << 16));
+    }
 }
 
 /// A 3-byte link: the empty slot (all ones) becomes [`INVALID`] (a select,
@@ -351,7 +386,8 @@ mod tests {
         );
         // Residual codes add a byte a value.
         assert_eq!(packed(&residual).len() - packed(&quantized).len(), 300 * 12);
-        let links = float.zero.len() + float.upper.iter().map(Vec::len).sum::<usize>();
+        let links =
+            float.nodes.flat_links().len() + float.upper.iter().map(Vec::len).sum::<usize>();
         assert!(packed(&quantized).len() < 300 * (8 + 4 + 12) + links * 3 + 64);
     }
 

@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::nodes::Nodes;
 use super::visited::Visited;
 use super::{Graph, INVALID, M_RANGE, Scored, Vectors};
 use crate::index::distance;
@@ -49,8 +50,12 @@ impl Graph {
     ) {
         let dim = self.dim;
         match &self.vectors {
-            Vectors::F32(data) => {
-                self.walk(&FloatScorer { query, data, dim }, ef, state);
+            Vectors::F32 => {
+                let scorer = FloatScorer {
+                    query,
+                    nodes: &self.nodes,
+                };
+                self.walk(&scorer, ef, state);
                 out.extend(
                     state
                         .results
@@ -166,11 +171,10 @@ impl Graph {
             // The next candidate's links, loaded while this one's neighbours
             // are scored (it is usually the one expanded next).
             if let Some(next) = candidates.peek() {
-                prefetch(&self.zero[next.id as usize * m0..][..m0]);
+                prefetch(self.nodes.links(next.id as usize));
             }
-            let start = c.id as usize * m0;
             let mut count = 0;
-            for &p in &self.zero[start..start + m0] {
+            for &p in self.nodes.links(c.id as usize) {
                 if p == INVALID {
                     break;
                 }
@@ -205,26 +209,17 @@ trait Scorer {
 /// Float vectors: the cosine similarity.
 struct FloatScorer<'a> {
     query: &'a [f32],
-    data: &'a [f32],
-    dim: usize,
-}
-
-impl FloatScorer<'_> {
-    #[inline(always)]
-    fn vector(&self, p: u32) -> &[f32] {
-        let start = p as usize * self.dim;
-        &self.data[start..start + self.dim]
-    }
+    nodes: &'a Nodes,
 }
 
 impl Scorer for FloatScorer<'_> {
     #[inline(always)]
     fn score(&self, p: u32) -> f32 {
-        distance::dot(self.query, self.vector(p))
+        distance::dot(self.query, self.nodes.vector(p as usize))
     }
     #[inline(always)]
     fn prefetch(&self, p: u32) {
-        prefetch(self.vector(p));
+        prefetch(self.nodes.vector(p as usize));
     }
 }
 

@@ -268,7 +268,8 @@ fn with(m: usize, neighbors: NeighborSelection) -> BuildParams {
 /// Every list ends at its first empty slot, holds no point twice, never the
 /// node itself, and upper layers shrink.
 fn assert_well_formed(g: &Graph) {
-    let layers = std::iter::once((&g.zero, 2 * g.m)).chain(g.upper.iter().map(|l| (l, g.m)));
+    let zero = g.nodes.flat_links();
+    let layers = std::iter::once((&zero, 2 * g.m)).chain(g.upper.iter().map(|l| (l, g.m)));
     for (links, width) in layers {
         for (node, list) in links.chunks_exact(width).enumerate() {
             let len = list.iter().position(|&p| p == INVALID).unwrap_or(width);
@@ -328,7 +329,11 @@ fn every_m_and_selection_builds_a_searchable_graph() {
     // The diversity rule keeps layer-0 lists shorter than filling them does.
     let links = |neighbors| {
         let g = Graph::build(ids.clone(), data.clone(), dim, &with(16, neighbors)).unwrap();
-        g.zero.iter().filter(|&&p| p != INVALID).count()
+        g.nodes
+            .flat_links()
+            .iter()
+            .filter(|&&p| p != INVALID)
+            .count()
     };
     assert!(links(NeighborSelection::Diverse) < links(NeighborSelection::DiverseFill));
 }
