@@ -629,10 +629,20 @@ mod tests {
             )
         );
         assert_eq!((float.ef, fine.ef), (int8.ef, int8.ef));
-        // 300 vectors of 8 floats (32 bytes) become 8 codes + a scale (12
-        // bytes), and 8 residual codes more (20 bytes).
-        assert_eq!(float.index_memory_bytes - int8.index_memory_bytes, 300 * 20);
-        assert_eq!(float.index_memory_bytes - fine.index_memory_bytes, 300 * 12);
+        // A float node keeps its 8 floats beside its 64 layer-0 links (M 32),
+        // padded to whole 64-byte lines: 80 words, 320 bytes. A quantised one
+        // keeps the 64 links (256 bytes) and 8 codes + a scale (12 bytes), and
+        // 8 residual codes more (20 bytes).
+        assert_eq!(r.m, 32);
+        let (float_node, int8_node, fine_node) = (320, 256 + 12, 256 + 20);
+        assert_eq!(
+            float.index_memory_bytes - int8.index_memory_bytes,
+            300 * (float_node - int8_node)
+        );
+        assert_eq!(
+            float.index_memory_bytes - fine.index_memory_bytes,
+            300 * (float_node - fine_node)
+        );
         assert!(int8.index_bytes < fine.index_bytes && fine.index_bytes < float.index_bytes);
         assert!(int8.recall_at_k > float.recall_at_k - 0.1, "{:?}", r.runs);
         assert!(fine.recall_at_k > float.recall_at_k - 0.02, "{:?}", r.runs);
