@@ -233,8 +233,9 @@ impl Nodes {
         // SAFETY: `AtomicU32` has the size, alignment (4 on every target this
         // builds for) and bit validity of `u32`, and `body` is borrowed
         // mutably for the view's life, so nothing else reads or writes it.
-        let words =
-            unsafe { std::slice::from_raw_parts(body.as_ptr() as *const AtomicU32, body.len()) };
+        let words = unsafe {
+            std::slice::from_raw_parts(body.as_mut_ptr() as *const AtomicU32, body.len())
+        };
         SharedNodes {
             words,
             n,
@@ -287,6 +288,7 @@ impl Clone for Nodes {
     }
 }
 
+/// Bit for bit: the same links and the same float bits (so `-0.0` is not `0.0`).
 impl PartialEq for Nodes {
     fn eq(&self, other: &Nodes) -> bool {
         self.n == other.n

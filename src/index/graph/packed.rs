@@ -204,9 +204,11 @@ fn fixed<T>(
 /// Fails unless `n` nodes' vectors (`floats` each) and layer-0 links
 /// (`link_bytes` each) are left to read: checked before the nodes are allocated.
 fn ensure_left(r: &Reader, n: usize, floats: usize, link_bytes: usize) -> Result<(), String> {
-    let need = (floats * 4 + link_bytes)
-        .checked_mul(n)
-        .ok_or_else(|| format!("{n} points: too many bytes"))?;
+    let need = floats
+        .checked_mul(4)
+        .and_then(|b| b.checked_add(link_bytes))
+        .and_then(|b| b.checked_mul(n))
+        .ok_or_else(|| format!("{n} points of dimension {floats}: too many bytes"))?;
     if r.remaining() < need {
         return Err(format!(
             "{n} points need {need} bytes of vectors and layer 0, {} are left",
@@ -225,6 +227,7 @@ fn float_nodes(
     dim: usize,
     width: usize,
 ) -> Result<Nodes, String> {
+    // After this check every product below fits: they are parts of `need`.
     ensure_left(r, n, dim, m0 * width)?;
     let raw = r.raw("vectors", n * dim * 4)?;
     let mut nodes = Nodes::new(n, m0, dim);
@@ -389,6 +392,23 @@ mod tests {
         let links =
             float.nodes.flat_links().len() + float.upper.iter().map(Vec::len).sum::<usize>();
         assert!(packed(&quantized).len() < 300 * (8 + 4 + 12) + links * 3 + 64);
+    }
+
+    #[test]
+    fn a_dimension_whose_bytes_overflow_is_an_error() {
+        for dim in [1u64 << 40, 1 << 62, (1 << 62) + 1, u64::MAX / 3] {
+            let mut bytes = vec![0]; // empty fingerprint
+            put_varint(&mut bytes, dim);
+            put_varint(&mut bytes, 1); // ef_search
+            put_varint(&mut bytes, 1); // one point
+            bytes.extend_from_slice(&[VECTORS_F32, 3]);
+            put_varint(&mut bytes, 32); // M
+            put_varint(&mut bytes, 0); // no upper layers
+            bytes.extend_from_slice(&[0; 8]); // its id
+            bytes.extend_from_slice(&[0xFF; 192]);
+            let e = read(&mut Reader::new(&bytes), None).err();
+            assert!(e.is_some(), "dimension {dim} was read");
+        }
     }
 
     #[test]
